@@ -1,0 +1,30 @@
+# IVADAS developer entry points. `make test` is what CI runs (see .ci/run).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test demo bench clean
+
+$(BIN)/ivadas: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(BIN)/ivadas
+
+test: install
+	$(BIN)/pytest -q
+
+# The demo on synthetic data: random backbone weights unless ImageNet weights are in the torch hub cache.
+demo: install
+	$(BIN)/ivadas demo-data
+	$(BIN)/ivadas train --data .ivadas/demo-data --backbone resnet18 --weights $${WEIGHTS:-auto-or-random}
+	$(BIN)/ivadas evaluate --data .ivadas/demo-data
+
+bench: install
+	$(BIN)/ivadas bench --data ../shared/datasets/elpv --onnx-backbone ../shared/backbones/resnet50v2-imagenet/model.onnx
+
+clean:
+	rm -rf $(VENV) .ivadas .pytest_cache

@@ -1,0 +1,93 @@
+"""Runs an ONNX feature extractor: the one place features come from, in training and serving.
+
+Contract of the graph: input `[N, 3, H, W]` float32, RGB normalised with the backbone's mean and
+std, and one output per feature layer named like the layer (e.g. `layer2`, `layer3`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import BundleError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Identity of a feature extractor, as recorded in a bundle manifest."""
+
+    name: str
+    layers: tuple[str, ...]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    weights: str = "unknown"  # "imagenet", "random", a file's sha256 ...
+    precision: str = "fp32"  # or "int8"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "layers": list(self.layers),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "weights": self.weights,
+            "precision": self.precision,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BackboneSpec":
+        return cls(
+            name=data["name"],
+            layers=tuple(data["layers"]),
+            mean=tuple(data["mean"]),
+            std=tuple(data["std"]),
+            weights=data.get("weights", "unknown"),
+            precision=data.get("precision", "fp32"),
+        )
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning ORT workers fight faiss's OpenMP threads for the same cores between calls.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    threads = threads or int(os.environ.get("IVADAS_ORT_THREADS", "0"))
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
+class OnnxBackbone:
+    """An ONNX Runtime session that returns the named feature layers for a normalised batch."""
+
+    def __init__(self, onnx_path: str | os.PathLike, spec: BackboneSpec, threads: int | None = None):
+        self.path = Path(onnx_path)
+        self.spec = spec
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(f"the backbone {self.path.name} cannot be loaded by ONNX Runtime: {exc}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        missing = [layer for layer in spec.layers if layer not in outputs]
+        if missing:
+            raise BundleError(f"the backbone {self.path.name} has no output(s) {missing}; it has {outputs}")
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Feature maps `[N, C_l, H_l, W_l]` for every configured layer, in layer order."""
+        return self.session.run(list(self.spec.layers), {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})

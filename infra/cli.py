@@ -1,0 +1,245 @@
+"""The `ivadas` command: parses arguments and calls the packages; no logic of its own.
+
+User mistakes (bad paths, unknown classes, invalid values) end with one `error:` line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inference  # noqa: F401  (sets thread-pool defaults before numpy and faiss load)
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from inference.defaults import DEFAULT_CONFIG, MODEL_KINDS, NOISE_METHODS
+
+EXIT_USER_ERROR = 2
+
+
+def home() -> Path:
+    """Workspace for data, bundles and reports: `$IVADAS_HOME`, default `./.ivadas`."""
+    return Path(os.environ.get("IVADAS_HOME", ".ivadas"))
+
+
+def default_bundle(kind: str) -> Path:
+    return home() / "bundles" / kind / "model.tar.gz"
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _floats3(value: str) -> tuple[float, float, float]:
+    parts = [float(v) for v in _csv(value)]
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError("expected three comma-separated numbers")
+    return tuple(parts)
+
+
+def _ratio(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
+    return number
+
+
+def cmd_demo_data(args) -> int:
+    from pipelines.synthetic import generate
+
+    root = generate(args.output, _csv(args.classes), args.size, args.train_count, args.test_good_count,
+                    args.test_defect_count, args.contamination, args.seed)
+    print(f"demo dataset written to {root} (classes: {args.classes})")
+    return 0
+
+
+def _model_config(args):
+    from inference.defaults import ModelConfig
+
+    overrides = {"kind": args.model, "image_size": args.image_size, "coreset_ratio": args.coreset_ratio,
+                 "noise_method": args.noise_method, "noise_fraction": args.noise_fraction, "seed": args.seed}
+    return ModelConfig(**{**DEFAULT_CONFIG.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def _backbone_source(args):
+    from pipelines.backbones import BackboneSource
+
+    extra = {}
+    if args.mean:
+        extra["mean"] = args.mean
+    if args.std:
+        extra["std"] = args.std
+    return BackboneSource(name=args.backbone, weights=args.weights, layers=tuple(_csv(args.layers)), **extra)
+
+
+def cmd_train(args) -> int:
+    from pipelines.datasets import list_classes
+    from pipelines.training import train_bundle
+
+    classes = _csv(args.classes) if args.classes else list_classes(args.data)
+    output = Path(args.output or default_bundle(args.model))
+    report = train_bundle(args.data, classes, _model_config(args), _backbone_source(args), output,
+                          quantize=args.int8, quiet=args.quiet)
+    for name, entry in report.manifest["classes"].items():
+        seconds = report.timings[name]["total_s"]
+        print(f"{name}: {entry['entries']} memory-bank patches, threshold {entry['threshold']:.4f} "
+              f"({entry['calibration']['method']}), {seconds:.1f}s")
+    for name, problems in report.problems.items():
+        print(f"{name}: {len(problems)} problem(s) in the data:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem['path']}: {problem['reason']}", file=sys.stderr)
+    backbone = report.manifest["backbone"]
+    print(f"bundle written to {output} (backbone {backbone['name']}, weights {backbone['weights']})")
+    if backbone["weights"].startswith("random"):
+        print("WARNING: the backbone has RANDOM weights: fine for the synthetic demo and tests, near chance on real images. "
+              "Put ImageNet weights in the torch hub cache or pass --weights FILE.", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from pipelines.evaluation import evaluate_bundle
+
+    bundle = Path(args.bundle or default_bundle(args.model))
+    output = Path(args.output or home() / "reports" / bundle.parent.name)
+    report = evaluate_bundle(bundle, args.data, output, _csv(args.classes) if args.classes else None, quiet=args.quiet)
+    print(f"{'class':<16}{'image AUROC':>12}{'pixel AUROC':>12}{'PRO':>8}{'F1':>8}")
+    for name, values in {**report["classes"], "mean": report["mean"]}.items():
+        print(f"{name:<16}" + "".join(f"{_fmt(values.get(k)):>{w}}" for k, w in (("image_auroc", 12), ("pixel_auroc", 12), ("aupro", 8), ("f1", 8))))
+    print(f"report and plots written to {output}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def cmd_predict(args) -> int:
+    _print_verdict(_predict_local(args), args.json)
+    return 0
+
+
+def _predict_local(args) -> dict:
+    from inference.detector import Detector
+    from inference.imageio import load_image_file
+    from inference.render import heatmap_overlay, regions as find_regions
+
+    detector = Detector.load(args.bundle or default_bundle(args.model))
+    data = Path(args.image).read_bytes()
+    outputs = ("regions",) + (("heatmap",) if args.json else ())
+    result = detector.predict_bytes(data, args.class_name, args.threshold, outputs)
+    if args.heatmap:
+        image = load_image_file(args.image)
+        raw = detector.score_images([image], args.class_name)[0]
+        normalised = detector.model_for(args.class_name).calibration.normalise(raw.raw_map)
+        heatmap_overlay(image, normalised).save(args.heatmap)
+        print(f"heatmap written to {args.heatmap}")
+    return result
+
+
+def _print_verdict(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    verdict = "ANOMALY" if result["is_anomaly"] else "normal"
+    print(f"{verdict}: score {result['anomaly_score']:.3f} (threshold {result['threshold']:.2f}, raw {result['raw_score']:.4f}) "
+          f"class {result['class_name']}, model {result['model']['kind']} {result['model']['version']}")
+    for region in result.get("regions", [])[:10]:
+        print(f"  region {region['box']} score {region['score']:.3f} area {region['area']} px")
+
+
+def cmd_bench(args) -> int:
+    from pipelines.bench import run_bench
+
+    run_bench(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivadas", description="Industrial visual anomaly detection as a service.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="write the synthetic demo dataset (MVTec layout)")
+    demo.add_argument("--output", default=str(home() / "demo-data"))
+    demo.add_argument("--classes", default="tiles,fabric,wood")
+    demo.add_argument("--size", type=int, default=256)
+    demo.add_argument("--train-count", type=int, default=40)
+    demo.add_argument("--test-good-count", type=int, default=12)
+    demo.add_argument("--test-defect-count", type=int, default=6)
+    demo.add_argument("--contamination", type=float, default=0.0, help="fraction of defective images in train/good")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo_data)
+
+    train = sub.add_parser("train", help="train a model bundle from an MVTec-layout folder")
+    train.add_argument("--data", required=True, help="dataset root (MVTec AD layout)")
+    train.add_argument("--classes", help="comma-separated classes (default: every class in --data)")
+    _add_model_choice(train)
+    train.add_argument("--backbone", default="wide_resnet50_2", help="resnet18, wide_resnet50_2, or a path to an ONNX feature extractor")
+    train.add_argument("--weights", default="auto", help="auto (torch hub cache, then download), random, auto-or-random (demo: loud fallback), or a checkpoint file")
+    train.add_argument("--layers", default="layer2,layer3", help="feature layers (output names of a custom ONNX backbone)")
+    train.add_argument("--mean", type=_floats3, help="normalisation mean of a custom backbone, e.g. 0.485,0.456,0.406")
+    train.add_argument("--std", type=_floats3, help="normalisation std of a custom backbone")
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--coreset-ratio", type=_ratio)
+    train.add_argument("--noise-method", choices=NOISE_METHODS)
+    train.add_argument("--noise-fraction", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--int8", action="store_true", help="quantize the backbone to INT8 (calibrated on training images)")
+    train.add_argument("--output", help="bundle path (default: $IVADAS_HOME/bundles/<model>/model.tar.gz)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a bundle on its held-out test split")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--bundle", help="model.tar.gz (default: the last one trained for --model)")
+    _add_model_choice(evaluate)
+    evaluate.add_argument("--classes")
+    evaluate.add_argument("--output", help="report folder (default: $IVADAS_HOME/reports/<model>)")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="judge one image")
+    predict.add_argument("image")
+    predict.add_argument("--class", dest="class_name", required=True)
+    _add_model_choice(predict)
+    predict.add_argument("--bundle", help="local model.tar.gz (default: the last one trained for --model)")
+    predict.add_argument("--threshold", type=float, help="override of the normalised threshold (0.5)")
+    predict.add_argument("--heatmap", help="write the heatmap overlay to this PNG")
+    predict.add_argument("--json", action="store_true", help="print the full JSON response")
+    predict.set_defaults(func=cmd_predict)
+
+    bench = sub.add_parser("bench", help="measure quality, speed and memory; write a table")
+    from pipelines.bench import add_arguments
+
+    add_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def _add_model_choice(parser) -> None:
+    parser.add_argument("--model", choices=MODEL_KINDS, default=DEFAULT_CONFIG.kind, help="model kind")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from inference.errors import IvadasError
+    from pipelines.backbones.export import BackboneUnavailable
+
+    try:
+        return args.func(args)
+    except (IvadasError, BackboneUnavailable, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        print(f"error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

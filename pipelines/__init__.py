@@ -1,0 +1,1 @@
+"""IVADAS training: backbones, datasets, training and evaluation, the pipeline and its registry."""

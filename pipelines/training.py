@@ -1,0 +1,145 @@
+"""Train a bundle: for every class, embed the fit split, build the memory bank, calibrate.
+
+This is glue: the maths lives in `inference` (sampler, softpatch, model, calibration) and is the
+same code that serves. Progress bars go to stderr; problems with images are reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from inference.backbone import BackboneSpec, OnnxBackbone
+from inference.bundle import TrainedClass, write_bundle
+from inference.calibration import calibrate
+from inference.defaults import ModelConfig
+from inference.errors import DatasetError, IvadasError
+from inference.extractor import FeatureExtractor
+from inference.imageio import load_image_file
+from inference.model import ClassModel, build_memory_bank
+
+from .backbones import BackboneSource, resolve_backbone
+from .datasets import ClassData, Sample, read_class
+from .splits import ClassSplit, split_class
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingReport:
+    manifest: dict
+    timings: dict = field(default_factory=dict)
+    problems: dict = field(default_factory=dict)
+
+
+def load_images(samples: list[Sample], data: ClassData, desc: str, quiet: bool = False):
+    """Decoded images of `samples`; an image that fails to decode is reported and skipped."""
+    images, kept = [], []
+    for sample in tqdm(samples, desc=desc, unit="img", disable=quiet, leave=False):
+        try:
+            images.append(load_image_file(sample.path))
+            kept.append(sample)
+        except (IvadasError, OSError) as exc:
+            data.problem(sample.path, f"unreadable image: {exc}")
+    return images, kept
+
+
+def build_extractor(onnx_path: Path, spec: BackboneSpec, config: ModelConfig) -> FeatureExtractor:
+    return FeatureExtractor(OnnxBackbone(onnx_path, spec), config.image_size, config.patch_size, config.embedding_dim)
+
+
+def embed_all(extractor: FeatureExtractor, images: list, desc: str, quiet: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
+    parts, grid = [], None
+    with tqdm(total=len(images), desc=desc, unit="img", disable=quiet, leave=False) as bar:
+        for embeddings, grid in extractor.embed_batches(images):
+            parts.append(embeddings)
+            bar.update(len(embeddings))
+    return np.concatenate(parts), grid
+
+
+def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit, config: ModelConfig,
+                quiet: bool = False) -> tuple[TrainedClass, dict]:
+    timings = {}
+    started = time.perf_counter()
+    images, _ = load_images(split.fit, data, f"{data.name}: load", quiet)
+    if len(images) < 1:
+        raise DatasetError(f"class {data.name!r}: no readable training images")
+    embeddings, grid = embed_all(extractor, images, f"{data.name}: embed", quiet)
+    timings["embed_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    total = max(1, int(np.ceil(config.coreset_ratio * embeddings.shape[0] * embeddings.shape[1])))
+    with tqdm(total=total, desc=f"{data.name}: coreset", unit="patch", disable=quiet, leave=False) as bar:
+        bank = build_memory_bank(embeddings, config, progress=bar.update)
+    timings["memory_bank_s"] = time.perf_counter() - started
+    del embeddings
+    started = time.perf_counter()
+    model = ClassModel(bank, config, grid)
+    model.calibration, score_stats = _calibrate(extractor, model, data, split, config, quiet)
+    timings["calibration_s"] = time.perf_counter() - started
+    trained = TrainedClass(data.name, model, score_stats, {**split.to_dict(), "problems": data.problems})
+    return trained, timings
+
+
+def _calibrate(extractor, model: ClassModel, data: ClassData, split: ClassSplit, config: ModelConfig, quiet: bool):
+    normal = split.calibration + [s for s in split.validation if not s.is_anomaly]
+    anomalous = [s for s in split.validation if s.is_anomaly]
+    if not normal:
+        raise DatasetError(f"class {data.name!r}: no normal image is left for calibration; add images to train/good")
+    normal_scores = _raw_scores(extractor, model, normal, data, "calibrate normal", quiet)
+    anomalous_scores = _raw_scores(extractor, model, anomalous, data, "calibrate anomalous", quiet)
+    calibration = calibrate(normal_scores, anomalous_scores, config.normal_quantile)
+    stats = {
+        "normal_mean": float(np.mean(normal_scores)),
+        "normal_std": float(np.std(normal_scores)),
+        "normal_max": float(np.max(normal_scores)),
+        "anomalous_mean": float(np.mean(anomalous_scores)) if len(anomalous_scores) else None,
+    }
+    return calibration, stats
+
+
+def _raw_scores(extractor, model: ClassModel, samples, data, desc, quiet) -> np.ndarray:
+    images, _ = load_images(samples, data, f"{data.name}: {desc}", quiet)
+    if not images:
+        return np.zeros(0)
+    embeddings, _ = embed_all(extractor, images, f"{data.name}: {desc}", quiet)
+    return np.array([model.score(e).raw_score for e in embeddings])
+
+
+def train_bundle(
+    data_root: str | Path,
+    classes: list[str],
+    config: ModelConfig,
+    source: BackboneSource,
+    output: str | Path,
+    lineage: dict | None = None,
+    quantize: bool = False,
+    quiet: bool = False,
+) -> TrainingReport:
+    """Train every class and write `output` (a `model.tar.gz`)."""
+    if not classes:
+        raise DatasetError("no classes to train")
+    datasets = {name: read_class(data_root, name) for name in classes}  # every class checked before any work
+    onnx_path, spec = resolve_backbone(source)
+    splits = {name: split_class(data, config.seed) for name, data in datasets.items()}
+    if quantize:
+        from .quantize import quantize_backbone
+
+        calibration_images, _ = load_images(splits[classes[0]].fit[:32], datasets[classes[0]], "int8 calibration", quiet)
+        onnx_path, spec = quantize_backbone(onnx_path, spec, calibration_images, config.image_size)
+    extractor = build_extractor(onnx_path, spec, config)
+    trained, timings = [], {}
+    for name in tqdm(classes, desc=f"train {config.kind}", unit="class", disable=quiet):
+        started = time.perf_counter()
+        result, class_timings = train_class(extractor, datasets[name], splits[name], config, quiet)
+        class_timings["total_s"] = time.perf_counter() - started
+        trained.append(result)
+        timings[name] = class_timings
+        log.info("trained %s/%s in %.1fs (%d bank entries)", config.kind, name, class_timings["total_s"], len(result.model.bank))
+    lineage = {"data_uri": str(data_root), "classes": list(classes), **(lineage or {})}
+    manifest = write_bundle(output, config, onnx_path, spec, trained, lineage=lineage)
+    return TrainingReport(manifest, timings, {name: d.problems for name, d in datasets.items() if d.problems})
