@@ -12,4 +12,23 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+
+
+def _keep_freed_memory_for_reuse() -> None:
+    """Serving allocates the same few-MB feature arrays on every request. glibc returns such blocks
+    to the kernel on free (mmap threshold, heap trimming), so each request page-faults them back
+    in: measured at 5 ms of an 8 ms embedding step. Keeping them in the heap removes that."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 256 << 20)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
+_keep_freed_memory_for_reuse()
+
 __version__ = "0.1.0"

@@ -174,8 +174,18 @@ def load_bundle(location: str | Path, workdir: str | Path | None = None, threads
     spec = BackboneSpec.from_dict(manifest["backbone"])
     _check_backbone_file(root, manifest)
     extractor = FeatureExtractor(OnnxBackbone(root / BACKBONE, spec, threads), config.image_size, config.patch_size, config.embedding_dim)
-    models = {name: _load_class(root, name, entry, config) for name, entry in manifest["classes"].items()}
+    probe = _probe(extractor)
+    models = {name: _load_class(root, name, entry, config, probe) for name, entry in manifest["classes"].items()}
     return LoadedBundle(root, manifest, extractor, models)
+
+
+def _probe(extractor: FeatureExtractor) -> tuple[int, tuple[int, int]]:
+    """Embedding width and grid the backbone really produces (also warms the session up)."""
+    from PIL import Image
+
+    size = extractor.image_size
+    embeddings, grid = extractor.embed([Image.new("RGB", (size, size), (128, 128, 128))])
+    return embeddings.shape[-1], tuple(grid)
 
 
 def read_manifest(root: Path) -> dict:
@@ -226,7 +236,7 @@ def _check_backbone_file(root: Path, manifest: dict) -> None:
         raise BundleError(f"backbone hash mismatch: manifest says {expected}, {BACKBONE} is {actual}")
 
 
-def _load_class(root: Path, name: str, entry: dict, config: ModelConfig) -> ClassModel:
+def _load_class(root: Path, name: str, entry: dict, config: ModelConfig, probe: tuple[int, tuple[int, int]]) -> ClassModel:
     path = root / entry.get("memory_bank", bank_path(name))
     if not path.is_file():
         raise BundleError(f"class {name!r}: memory bank file {path.relative_to(root)} is missing")
@@ -237,8 +247,11 @@ def _load_class(root: Path, name: str, entry: dict, config: ModelConfig) -> Clas
             embeddings, weights = data["embeddings"], data["weights"]
     except (OSError, KeyError, ValueError) as exc:
         raise BundleError(f"class {name!r}: memory bank cannot be read: {exc}") from None
-    if embeddings.ndim != 2 or embeddings.shape[1] != config.embedding_dim:
-        raise BundleError(f"class {name!r}: memory bank has shape {embeddings.shape}, expected (*, {config.embedding_dim})")
+    width, grid = probe
+    if embeddings.ndim != 2 or embeddings.shape[1] != width:
+        raise BundleError(f"class {name!r}: memory bank has shape {embeddings.shape} but the backbone gives {width}-d patches")
+    if tuple(entry["grid"]) != grid:
+        raise BundleError(f"class {name!r}: trained on a {tuple(entry['grid'])} patch grid, the backbone gives {grid}")
     calibration = Calibration.from_dict(entry["calibration"])
     return ClassModel(MemoryBank(embeddings, weights, config.index), config, tuple(entry["grid"]), calibration)
 

@@ -62,6 +62,11 @@ class Detector:
 
     def predict(self, image: Image.Image, class_name: str, threshold: float | None = None, outputs=OUTPUTS) -> dict:
         """Verdict for one decoded image; `threshold` overrides the class's 0.5 on the normalised score."""
+        return self.predict_with_map(image, class_name, threshold, outputs)[0]
+
+    def predict_with_map(self, image: Image.Image, class_name: str, threshold: float | None = None,
+                         outputs=OUTPUTS) -> tuple[dict, np.ndarray]:
+        """`predict`, plus the normalised anomaly map (model resolution) for local rendering."""
         threshold = check_threshold(threshold)
         unknown = set(outputs) - set(OUTPUTS)
         if unknown:
@@ -81,17 +86,16 @@ class Detector:
             "raw_threshold": round(calibration.threshold, 6),
             "is_anomaly": bool(anomaly_score >= threshold),
         }
-        if outputs:
-            normalised_map = calibration.normalise(raw.raw_map)
-            if "heatmap" in outputs:
-                result["heatmap_png_base64"] = encode_heatmap(normalised_map, image.size)
-            if "regions" in outputs:
-                result["regions"] = regions(normalised_map, threshold, image.size)
+        normalised_map = calibration.normalise(raw.raw_map)
+        if "heatmap" in outputs:
+            result["heatmap_png_base64"] = encode_heatmap(normalised_map, image.size)
+        if "regions" in outputs:
+            result["regions"] = regions(normalised_map, threshold, image.size)
         result["timing_ms"] = {
             "model": round((scored - started) * 1000, 2),
             "outputs": round((time.perf_counter() - scored) * 1000, 2),
         }
-        return result
+        return result, normalised_map
 
 
 def check_threshold(threshold) -> float:

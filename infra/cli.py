@@ -118,26 +118,20 @@ def _fmt(value) -> str:
 
 
 def cmd_predict(args) -> int:
-    _print_verdict(_predict_local(args), args.json)
-    return 0
-
-
-def _predict_local(args) -> dict:
     from inference.detector import Detector
-    from inference.imageio import load_image_file
-    from inference.render import heatmap_overlay, regions as find_regions
+    from inference.imageio import decode_image
+    from inference.render import heatmap_overlay
 
     detector = Detector.load(args.bundle or default_bundle(args.model))
-    data = Path(args.image).read_bytes()
+    detector.model_for(args.class_name)
+    image = decode_image(Path(args.image).read_bytes(), max_bytes=1 << 62)
     outputs = ("regions",) + (("heatmap",) if args.json else ())
-    result = detector.predict_bytes(data, args.class_name, args.threshold, outputs)
+    result, normalised_map = detector.predict_with_map(image, args.class_name, args.threshold, outputs)
+    _print_verdict(result, args.json)
     if args.heatmap:
-        image = load_image_file(args.image)
-        raw = detector.score_images([image], args.class_name)[0]
-        normalised = detector.model_for(args.class_name).calibration.normalise(raw.raw_map)
-        heatmap_overlay(image, normalised).save(args.heatmap)
-        print(f"heatmap written to {args.heatmap}")
-    return result
+        heatmap_overlay(image, normalised_map).save(args.heatmap)
+        print(f"heatmap written to {args.heatmap}", file=sys.stderr if args.json else sys.stdout)
+    return 0
 
 
 def _print_verdict(result: dict, as_json: bool) -> None:

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,7 +148,9 @@ def _export(source: BackboneSource, checkpoint: Path | None, target: Path) -> No
     dummy = torch.zeros(1, 3, 224, 224)
     axes = {"image": {0: "batch", 2: "height", 3: "width"}}
     axes.update({layer: {0: "batch", 2: f"{layer}_h", 3: f"{layer}_w"} for layer in source.layers})
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp, warnings.catch_warnings():
+        # the TorchScript exporter is chosen on purpose: one self-contained opset-17 file
+        warnings.simplefilter("ignore", DeprecationWarning)
         staging = Path(tmp) / target.name
         torch.onnx.export(
             model, (dummy,), str(staging), input_names=["image"], output_names=list(source.layers),

@@ -1,0 +1,116 @@
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from inference.backbone import BackboneSpec, OnnxBackbone
+from pipelines.backbones import BackboneSource, resolve_backbone
+from pipelines.backbones import export as export_module
+from pipelines.backbones import resnet
+from pipelines.backbones.export import BackboneUnavailable
+
+# Keys of torchvision's published checkpoints (a sample, including the v1.5 stride placement).
+TORCHVISION_KEYS = {
+    "resnet18": ["conv1.weight", "bn1.running_mean", "layer1.1.conv2.weight", "layer2.0.downsample.0.weight",
+                 "layer3.1.bn2.num_batches_tracked"],
+    "wide_resnet50_2": ["layer1.0.downsample.1.weight", "layer2.3.conv3.weight", "layer3.5.bn3.running_var",
+                        "layer3.0.conv2.weight"],
+}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "wide_resnet50_2"])
+def test_state_dict_uses_torchvision_key_names(name):
+    keys = resnet.build(name).state_dict().keys()
+    assert set(TORCHVISION_KEYS[name]) <= set(keys)
+    assert not any(k.startswith(("layer4", "fc")) for k in keys)
+
+
+def test_wide_resnet_shapes():
+    state = resnet.build("wide_resnet50_2").state_dict()
+    assert tuple(state["layer2.0.conv2.weight"].shape) == (256, 256, 3, 3)  # width 2x of resnet50's 128
+    assert tuple(state["layer3.5.conv3.weight"].shape) == (1024, 512, 1, 1)
+
+
+def test_checkpoint_file_with_layer4_and_fc_loads_and_exports(tmp_path):
+    model = resnet.build("resnet18")
+    resnet.random_init(model, seed=7)
+    state = dict(model.state_dict())
+    state["layer4.0.conv1.weight"] = torch.zeros(1)
+    state["fc.weight"] = torch.zeros(1000, 512)
+    checkpoint = tmp_path / "resnet18-custom.pth"
+    torch.save(state, checkpoint)
+    onnx_path, spec = resolve_backbone(BackboneSource("resnet18", str(checkpoint)))
+    assert spec.weights.startswith("file:")
+    image = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        expected = model(image)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(["layer2", "layer3"], {"image": image.numpy()})
+    assert got[0].shape == (2, 128, 12, 16) and got[1].shape == (2, 256, 6, 8)
+    for ours, theirs in zip(got, expected):
+        assert np.allclose(ours, theirs.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_export_is_cached_by_content(backbone):
+    path, _ = backbone
+    mtime = path.stat().st_mtime_ns
+    again, _ = resolve_backbone(BackboneSource("resnet18", "random"))
+    assert again == path and again.stat().st_mtime_ns == mtime
+    other_seed, _ = resolve_backbone(BackboneSource("resnet18", "random", seed=5))
+    assert other_seed != path
+
+
+def test_offline_without_weights_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(url, target):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(export_module, "_download", offline)
+    with pytest.raises(BackboneUnavailable, match="--weights random"):
+        resolve_backbone(BackboneSource("wide_resnet50_2", "auto"))
+    path, spec = resolve_backbone(BackboneSource("resnet18", "auto-or-random"))
+    assert spec.weights.startswith("random") and path.is_file()
+
+
+def test_hub_cache_is_used_when_present(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(export_module, "_download", lambda url, target: pytest.fail("must not download"))
+    cached = export_module.hub_checkpoint_path(resnet.TORCHVISION_WEIGHTS["resnet18"])
+    cached.parent.mkdir(parents=True)
+    model = resnet.build("resnet18")
+    resnet.random_init(model, 3)
+    torch.save(model.state_dict(), cached)
+    _, spec = resolve_backbone(BackboneSource("resnet18", "auto"))
+    assert spec.weights == "imagenet"
+
+
+def test_bad_backbone_requests():
+    with pytest.raises(ValueError, match="unknown backbone"):
+        resolve_backbone(BackboneSource("vgg16"))
+    with pytest.raises(BackboneUnavailable, match="does not exist"):
+        resolve_backbone(BackboneSource("resnet18", "/nonexistent/weights.pth"))
+    with pytest.raises(FileNotFoundError):
+        resolve_backbone(BackboneSource("/nonexistent/model.onnx"))
+
+
+def test_custom_onnx_with_its_own_layer_names(tmp_path, backbone):
+    import onnx
+
+    model = onnx.load(str(backbone[0]))
+    renamed = {"layer2": "stage2", "layer3": "stage3"}
+    for output in model.graph.output:
+        output.name = renamed[output.name]
+    for node in model.graph.node:
+        node.output[:] = [renamed.get(o, o) for o in node.output]
+        node.input[:] = [renamed.get(i, i) for i in node.input]
+    custom = tmp_path / "custom.onnx"
+    onnx.save(model, str(custom))
+    path, spec = resolve_backbone(BackboneSource(str(custom), layers=("stage2", "stage3"), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    runner = OnnxBackbone(path, spec)
+    maps = runner(np.zeros((1, 3, 64, 64), np.float32))
+    assert [m.shape[1] for m in maps] == [128, 256]
+    from inference.errors import BundleError
+
+    with pytest.raises(BundleError, match="no output"):
+        OnnxBackbone(path, BackboneSpec("custom", ("layer2",)))

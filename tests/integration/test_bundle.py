@@ -1,0 +1,107 @@
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from inference.bundle import SCHEMA_VERSION, load_bundle, manifest_of
+from inference.errors import BundleError
+
+
+def repack(source, target, edit):
+    """Copy a bundle, letting `edit(name, bytes) -> bytes | None` change or drop members."""
+    with tarfile.open(source) as src, tarfile.open(target, "w:gz") as dst:
+        for member in src.getmembers():
+            data = edit(member.name, src.extractfile(member).read())
+            if data is None:
+                continue
+            info = tarfile.TarInfo(member.name)
+            info.size = len(data)
+            import io
+
+            dst.addfile(info, io.BytesIO(data))
+    return target
+
+
+def edit_manifest(change):
+    def edit(name, data):
+        if name != "manifest.json":
+            return data
+        manifest = json.loads(data)
+        change(manifest)
+        return json.dumps(manifest).encode()
+
+    return edit
+
+
+def test_manifest_content(patchcore_bundle):
+    path, report = patchcore_bundle
+    manifest = manifest_of(path)
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["kind"] == "patchcore"
+    assert set(manifest["classes"]) == {"tiles", "fabric"}
+    entry = manifest["classes"]["tiles"]
+    assert {"threshold", "calibration", "score_stats", "memory_bank", "sha256", "split"} <= set(entry)
+    assert manifest["backbone"]["name"] == "resnet18" and len(manifest["backbone"]["sha256"]) == 64
+    assert manifest["backbone"]["weights"].startswith("random")
+    assert manifest["preprocessing"]["image_size"] == 160
+    assert manifest["lineage"]["version"] == "test-1" and manifest["lineage"]["classes"] == ["tiles", "fabric"]
+
+
+def test_round_trip_scores_identically(patchcore_bundle, detector, demo_data):
+    from inference.imageio import load_image_file
+
+    image = load_image_file(demo_data / "tiles/test/hole/000.png")
+    again = load_bundle(patchcore_bundle[0])
+    first = detector.score_images([image], "tiles")[0]
+    embeddings, _ = again.extractor.embed([image])
+    second = again.models["tiles"].score(embeddings[0])
+    assert first.raw_score == second.raw_score
+    assert np.array_equal(first.raw_map, second.raw_map)
+
+
+def test_loads_from_an_extracted_folder_like_sagemaker(patchcore_bundle, tmp_path):
+    with tarfile.open(patchcore_bundle[0]) as tar:
+        tar.extractall(tmp_path / "model", filter="data")
+    bundle = load_bundle(tmp_path / "model")
+    assert bundle.classes == ["fabric", "tiles"] and bundle.version == "test-1"
+
+
+def test_wrong_schema_version(patchcore_bundle, tmp_path):
+    bad = repack(patchcore_bundle[0], tmp_path / "b.tar.gz", edit_manifest(lambda m: m.update(schema_version=99)))
+    with pytest.raises(BundleError, match="schema version 99 is not supported"):
+        load_bundle(bad)
+
+
+def test_missing_class_file(patchcore_bundle, tmp_path):
+    bad = repack(patchcore_bundle[0], tmp_path / "b.tar.gz", lambda n, d: None if n.startswith("classes/fabric/") else d)
+    with pytest.raises(BundleError, match="class 'fabric': memory bank file .* is missing"):
+        load_bundle(bad)
+
+
+def test_backbone_hash_mismatch(patchcore_bundle, tmp_path):
+    bad = repack(patchcore_bundle[0], tmp_path / "b.tar.gz", lambda n, d: d + b"\x00" if n == "backbone.onnx" else d)
+    with pytest.raises(BundleError, match="backbone hash mismatch"):
+        load_bundle(bad)
+
+
+def test_memory_bank_tampering_and_unknown_kind_and_missing_manifest(patchcore_bundle, tmp_path):
+    tampered = repack(patchcore_bundle[0], tmp_path / "t.tar.gz",
+                      lambda n, d: d[:-1] + bytes([d[-1] ^ 1]) if n.endswith("memory_bank.npz") else d)
+    with pytest.raises(BundleError, match="memory bank hash mismatch"):
+        load_bundle(tampered)
+    unknown = repack(patchcore_bundle[0], tmp_path / "k.tar.gz", edit_manifest(lambda m: m.update(kind="magic")))
+    with pytest.raises(BundleError, match="unknown model kind 'magic'"):
+        load_bundle(unknown)
+    headless = repack(patchcore_bundle[0], tmp_path / "m.tar.gz", lambda n, d: None if n == "manifest.json" else d)
+    with pytest.raises(BundleError, match="no manifest.json"):
+        load_bundle(headless)
+
+
+def test_not_a_tarball_and_missing_path(tmp_path):
+    junk = tmp_path / "model.tar.gz"
+    junk.write_bytes(b"definitely not gzip")
+    with pytest.raises(BundleError, match="not a readable model.tar.gz"):
+        load_bundle(junk)
+    with pytest.raises(BundleError, match="no model bundle"):
+        load_bundle(tmp_path / "nothing.tar.gz")

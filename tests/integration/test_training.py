@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+
+from inference.bundle import load_bundle
+from inference.defaults import ModelConfig
+from pipelines.backbones import BackboneSource, resolve_backbone
+from pipelines.datasets import read_class
+from pipelines.evaluation import evaluate_bundle
+from pipelines.splits import split_class
+from pipelines.synthetic import generate
+from pipelines.training import build_extractor, load_images, train_bundle
+
+
+def test_training_and_serving_compute_identical_features(patchcore_bundle, demo_data, small_config):
+    """Same ONNX graph, same preprocessing: embeddings match bit for bit."""
+    onnx_path, spec = resolve_backbone(BackboneSource("resnet18", "random"))
+    training_extractor = build_extractor(onnx_path, spec, small_config)
+    serving_extractor = load_bundle(patchcore_bundle[0]).extractor
+    data = read_class(demo_data, "tiles")
+    images, _ = load_images(data.test[:3], data, "load", quiet=True)
+    trained, _ = training_extractor.embed(images)
+    served, _ = serving_extractor.embed(images)
+    assert np.array_equal(trained, served)
+
+
+def test_calibration_never_uses_evaluation_images(patchcore_bundle, demo_data):
+    manifest = patchcore_bundle[1].manifest
+    for name, entry in manifest["classes"].items():
+        split = entry["split"]
+        assert not set(split["evaluation"]) & set(split["validation"])
+        assert not set(split["fit"]) & set(split["calibration"])
+        assert entry["calibration"]["method"] == "f1"  # labelled anomalies exist in validation
+        expected = split_class(read_class(demo_data, name)).to_dict()
+        assert {k: split[k] for k in expected} == expected
+
+
+def test_evaluation_report_and_plots(patchcore_bundle, demo_data, tmp_path):
+    report = evaluate_bundle(patchcore_bundle[0], demo_data, tmp_path, quiet=True)
+    written = json.loads((tmp_path / "evaluation.json").read_text())
+    assert written["mean"] == report["mean"]
+    assert report["mean"]["image_auroc"] >= 0.9
+    assert report["classes"]["tiles"]["pixel_auroc"] >= 0.9
+    assert 0.0 <= report["classes"]["tiles"]["aupro"] <= 1.0
+    assert set(written["binary_classification_metrics"]) >= {"image_auroc", "pixel_auroc", "aupro", "f1"}
+    for name in ("tiles", "fabric"):
+        for plot in ("roc", "histogram", "examples"):
+            assert (tmp_path / f"{plot}_{name}.png").stat().st_size > 1000
+        assert report["classes"][name]["images"] == len(patchcore_bundle[1].manifest["classes"][name]["split"]["evaluation"])
+
+
+def test_normal_only_data_calibrates_on_a_quantile(tmp_path):
+    import shutil
+
+    data = generate(tmp_path / "d", ["fabric"], size=64, train_count=12, test_good_count=3, test_defect_count=1)
+    for folder in (data / "fabric/test").iterdir():
+        if folder.name != "good":
+            shutil.rmtree(folder)
+    shutil.rmtree(data / "fabric/ground_truth")
+    report = train_bundle(data, ["fabric"], ModelConfig(image_size=64, coreset_ratio=0.1), BackboneSource("resnet18", "random"),
+                          tmp_path / "m.tar.gz", quiet=True)
+    assert report.manifest["classes"]["fabric"]["calibration"]["method"] == "normal_quantile"
+
+
+@pytest.mark.slow
+def test_softpatch_beats_patchcore_when_training_data_is_contaminated(tmp_path):
+    """15 % of train/good carry recurring defects (the same tool mark at the same spot).
+
+    PatchCore memorises those marks as normal; SoftPatch finds them as outliers among the patches
+    at the same position and drops them, so its anomaly maps score the test defects better.
+    """
+    data = generate(tmp_path / "noisy", ["tiles", "fabric"], size=128, train_count=40, test_good_count=10,
+                    test_defect_count=5, contamination=0.15, seed=5, contamination_defects=("hole", "scratch"),
+                    defect_sites=[(0.3, 0.3), (0.7, 0.65)])
+    reports = {}
+    for kind in ("patchcore", "softpatch"):
+        config = ModelConfig(kind=kind, image_size=128, coreset_ratio=0.05)
+        train_bundle(data, ["tiles", "fabric"], config, BackboneSource("resnet18", "random"), tmp_path / f"{kind}.tar.gz", quiet=True)
+        reports[kind] = evaluate_bundle(tmp_path / f"{kind}.tar.gz", data, tmp_path / kind, plots=False, quiet=True)["mean"]
+    assert reports["softpatch"]["pixel_auroc"] > reports["patchcore"]["pixel_auroc"] + 0.03, reports
+    assert reports["softpatch"]["aupro"] > reports["patchcore"]["aupro"], reports
+    assert reports["softpatch"]["image_auroc"] >= 0.95, reports
+
+
+def test_int8_backbone_trains_and_scores_like_fp32(demo_data, tmp_path, patchcore_bundle, small_config):
+    report = train_bundle(demo_data, ["tiles"], small_config, BackboneSource("resnet18", "random"), tmp_path / "q.tar.gz",
+                          quantize=True, quiet=True)
+    assert report.manifest["backbone"]["precision"] == "int8"
+    int8 = evaluate_bundle(tmp_path / "q.tar.gz", demo_data, tmp_path / "q", plots=False, quiet=True)
+    fp32 = evaluate_bundle(patchcore_bundle[0], demo_data, tmp_path / "f", ["tiles"], plots=False, quiet=True)
+    assert int8["classes"]["tiles"]["image_auroc"] >= fp32["classes"]["tiles"]["image_auroc"] - 0.05

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+from sklearn.neighbors import LocalOutlierFactor
+
+from inference.softpatch import noise_mask_and_weights, patch_outlier_scores
+
+
+def test_lof_matches_scikit_learn_per_position():
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(30, 4, 8)).astype(np.float32)  # 30 images, 4 positions, dim 8
+    ours = patch_outlier_scores(embeddings, "lof", k=5, projection_dim=128)
+    for position in range(4):
+        reference = LocalOutlierFactor(n_neighbors=5).fit(embeddings[:, position, :].astype(np.float64))
+        assert np.allclose(ours[:, position], -reference.negative_outlier_factor_, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["lof", "gaussian", "nearest"])
+def test_planted_noise_is_scored_highest_and_filtered(method):
+    rng = np.random.default_rng(1)
+    embeddings = rng.normal(size=(40, 6, 8)).astype(np.float32)
+    embeddings[3, 2] += 12.0  # a defect in "good" image 3 at position 2
+    embeddings[17, 5] -= 12.0
+    scores = patch_outlier_scores(embeddings, method, k=6)
+    assert scores.shape == (40, 6)
+    top_two = set(np.argsort(scores.reshape(-1))[-2:].tolist())
+    assert top_two == {3 * 6 + 2, 17 * 6 + 5}
+    keep, weights = noise_mask_and_weights(scores, noise_fraction=0.01)
+    assert not keep[3 * 6 + 2] and not keep[17 * 6 + 5]
+    assert keep.sum() == pytest.approx(240 * 0.99, abs=1)
+    assert (weights >= 0).all()
+
+
+def test_zero_noise_fraction_keeps_everything():
+    keep, _ = noise_mask_and_weights(np.random.default_rng(0).random((5, 5)), 0.0)
+    assert keep.all()
