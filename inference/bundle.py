@@ -61,39 +61,59 @@ def write_bundle(
     metrics: dict | None = None,
     lineage: dict | None = None,
 ) -> dict:
-    """Write `model.tar.gz` at `output` and return its manifest."""
-    with tempfile.TemporaryDirectory() as staging_dir:
-        staging = Path(staging_dir)
-        shutil.copyfile(backbone_path, staging / BACKBONE)
-        class_entries = {}
-        for trained in classes:
-            _check_class_name(trained.name)
-            class_entries[trained.name] = _write_class(staging, trained)
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "ivadas_version": __version__,
-            "kind": config.kind,
-            "classes": class_entries,
-            "config": config.to_dict(),
-            "preprocessing": {
-                "image_size": config.image_size,
-                "resize": "bilinear",
-                "colour": "rgb",
-                "mean": list(backbone_spec.mean),
-                "std": list(backbone_spec.std),
-            },
-            "backbone": {**backbone_spec.to_dict(), "file": BACKBONE, "sha256": file_sha256(staging / BACKBONE)},
-            "metrics": metrics or {},
-            "lineage": lineage or {},
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(output, "w:gz") as archive:
-            for path in sorted(staging.rglob("*")):
-                if path.is_file():
-                    archive.add(path, arcname=str(path.relative_to(staging)))
+    """Write the bundle and return its manifest.
+
+    `output` ending in `.tar.gz` gets the archive; any other path is a directory that receives
+    the bundle's files, as SageMaker training expects in `/opt/ml/model` (it packs them itself).
+    """
+    output = Path(output)
+    if not output.name.endswith(".tar.gz"):
+        return write_bundle_dir(output, config, backbone_path, backbone_spec, classes, metrics, lineage)
+    with tempfile.TemporaryDirectory() as staging:
+        manifest = write_bundle_dir(Path(staging), config, backbone_path, backbone_spec, classes, metrics, lineage)
+        pack_bundle(Path(staging), output)
     return manifest
+
+
+def write_bundle_dir(directory: Path, config, backbone_path, backbone_spec: BackboneSpec, classes: list[TrainedClass],
+                     metrics: dict | None = None, lineage: dict | None = None) -> dict:
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(backbone_path, directory / BACKBONE)
+    class_entries = {}
+    for trained in classes:
+        _check_class_name(trained.name)
+        class_entries[trained.name] = _write_class(directory, trained)
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "ivadas_version": __version__,
+        "kind": config.kind,
+        "classes": class_entries,
+        "config": config.to_dict(),
+        "preprocessing": {
+            "image_size": config.image_size,
+            "resize": "bilinear",
+            "colour": "rgb",
+            "mean": list(backbone_spec.mean),
+            "std": list(backbone_spec.std),
+        },
+        "backbone": {**backbone_spec.to_dict(), "file": BACKBONE, "sha256": file_sha256(directory / BACKBONE)},
+        "metrics": metrics or {},
+        "lineage": lineage or {},
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
+def pack_bundle(directory: Path, output: Path) -> Path:
+    """`model.tar.gz` of a bundle directory, files at the archive root (as SageMaker packs)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    with tarfile.open(partial, "w:gz") as archive:
+        for path in sorted(Path(directory).rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=str(path.relative_to(directory)))
+    partial.replace(output)
+    return output
 
 
 def _write_class(staging: Path, trained: TrainedClass) -> dict:

@@ -145,6 +145,130 @@ def _print_verdict(result: dict, as_json: bool) -> None:
         print(f"  region {region['box']} score {region['score']:.3f} area {region['area']} px")
 
 
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+
+
+def store_dir() -> Path:
+    return home() / "store"
+
+
+def cmd_pipeline_definition(args) -> int:
+    from pipelines.definition import definition_json
+
+    print(definition_json(_pipeline_settings(args)))
+    return 0
+
+
+def _pipeline_settings(args):
+    from pipelines.definition import PipelineSettings
+
+    values = {k: getattr(args, k) for k in ("name", "image_uri", "inference_image_uri", "role_arn", "artifacts_bucket", "region")
+              if getattr(args, k, None)}
+    return PipelineSettings(**values)
+
+
+def cmd_pipeline_run(args) -> int:
+    from pipelines.local_runner import LocalPipeline, PipelineFailed, RunParameters, source_revision
+
+    if not args.local:
+        print("error: only --local runs here; use `ivadas pipeline start` for the SageMaker pipeline", file=sys.stderr)
+        return EXIT_USER_ERROR
+    from pipelines.datasets import list_classes
+
+    classes = tuple(_csv(args.classes)) if args.classes else tuple(list_classes(args.data))
+    params = RunParameters(
+        data_uri=str(Path(args.data).resolve()), classes=classes, model_kind=args.model, backbone=args.backbone,
+        weights=args.weights, coreset_ratio=args.coreset_ratio or DEFAULT_CONFIG.coreset_ratio,
+        image_size=args.image_size or DEFAULT_CONFIG.image_size, gate=args.gate, approval_status=args.approval,
+        source_revision=source_revision(),
+    )
+    pipeline = LocalPipeline(args.store or store_dir(), args.name)
+    try:
+        record = pipeline.run(params)
+    except PipelineFailed as failed:
+        print(f"pipeline {failed.record['execution_id']} failed: {failed.record['failure_reason']}", file=sys.stderr)
+        return 1
+    print(f"pipeline {record['execution_id']} succeeded: registered {record['registered_version']} "
+          f"(mean image AUROC {record['metrics']['mean']['image_auroc']:.3f})")
+    return 0
+
+
+def cmd_pipeline_upsert(args) -> int:
+    from pipelines.aws import upsert
+
+    print(upsert(_pipeline_settings(args)))
+    return 0
+
+
+def cmd_pipeline_start(args) -> int:
+    from pipelines.aws import start
+
+    parameters = {"Classes": args.classes, "ModelKind": args.model, "DataUri": args.data, "AurocGate": args.gate}
+    print(start(args.name, parameters, region=args.region))
+    return 0
+
+
+def cmd_pipeline_status(args) -> int:
+    from pipelines.aws import status
+
+    print(json.dumps(status(args.execution, region=args.region), indent=2, default=str))
+    return 0
+
+
+def _registry(args):
+    from pipelines.registry import LocalRegistry, SageMakerRegistry
+
+    if args.target == "aws":
+        return SageMakerRegistry(region=args.region)
+    return LocalRegistry(args.store or store_dir())
+
+
+def _version_ref(args):
+    from pipelines.registry import parse_version_id
+
+    return parse_version_id(args.version, args.name)
+
+
+def cmd_models_list(args) -> int:
+    from pipelines.definition import model_package_group
+
+    registry = _registry(args)
+    group = model_package_group(args.name, args.model) if args.model else None
+    versions = registry.list(group, args.status)
+    if not versions:
+        print("no model versions registered")
+        return 0
+    served = {v.group: registry.served(v.group) for v in versions}
+    print(f"{'version':<34}{'status':<24}{'image AUROC':>12}  {'created':<31}served")
+    for v in versions:
+        auroc = v.metrics.get("mean", {}).get("image_auroc")
+        is_served = served[v.group] is not None and served[v.group].id == v.id
+        print(f"{v.id:<34}{v.status:<24}{_fmt(auroc):>12}  {v.created_at:<31}{'*' if is_served else ''}")
+    return 0
+
+
+def cmd_models_show(args) -> int:
+    group, number = _version_ref(args)
+    print(json.dumps(_registry(args).get(group, number).to_dict(), indent=2, default=str))
+    return 0
+
+
+def cmd_models_transition(args) -> int:
+    from pipelines.registry import APPROVED, REJECTED
+
+    group, number = _version_ref(args)
+    registry = _registry(args)
+    status = APPROVED if args.command_name == "approve" else REJECTED
+    version = registry.set_status(group, number, status, args.reason)
+    served = registry.served(group)
+    print(f"{version.id} is now {version.status}; served version of {group}: {served.id if served else 'none'}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from pipelines.bench import run_bench
 
@@ -206,12 +330,90 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print the full JSON response")
     predict.set_defaults(func=cmd_predict)
 
+    _add_pipeline_commands(sub)
+    _add_models_commands(sub)
+
     bench = sub.add_parser("bench", help="measure quality, speed and memory; write a table")
     from pipelines.bench import add_arguments
 
     add_arguments(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
+
+
+def _add_pipeline_identity(parser) -> None:
+    parser.add_argument("--name", default="ivadas-training", help="pipeline name (model package groups are NAME-<kind>)")
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+
+
+def _add_pipeline_commands(sub) -> None:
+    pipeline = sub.add_parser("pipeline", help="the training pipeline: definition, local run, SageMaker").add_subparsers(
+        dest="pipeline_command", required=True)
+
+    definition = pipeline.add_parser("definition", help="print the SageMaker pipeline definition (offline, deterministic)")
+    _add_pipeline_identity(definition)
+    _add_deploy_settings(definition)
+    definition.set_defaults(func=cmd_pipeline_definition)
+
+    run = pipeline.add_parser("run", help="run the pipeline's steps on this machine")
+    run.add_argument("--local", action="store_true", required=True)
+    run.add_argument("--data", required=True)
+    run.add_argument("--classes")
+    _add_model_choice(run)
+    run.add_argument("--backbone", default="wide_resnet50_2")
+    run.add_argument("--weights", default="auto")
+    run.add_argument("--coreset-ratio", type=_ratio)
+    run.add_argument("--image-size", type=int)
+    run.add_argument("--gate", type=_float, default=0.9, help="minimum mean image AUROC to register")
+    run.add_argument("--approval", choices=("PendingManualApproval", "Approved"), default="PendingManualApproval")
+    run.add_argument("--store", help="artifact store (default: $IVADAS_HOME/store)")
+    _add_pipeline_identity(run)
+    run.set_defaults(func=cmd_pipeline_run)
+
+    upsert = pipeline.add_parser("upsert", help="create or update the SageMaker pipeline (development)")
+    _add_pipeline_identity(upsert)
+    _add_deploy_settings(upsert)
+    upsert.set_defaults(func=cmd_pipeline_upsert)
+
+    start = pipeline.add_parser("start", help="start a SageMaker pipeline execution")
+    _add_pipeline_identity(start)
+    start.add_argument("--classes", required=True)
+    _add_model_choice(start)
+    start.add_argument("--data", help="s3:// dataset URI (default: the pipeline's)")
+    start.add_argument("--gate", type=_float)
+    start.set_defaults(func=cmd_pipeline_start)
+
+    status = pipeline.add_parser("status", help="status of a SageMaker pipeline execution")
+    _add_pipeline_identity(status)
+    status.add_argument("execution", help="pipeline execution ARN")
+    status.set_defaults(func=cmd_pipeline_status)
+
+
+def _add_deploy_settings(parser) -> None:
+    parser.add_argument("--image-uri", help="training/processing image URI")
+    parser.add_argument("--inference-image-uri", help="endpoint image URI")
+    parser.add_argument("--role-arn")
+    parser.add_argument("--artifacts-bucket")
+
+
+def _add_models_commands(sub) -> None:
+    models = sub.add_parser("models", help="the model registry (local or SageMaker)").add_subparsers(
+        dest="models_command", required=True)
+    for name, func, help_text in (("list", cmd_models_list, "list versions"), ("show", cmd_models_show, "one version"),
+                                  ("approve", cmd_models_transition, "approve a version (it becomes the served one)"),
+                                  ("reject", cmd_models_transition, "reject a version")):
+        parser = models.add_parser(name, help=help_text)
+        parser.add_argument("--target", choices=("local", "aws"), default="local")
+        parser.add_argument("--store", help="local artifact store (default: $IVADAS_HOME/store)")
+        _add_pipeline_identity(parser)
+        if name == "list":
+            parser.add_argument("--model", choices=MODEL_KINDS, help="only this model kind")
+            parser.add_argument("--status", choices=("PendingManualApproval", "Approved", "Rejected"))
+        else:
+            parser.add_argument("version", help="GROUP/NUMBER, e.g. ivadas-training-patchcore/1 (or patchcore/1)")
+        if name in ("approve", "reject"):
+            parser.add_argument("--reason", required=True, help="why (recorded in the version's history)")
+        parser.set_defaults(func=func, command_name=name)
 
 
 def _add_model_choice(parser) -> None:
@@ -228,6 +430,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (IvadasError, BackboneUnavailable, FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        # RegistryError is a ValueError: unknown versions and forbidden transitions land here too
         print(f"error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -53,3 +53,14 @@ def split_class(data: ClassData, seed: int = 0, calibration_fraction: float = CA
         validation += held
         evaluation += rest
     return ClassSplit(fit, calibration, validation, evaluation)
+
+
+def split_from_keys(data: ClassData, keys: dict) -> ClassSplit:
+    """The split a preprocess step recorded, resolved against the files present now."""
+    by_key = {s.key: s for s in data.train + data.test}
+    missing = [k for part in ("fit", "calibration", "validation", "evaluation") for k in keys.get(part, []) if k not in by_key]
+    if missing:
+        from inference.errors import DatasetError
+
+        raise DatasetError(f"class {data.name!r}: {len(missing)} file(s) of the split manifest are gone, e.g. {missing[0]}")
+    return ClassSplit(*[[by_key[k] for k in keys.get(part, [])] for part in ("fit", "calibration", "validation", "evaluation")])

@@ -25,7 +25,7 @@ from inference.model import ClassModel, build_memory_bank
 
 from .backbones import BackboneSource, resolve_backbone
 from .datasets import ClassData, Sample, read_class
-from .splits import ClassSplit, split_class
+from .splits import ClassSplit, split_class, split_from_keys
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,21 @@ def train_bundle(
     lineage: dict | None = None,
     quantize: bool = False,
     quiet: bool = False,
+    split_keys: dict | None = None,
 ) -> TrainingReport:
-    """Train every class and write `output` (a `model.tar.gz`)."""
+    """Train every class and write `output` (`model.tar.gz`, or a directory for SageMaker).
+
+    `split_keys` (class → split of file keys, from the preprocess step) fixes the splits;
+    without it they are computed here with the same deterministic rule.
+    """
     if not classes:
         raise DatasetError("no classes to train")
     datasets = {name: read_class(data_root, name) for name in classes}  # every class checked before any work
     onnx_path, spec = resolve_backbone(source)
-    splits = {name: split_class(data, config.seed) for name, data in datasets.items()}
+    splits = {
+        name: split_from_keys(data, split_keys[name]) if split_keys and name in split_keys else split_class(data, config.seed)
+        for name, data in datasets.items()
+    }
     if quantize:
         from .quantize import quantize_backbone
 

@@ -1,0 +1,242 @@
+"""The SageMaker Pipeline: Preprocess → Train → Evaluate → gate on mean image AUROC → Register or Fail.
+
+Built with the SageMaker Python SDK v3 under a `PipelineSession`, which records requests instead of
+calling AWS. Every step runs the IVADAS container image (its URI is an input), so building the
+definition uploads nothing, needs no credentials, and gives the same bytes for the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from inference.defaults import DEFAULT_CONFIG
+
+PROCESSING_ROOT = "/opt/ml/processing"
+EVALUATION_FILE = "evaluation.json"
+GATE_METRIC = "image_auroc"
+DEFAULT_GATE = 0.9
+#: An explicit SDK config: no telemetry calls while building, and no defaults from the user's
+#: own SageMaker config files leaking into what should be the same bytes everywhere.
+SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Deploy-time inputs of the definition (execution-time inputs are pipeline parameters)."""
+
+    name: str = "ivadas-training"
+    image_uri: str = "000000000000.dkr.ecr.us-east-1.amazonaws.com/ivadas-training:latest"
+    inference_image_uri: str = "000000000000.dkr.ecr.us-east-1.amazonaws.com/ivadas-endpoint:latest"
+    role_arn: str = "arn:aws:iam::000000000000:role/ivadas-pipeline"
+    artifacts_bucket: str = "ivadas-artifacts"
+    data_uri: str = "s3://ivadas-data/demo"
+    region: str = "us-east-1"
+    model_kind: str = DEFAULT_CONFIG.kind
+    source_revision: str = "unknown"
+    tags: dict = field(default_factory=dict)
+
+
+def model_package_group(prefix: str, kind: str) -> str:
+    return f"{prefix}-{kind}"
+
+
+def _sdk():
+    """Import the SDK lazily (and with a region: v3 resolves one at import time)."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # The definition is built offline; the role is checked by SageMaker when the pipeline is created.
+    os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+    from sagemaker.core import model_registry
+    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.processing import Processor
+    from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
+    from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.functions import Join, JsonGet
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.model_step import ModelStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
+    from sagemaker.train.model_trainer import ModelTrainer
+
+    return SimpleNamespace(**{k: v for k, v in locals().items()})
+
+
+def parameters(sdk, settings: PipelineSettings) -> dict:
+    p = SimpleNamespace(
+        data_uri=sdk.ParameterString("DataUri", default_value=settings.data_uri),
+        classes=sdk.ParameterString("Classes", default_value="tiles,fabric,wood"),
+        model_kind=sdk.ParameterString("ModelKind", default_value=settings.model_kind),
+        backbone=sdk.ParameterString("Backbone", default_value="wide_resnet50_2"),
+        weights=sdk.ParameterString("BackboneWeights", default_value="auto"),
+        coreset_ratio=sdk.ParameterString("CoresetRatio", default_value=str(DEFAULT_CONFIG.coreset_ratio)),
+        image_size=sdk.ParameterString("ImageSize", default_value=str(DEFAULT_CONFIG.image_size)),
+        gate=sdk.ParameterFloat("AurocGate", default_value=DEFAULT_GATE),
+        approval=sdk.ParameterString("ApprovalStatus", default_value="PendingManualApproval"),
+        processing_instance=sdk.ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
+        training_instance=sdk.ParameterString("TrainingInstanceType", default_value="ml.m5.2xlarge"),
+        source_revision=sdk.ParameterString("SourceRevision", default_value=settings.source_revision),
+    )
+    return p
+
+
+def _processor(sdk, session, settings: PipelineSettings, instance, step: str):
+    return sdk.Processor(
+        role=settings.role_arn,
+        image_uri=settings.image_uri,
+        instance_count=1,
+        instance_type=instance,
+        entrypoint=["python", "-m", f"pipelines.steps.{step}"],
+        sagemaker_session=session,
+        env={"IVADAS_STEP": step},
+    )
+
+
+def _s3(settings: PipelineSettings, *parts) -> str:
+    return "s3://" + "/".join([settings.artifacts_bucket, "pipelines", settings.name, *parts])
+
+
+def build_pipeline(settings: PipelineSettings = PipelineSettings()):
+    """The `Pipeline` object; `definition()` on it gives the JSON."""
+    sdk = _sdk()
+    session = sdk.PipelineSession(default_bucket=settings.artifacts_bucket, sagemaker_config=SDK_CONFIG)
+    p = parameters(sdk, settings)
+    cache = sdk.CacheConfig(enable_caching=True, expire_after="P30D")
+
+    preprocess = sdk.ProcessingStep(
+        name="Preprocess",
+        step_args=_processor(sdk, session, settings, p.processing_instance, "preprocess").run(
+            inputs=[_processing_input(sdk, "data", p.data_uri, f"{PROCESSING_ROOT}/input/data")],
+            outputs=[_processing_output(sdk, "manifest", f"{PROCESSING_ROOT}/output/manifest", _s3(settings, "preprocess"))],
+            arguments=["--classes", p.classes],
+        ),
+        cache_config=cache,
+    )
+    manifest_uri = preprocess.properties.ProcessingOutputConfig.Outputs["manifest"].S3Output.S3Uri
+
+    trainer = sdk.ModelTrainer(
+        sagemaker_session=session,
+        role=settings.role_arn,
+        training_image=settings.image_uri,
+        compute=sdk.Compute(instance_type=p.training_instance, instance_count=1, volume_size_in_gb=50),
+        stopping_condition=sdk.StoppingCondition(max_runtime_in_seconds=4 * 3600),
+        output_data_config=sdk.OutputDataConfig(s3_output_path=_s3(settings, "train")),
+        base_job_name=f"{settings.name}-train",
+        hyperparameters={
+            "model": p.model_kind,
+            "classes": p.classes,
+            "backbone": p.backbone,
+            "weights": p.weights,
+            "coreset_ratio": p.coreset_ratio,
+            "image_size": p.image_size,
+            "source_revision": p.source_revision,
+            "data_uri": p.data_uri,
+        },
+    )
+    train = sdk.TrainingStep(
+        name="Train",
+        step_args=trainer.train(input_data_config=[
+            sdk.InputData(channel_name="data", data_source=p.data_uri),
+            sdk.InputData(channel_name="manifest", data_source=manifest_uri),
+        ]),
+        cache_config=cache,
+    )
+    model_uri = train.properties.ModelArtifacts.S3ModelArtifacts
+
+    evaluation_file = sdk.PropertyFile(name="Evaluation", output_name="evaluation", path=EVALUATION_FILE)
+    evaluate = sdk.ProcessingStep(
+        name="Evaluate",
+        step_args=_processor(sdk, session, settings, p.processing_instance, "evaluate").run(
+            inputs=[
+                _processing_input(sdk, "model", model_uri, f"{PROCESSING_ROOT}/model"),
+                _processing_input(sdk, "data", p.data_uri, f"{PROCESSING_ROOT}/input/data"),
+            ],
+            outputs=[_processing_output(sdk, "evaluation", f"{PROCESSING_ROOT}/evaluation", _s3(settings, "evaluate"))],
+            arguments=["--classes", p.classes],
+        ),
+        property_files=[evaluation_file],
+        cache_config=cache,
+    )
+    evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
+    mean_auroc = sdk.JsonGet(step_name=evaluate.name, property_file=evaluation_file, json_path=f"mean.{GATE_METRIC}")
+
+    register = sdk.ModelStep(name="Register", step_args=_register_args(sdk, session, settings, p, model_uri, evaluation_uri))
+    fail = sdk.FailStep(
+        name="QualityGateFailed",
+        error_message=sdk.Join(on=" ", values=["mean image AUROC", mean_auroc, "is below the gate", p.gate]),
+    )
+    gate = sdk.ConditionStep(
+        name="QualityGate",
+        conditions=[sdk.ConditionGreaterThanOrEqualTo(left=mean_auroc, right=p.gate)],
+        if_steps=[register],
+        else_steps=[fail],
+    )
+    return sdk.Pipeline(
+        name=settings.name,
+        parameters=list(vars(p).values()),
+        steps=[preprocess, train, evaluate, gate],
+        sagemaker_session=session,
+    )
+
+
+def _processing_input(sdk, name, source, destination):
+    return sdk.ProcessingInput(
+        input_name=name,
+        s3_input=sdk.ProcessingS3Input(s3_uri=source, local_path=destination, s3_data_type="S3Prefix", s3_input_mode="File"),
+    )
+
+
+def _processing_output(sdk, name, source, destination):
+    return sdk.ProcessingOutput(
+        output_name=name,
+        s3_output=sdk.ProcessingS3Output(s3_uri=destination, local_path=source, s3_upload_mode="EndOfJob"),
+    )
+
+
+def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evaluation_uri):
+    """CreateModelPackage request for the model package group of this model kind."""
+    session.init_model_step_arguments(SimpleNamespace(sagemaker_session=session))
+    metrics = sdk.ModelMetrics(model_statistics=sdk.MetricsSource(
+        content_type="application/json", s3_uri=sdk.Join(on="/", values=[evaluation_uri, EVALUATION_FILE])))
+    return sdk.model_registry.create_model_package_from_containers(
+        session,
+        containers=[{"Image": settings.inference_image_uri, "ModelDataUrl": model_uri,
+                     "Environment": {"IVADAS_MODEL_KIND": p.model_kind}}],
+        content_types=["application/json", "image/png", "image/jpeg"],
+        response_types=["application/json"],
+        inference_instances=["ml.c6i.xlarge", "ml.c6i.2xlarge", "ml.m5.xlarge"],
+        model_package_group_name=sdk.Join(on="-", values=[settings.name, p.model_kind]),
+        model_metrics=metrics._to_request_dict(),
+        approval_status=p.approval,
+        customer_metadata_properties={
+            "data_uri": p.data_uri,
+            "classes": p.classes,
+            "model_kind": p.model_kind,
+            "backbone": p.backbone,
+            "source_revision": p.source_revision,
+        },
+        domain="COMPUTER_VISION",
+        task="IMAGE_SEGMENTATION",
+    )
+
+
+def definition_json(settings: PipelineSettings = PipelineSettings()) -> str:
+    """The pipeline definition as canonical JSON (sorted keys): same inputs, same bytes."""
+    import logging
+
+    # The SDK warns that it drops job names it would otherwise pin: that is what we want.
+    import warnings
+
+    for noisy in ("sagemaker.core.workflow.utilities", "sagemaker.mlops.workflow.model_step"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Running within a PipelineSession")  # recording is the point
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="sagemaker")
+        definition = json.loads(build_pipeline(settings).definition())
+    return json.dumps(definition, indent=2, sort_keys=True)

@@ -1,0 +1,42 @@
+"""Evaluate step: score the evaluation split through the serving code path; `evaluation.json`
+(per class, mean, and SageMaker's model-quality block) and plots in the output folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from inference.errors import BundleError
+
+from ..evaluation import evaluate_bundle
+from .conventions import PROCESSING, run_step
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=str(PROCESSING / "model"), help="model.tar.gz or a folder holding it")
+    parser.add_argument("--input", default=str(PROCESSING / "input" / "data"))
+    parser.add_argument("--output", default=str(PROCESSING / "evaluation"))
+    parser.add_argument("--classes", default="")
+    return parser.parse_args(argv)
+
+
+def bundle_path(location: str) -> Path:
+    path = Path(location)
+    if path.is_dir() and (path / "model.tar.gz").is_file():
+        return path / "model.tar.gz"
+    if path.is_file() or (path.is_dir() and (path / "manifest.json").is_file()):
+        return path
+    raise BundleError(f"no model.tar.gz in {location}")
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
+    classes = [c for c in args.classes.split(",") if c] or None
+    report = evaluate_bundle(bundle_path(args.model), args.input, args.output, classes, quiet=True)
+    print(f"evaluate: mean image AUROC {report['mean']['image_auroc']}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_step(main))

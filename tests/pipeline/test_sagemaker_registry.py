@@ -1,0 +1,97 @@
+"""The SageMaker adapters against moto: registry transitions and starting the pipeline."""
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipelines import aws
+from pipelines.definition import PipelineSettings
+from pipelines.registry import APPROVED, PENDING, REJECTED, RegistryError, SageMakerRegistry
+
+GROUP = "ivadas-training-patchcore"
+
+
+@pytest.fixture
+def client(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield boto3.client("sagemaker", region_name="us-east-1")
+
+
+def register(registry, n=1):
+    return [registry.register(GROUP, f"s3://artifacts/model-{i}.tar.gz", {}, {"classes": "tiles", "data_uri": "s3://data/demo"})
+            for i in range(n)]
+
+
+def test_register_creates_group_and_pending_versions(client):
+    registry = SageMakerRegistry(client)
+    first, second = register(registry, 2)
+    assert (first.version, second.version) == (1, 2)
+    assert first.status == PENDING and first.model_url == "s3://artifacts/model-0.tar.gz"
+    assert first.metadata == {"classes": "tiles", "data_uri": "s3://data/demo"}
+    assert first.history[0]["reason"] == "registered"
+    assert registry.groups() == [GROUP]
+    assert registry.served(GROUP) is None
+
+
+def test_approve_reject_and_served_fallback(client):
+    registry = SageMakerRegistry(client)
+    register(registry, 2)
+    registry.set_status(GROUP, 1, APPROVED, "passed review", by="qa")
+    registry.set_status(GROUP, 2, APPROVED, "better on line 2", by="qa")
+    assert registry.served(GROUP).version == 2
+    rejected = registry.set_status(GROUP, 2, REJECTED, "false alarms on shift B", by="qa")
+    assert [h["status"] for h in rejected.history] == [PENDING, APPROVED, REJECTED]
+    assert rejected.history[-1]["reason"] == "false alarms on shift B"
+    assert registry.served(GROUP).version == 1
+    assert [v.version for v in registry.list(GROUP, APPROVED)] == [1]
+    assert [v.version for v in registry.list(GROUP, REJECTED)] == [2]
+    package = client.describe_model_package(ModelPackageName=rejected.arn)
+    assert package["ModelApprovalStatus"] == REJECTED
+
+
+def test_forbidden_transitions_change_nothing(client):
+    registry = SageMakerRegistry(client)
+    register(registry, 1)
+    registry.set_status(GROUP, 1, REJECTED, "bad")
+    with pytest.raises(RegistryError, match="rejected"):
+        registry.set_status(GROUP, 1, APPROVED, "try again")
+    with pytest.raises(RegistryError, match="no model version"):
+        registry.set_status(GROUP, 7, APPROVED, "missing")
+    assert registry.get(GROUP, 1).status == REJECTED and len(registry.get(GROUP, 1).history) == 2
+
+
+def test_start_pipeline_execution_with_parameters(client, monkeypatch):
+    import pipelines.definition as definition
+
+    monkeypatch.setattr(definition, "definition_json", lambda settings: json.dumps({"Version": "2020-12-01", "Steps": []}))
+    monkeypatch.setattr(aws, "definition_json", definition.definition_json)
+    settings = PipelineSettings(role_arn="arn:aws:iam::123456789012:role/ivadas-pipeline")
+    arn = aws.upsert(settings, client)
+    assert arn.endswith(":pipeline/ivadas-training")
+    execution = aws.start("ivadas-training", {"Classes": "tiles,fabric", "ModelKind": "softpatch", "AurocGate": 0.95}, client)
+    described = client.describe_pipeline_execution(PipelineExecutionArn=execution)
+    assert described["PipelineExecutionArn"] == execution
+    parameters = client.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution)["PipelineParameters"]
+    assert {p["Name"]: p["Value"] for p in parameters} == {"Classes": "tiles,fabric", "ModelKind": "softpatch", "AurocGate": "0.95"}
+    assert aws.upsert(settings, client) == arn  # second upsert updates the same pipeline
+
+
+def test_status_reports_steps_and_failure():
+    from botocore.stub import Stubber
+
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/ivadas-training/execution/abc"
+    with Stubber(client) as stub:
+        stub.add_response("describe_pipeline_execution", {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed",
+                                                          "FailureReason": "Step QualityGateFailed failed"}, {"PipelineExecutionArn": arn})
+        stub.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+            {"StepName": "Evaluate", "StepStatus": "Succeeded"},
+            {"StepName": "QualityGateFailed", "StepStatus": "Failed", "FailureReason": "mean image AUROC 0.8 is below the gate 0.9"},
+        ]}, {"PipelineExecutionArn": arn})
+        result = aws.status(arn, client)
+    assert result["status"] == "Failed"
+    assert result["steps"][1] == {"name": "QualityGateFailed", "status": "Failed", "failure_reason": "mean image AUROC 0.8 is below the gate 0.9"}

@@ -1,0 +1,32 @@
+import json
+
+import pytest
+
+from pipelines.steps import conventions
+from pipelines.steps.conventions import StepFailed
+from pipelines.steps.train import model_config
+
+
+def test_sagemaker_paths_and_environment_overrides(monkeypatch, tmp_path):
+    for key in ("SM_CHANNEL_DATA", "SM_MODEL_DIR", "SM_HPS", "SM_INPUT_CONFIG_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    assert str(conventions.channel("data")) == "/opt/ml/input/data/data"
+    assert str(conventions.model_dir()) == "/opt/ml/model"
+    monkeypatch.setenv("SM_CHANNEL_DATA", str(tmp_path))
+    assert conventions.channel("data") == tmp_path
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "hyperparameters.json").write_text(json.dumps({"model": "softpatch", "image_size": 128}))
+    monkeypatch.setenv("SM_INPUT_CONFIG_DIR", str(config_dir))
+    assert conventions.hyperparameters() == {"model": "softpatch", "image_size": "128"}  # always strings
+    monkeypatch.setenv("SM_HPS", json.dumps({"model": "patchcore"}))
+    assert conventions.hyperparameters() == {"model": "patchcore"}
+
+
+def test_string_hyperparameters_become_a_model_config():
+    config = model_config({"model": "softpatch", "coreset_ratio": "0.05", "image_size": "224", "noise_method": "gaussian"})
+    assert (config.kind, config.coreset_ratio, config.image_size, config.noise_method) == ("softpatch", 0.05, 224, "gaussian")
+    with pytest.raises(StepFailed, match="coreset_ratio='lots' is not a number"):
+        model_config({"coreset_ratio": "lots"})
+    with pytest.raises(ValueError, match="kind must be one of"):
+        model_config({"model": "magic"})
