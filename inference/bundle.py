@@ -185,8 +185,12 @@ def load_bundle(location: str | Path, workdir: str | Path | None = None, threads
     location = Path(location)
     if not location.exists():
         raise BundleError(f"no model bundle at {location}")
+    scratch = None
     if location.is_file():
-        root = extract_bundle(location, workdir or tempfile.mkdtemp(prefix="ivadas-bundle-"))
+        if workdir is None:
+            scratch = tempfile.TemporaryDirectory(prefix="ivadas-bundle-")  # removed with the bundle
+            workdir = scratch.name
+        root = extract_bundle(location, workdir)
     else:
         root = location
     manifest = read_manifest(root)
@@ -196,7 +200,9 @@ def load_bundle(location: str | Path, workdir: str | Path | None = None, threads
     extractor = FeatureExtractor(OnnxBackbone(root / BACKBONE, spec, threads), config.image_size, config.patch_size, config.embedding_dim)
     probe = _probe(extractor)
     models = {name: _load_class(root, name, entry, config, probe) for name, entry in manifest["classes"].items()}
-    return LoadedBundle(root, manifest, extractor, models)
+    bundle = LoadedBundle(root, manifest, extractor, models)
+    bundle._scratch = scratch
+    return bundle
 
 
 def _probe(extractor: FeatureExtractor) -> tuple[int, tuple[int, int]]:

@@ -23,8 +23,9 @@ HEATMAP_MAX_SIDE = 512  # heatmap PNGs are an overlay, not a copy of a 20-megapi
 
 
 class Detector:
-    def __init__(self, bundle: LoadedBundle):
+    def __init__(self, bundle: LoadedBundle, version: str | None = None):
         self.bundle = bundle
+        self.version = version or bundle.version  # the registry's label when the deployer knows it
 
     @classmethod
     def load(cls, location: str | Path, threads: int | None = None) -> "Detector":
@@ -79,7 +80,7 @@ class Detector:
         anomaly_score = float(calibration.normalise(raw.raw_score))
         result = {
             "class_name": class_name,
-            "model": {"kind": self.kind, "version": self.bundle.version},
+            "model": {"kind": self.kind, "version": self.version},
             "anomaly_score": round(anomaly_score, 6),
             "raw_score": round(float(raw.raw_score), 6),
             "threshold": threshold,

@@ -118,11 +118,13 @@ def _fmt(value) -> str:
 
 
 def cmd_predict(args) -> int:
+    if args.url:
+        return _predict_remote(args)
     from inference.detector import Detector
     from inference.imageio import decode_image
     from inference.render import heatmap_overlay
 
-    detector = Detector.load(args.bundle or default_bundle(args.model))
+    detector = Detector.load(args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind))
     detector.model_for(args.class_name)
     image = decode_image(Path(args.image).read_bytes(), max_bytes=1 << 62)
     outputs = ("regions",) + (("heatmap",) if args.json else ())
@@ -132,6 +134,41 @@ def cmd_predict(args) -> int:
         heatmap_overlay(image, normalised_map).save(args.heatmap)
         print(f"heatmap written to {args.heatmap}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _predict_remote(args) -> int:
+    import base64
+
+    from infra.client import predict_remote
+
+    if not Path(args.image).is_file():
+        raise FileNotFoundError(f"no image at {args.image}")
+    outputs = ("regions", "heatmap") if (args.json or args.heatmap) else ("regions",)
+    result = predict_remote(args.url, args.image, args.class_name, args.model, args.threshold, outputs)
+    heatmap = result.get("heatmap_png_base64")
+    if args.heatmap and heatmap:
+        Path(args.heatmap).write_bytes(base64.b64decode(heatmap))
+    if not args.json:
+        result.pop("heatmap_png_base64", None)
+    _print_verdict(result, args.json)
+    if args.heatmap and heatmap:
+        print(f"heatmap overlay layer written to {args.heatmap}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def cmd_up(args) -> int:
+    from infra.local.stack import StackSettings, run_until_interrupted
+
+    settings = StackSettings(
+        home=home(), host=args.host, port=args.port, runtime_port=args.runtime_port, endpoint_base_port=args.endpoint_port,
+        data=Path(args.data) if args.data else None, classes=tuple(_csv(args.classes)) if args.classes else (),
+        backbone=args.backbone, weights=args.weights, default_model=args.model,
+    )
+    try:
+        return run_until_interrupted(settings)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _print_verdict(result: dict, as_json: bool) -> None:
@@ -323,8 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="judge one image")
     predict.add_argument("image")
     predict.add_argument("--class", dest="class_name", required=True)
-    _add_model_choice(predict)
+    predict.add_argument("--model", choices=MODEL_KINDS, help="model kind (default: patchcore locally, the API's default with --url)")
     predict.add_argument("--bundle", help="local model.tar.gz (default: the last one trained for --model)")
+    predict.add_argument("--url", help="a running IVADAS API (`ivadas up`, or the AWS URL) instead of a local bundle")
     predict.add_argument("--threshold", type=float, help="override of the normalised threshold (0.5)")
     predict.add_argument("--heatmap", help="write the heatmap overlay to this PNG")
     predict.add_argument("--json", action="store_true", help="print the full JSON response")
@@ -332,6 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_pipeline_commands(sub)
     _add_models_commands(sub)
+
+    up = sub.add_parser("up", help="run the whole system locally: train the demo if needed, serve API and UI")
+    up.add_argument("--data", help="train on this MVTec-layout folder instead of the synthetic demo")
+    up.add_argument("--classes", help="classes of --data (default: all)")
+    up.add_argument("--backbone", help="default: resnet18 for the demo, wide_resnet50_2 for --data")
+    up.add_argument("--weights", help="default: auto-or-random for the demo, auto for --data")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=int(os.environ.get("IVADAS_PORT", "8000")))
+    up.add_argument("--runtime-port", type=int, default=8090, help="the SageMaker-runtime-compatible route")
+    up.add_argument("--endpoint-port", type=int, default=8081, help="first of the two endpoint ports")
+    _add_model_choice(up)
+    up.set_defaults(func=cmd_up)
 
     bench = sub.add_parser("bench", help="measure quality, speed and memory; write a table")
     from pipelines.bench import add_arguments

@@ -38,7 +38,7 @@ def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, plots: boo
             write_plots(result, output_dir, name)
         per_class[name] = result["metrics"]
     report = {
-        "model": {"kind": detector.kind, "version": detector.bundle.version},
+        "model": {"kind": detector.kind, "version": detector.version},
         "classes": per_class,
         "mean": _mean_metrics(per_class),
     }

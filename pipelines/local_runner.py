@@ -198,7 +198,10 @@ class LocalPipeline:
     def register(self, params: RunParameters, model: Path, evaluation: dict, execution: str) -> ModelVersion:
         metadata = {"data_uri": str(params.data_uri), "classes": ",".join(params.classes), "model_kind": params.model_kind,
                     "backbone": params.backbone, "source_revision": params.source_revision, "execution_id": execution}
-        metrics = {"mean": evaluation["mean"], "binary_classification_metrics": evaluation["binary_classification_metrics"]}
+        per_class = {name: {k: m.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1", "images")}
+                     for name, m in evaluation["classes"].items()}
+        metrics = {"mean": evaluation["mean"], "classes": per_class,
+                   "binary_classification_metrics": evaluation["binary_classification_metrics"]}
         return self.registry.register(model_package_group(self.name, params.model_kind), str(model.resolve()), metrics,
                                       metadata, params.approval_status)
 

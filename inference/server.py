@@ -1,0 +1,268 @@
+"""The SageMaker hosting contract: `GET /ping` and `POST /invocations`, as a WSGI application.
+
+Requests:
+- `application/json`: `{"class_name", "image_base64", "threshold"?, "outputs"?}`, or a batch
+  `{"instances": [...]}` of at most `MAX_BATCH` such objects, or `{"describe": true}` for the
+  bundle's summary (kind, version, classes, thresholds, backbone).
+- `image/png`, `image/jpeg`, ...: the raw image, with `class_name=...` (and optionally
+  `threshold=...`, `outputs=heatmap;regions`) in `X-Amzn-SageMaker-Custom-Attributes`.
+Errors are `{"error": {"code", "message"}}` with the status of the API contract.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from .detector import OUTPUTS, Detector
+from .errors import BadRequest, IvadasError, PayloadTooLarge
+
+log = logging.getLogger("ivadas.server")
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time payload limit
+MAX_BATCH = 8
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "application/x-image", "application/octet-stream")
+
+
+def model_location() -> Path:
+    return Path(os.environ.get("IVADAS_MODEL_DIR", "/opt/ml/model"))
+
+
+VERSION_FILE = ".ivadas-version"
+METRICS_FILE = ".ivadas-metrics.json"
+
+
+def served_version_label(location: Path) -> str | None:
+    """The registry version being served: `IVADAS_MODEL_VERSION`, or a label file the deployer
+    wrote next to the model (the local stack does, so a hot swap changes it too)."""
+    if os.environ.get("IVADAS_MODEL_VERSION"):
+        return os.environ["IVADAS_MODEL_VERSION"]
+    label = location / VERSION_FILE
+    return label.read_text().strip() if label.is_file() else None
+
+
+def served_metrics(location: Path) -> dict:
+    """Evaluation metrics of the served version, as the deployer passed them (they are computed
+    after training, so they are not inside the bundle): `IVADAS_MODEL_METRICS` or a file."""
+    if os.environ.get("IVADAS_MODEL_METRICS"):
+        return json.loads(os.environ["IVADAS_MODEL_METRICS"])
+    path = location / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+class ModelHolder:
+    """Loads the bundle once per process; `/ping` is healthy only after that succeeded."""
+
+    def __init__(self, location: Path):
+        self.location = location
+        self.detector: Detector | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Detector | None:
+        if self.detector is None and self.error is None:
+            with self._lock:
+                if self.detector is None and self.error is None:
+                    self._load()
+        return self.detector
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            location = self.location
+            if location.is_dir() and (location / "model.tar.gz").is_file() and not (location / "manifest.json").is_file():
+                location = location / "model.tar.gz"
+            self.detector = Detector.load(location)
+            self.detector.version = served_version_label(self.location) or self.detector.version
+            log.info("model %s loaded from %s in %.1fs", self.detector.version, location, time.perf_counter() - started)
+        except IvadasError as exc:
+            self.error = exc.message
+            log.error("model cannot be served: %s", exc.message)
+
+    def describe(self) -> dict:
+        detector = self.detector
+        manifest = detector.bundle.manifest
+        return {
+            "kind": detector.kind,
+            "version": detector.version,
+            "classes": {name: {"threshold": 0.5, "raw_threshold": entry["threshold"],
+                               "calibration": entry["calibration"]["method"]}
+                        for name, entry in manifest["classes"].items()},
+            "backbone": {k: manifest["backbone"][k] for k in ("name", "weights", "precision")},
+            "image_size": manifest["preprocessing"]["image_size"],
+            "metrics": served_metrics(self.location) or manifest.get("metrics", {}),
+            "lineage": manifest.get("lineage", {}),
+        }
+
+
+def parse_custom_attributes(header: str) -> dict:
+    """`class_name=tiles,threshold=0.6,outputs=heatmap;regions` → dict (SageMaker passes it verbatim)."""
+    attributes = {}
+    for part in filter(None, (p.strip() for p in header.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise BadRequest(f"custom attribute {part!r} is not key=value")
+        attributes[key.strip()] = value.strip()
+    return attributes
+
+
+def _threshold(value):
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"threshold must be a number in [0, 1], got {value!r}") from None
+
+
+def _outputs(value) -> tuple:
+    if value is None:
+        return OUTPUTS
+    if isinstance(value, str):
+        value = [v for v in value.replace(";", ",").split(",") if v]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest("outputs must be a list of 'heatmap' and/or 'regions'")
+    return tuple(value)
+
+
+def decode_base64(text) -> bytes:
+    if not isinstance(text, str) or not text:
+        raise BadRequest("image_base64 is required and must be a non-empty base64 string")
+    if text.startswith("data:") and "," in text:  # tolerate data URLs from browsers
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("image_base64 is not valid base64") from None
+
+
+def predict_instance(detector: Detector, instance) -> dict:
+    if not isinstance(instance, dict):
+        raise BadRequest("each request must be a JSON object")
+    class_name = instance.get("class_name")
+    if not isinstance(class_name, str) or not class_name.strip():
+        raise BadRequest("class_name is required")
+    detector.model_for(class_name)
+    return detector.predict_bytes(decode_base64(instance.get("image_base64")), class_name,
+                                  _threshold(instance.get("threshold")), _outputs(instance.get("outputs")))
+
+
+class InvocationsApp:
+    """WSGI application for one model kind's endpoint."""
+
+    def __init__(self, holder: ModelHolder):
+        self.holder = holder
+
+    def __call__(self, environ, start_response):
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        try:
+            if path == "/ping" and method == "GET":
+                return self._ping(start_response)
+            if path == "/invocations" and method == "POST":
+                return self._respond(start_response, 200, self._invoke(environ))
+            return self._respond(start_response, 404, {"error": {"code": "not_found", "message": f"no route {method} {path}"}})
+        except IvadasError as exc:
+            return self._respond(start_response, exc.status, exc.to_dict())
+        except Exception:  # never a stack trace to the caller; the log has it
+            log.exception("unexpected error serving %s %s", method, path)
+            return self._respond(start_response, 500, {"error": {"code": "internal_error", "message": "the model failed on this request"}})
+
+    def _ping(self, start_response):
+        detector = self.holder.get()
+        if detector is None:
+            return self._respond(start_response, 503, {"status": "unavailable", "reason": self.holder.error or "loading"})
+        return self._respond(start_response, 200, {"status": "healthy", "kind": detector.kind})
+
+    def _invoke(self, environ) -> dict:
+        body = _read_body(environ)
+        detector = self.holder.get()
+        if detector is None:
+            raise ModelUnavailable(self.holder.error or "the model is still loading")
+        content_type = (environ.get("CONTENT_TYPE") or "application/json").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            return self._invoke_json(detector, body)
+        if content_type in IMAGE_TYPES:
+            attributes = parse_custom_attributes(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", ""))
+            if not attributes.get("class_name"):
+                raise BadRequest("send the class as X-Amzn-SageMaker-Custom-Attributes: class_name=<class>")
+            detector.model_for(attributes["class_name"])
+            return detector.predict_bytes(body, attributes["class_name"], _threshold(attributes.get("threshold")),
+                                          _outputs(attributes.get("outputs")))
+        raise UnsupportedContentType(f"content type {content_type!r} is not supported; send application/json or an image")
+
+    def _invoke_json(self, detector: Detector, body: bytes) -> dict:
+        try:
+            request = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        if isinstance(request, dict) and request.get("describe") is True:
+            return self.holder.describe()
+        if isinstance(request, dict) and "instances" in request:
+            instances = request["instances"]
+            if not isinstance(instances, list) or not instances:
+                raise BadRequest("instances must be a non-empty list")
+            if len(instances) > MAX_BATCH:
+                raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} images, got {len(instances)}")
+            return {"predictions": [_result_or_error(detector, instance) for instance in instances]}
+        return predict_instance(detector, request)
+
+    @staticmethod
+    def _respond(start_response, status: int, payload: dict):
+        body = json.dumps(payload).encode()
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _result_or_error(detector: Detector, instance) -> dict:
+    """Batch items fail alone: one bad image does not lose the others' results."""
+    try:
+        return predict_instance(detector, instance)
+    except IvadasError as exc:
+        return {**exc.to_dict(), "status": exc.status}
+
+
+def _read_body(environ) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise BadRequest("invalid Content-Length") from None
+    if length > MAX_BODY_BYTES:
+        _discard(environ["wsgi.input"], min(length, DRAIN_LIMIT))  # so the client can read our answer
+        raise PayloadTooLarge(f"the request is {length} bytes; the limit is {MAX_BODY_BYTES} bytes")
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+def _discard(stream, length: int) -> None:
+    while length > 0:
+        chunk = stream.read(min(length, 1 << 20))
+        if not chunk:
+            return
+        length -= len(chunk)
+
+
+class ModelUnavailable(IvadasError):
+    status, code = 503, "model_unavailable"
+
+
+class UnsupportedContentType(IvadasError):
+    status, code = 415, "unsupported_media_type"
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 415: "Unsupported Media Type",
+            422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def create_app() -> InvocationsApp:
+    """Called once in every server worker: each loads the model itself."""
+    holder = ModelHolder(model_location())
+    holder.get()
+    return InvocationsApp(holder)

@@ -1,0 +1,190 @@
+"""The local stack's front doors, doing what AWS services do in the cloud. Two roles, served by
+separate processes as they are separate services on AWS (and so an API worker waiting on an
+endpoint never waits for a worker of its own pool):
+
+- role `runtime`: `POST /endpoints/{name}/invocations`, the SageMaker runtime API, forwarded to
+  the endpoint process serving `name`, with SageMaker's error shapes (ModelError,
+  ServiceUnavailable, ValidationError), so boto3's `sagemaker-runtime` client works unchanged.
+- role `api`: the API routes, turned into API Gateway REST proxy events and handed to the predict
+  Lambda's handler as API Gateway would (10 MB request limit); everything else is the static UI
+  from `ui/`, with a generated `config.json` (same-origin API).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import mimetypes
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs
+
+ROOT = Path(__file__).resolve().parents[2]
+API_PREFIXES = ("/predict", "/health", "/models", "/inspections")
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+ENDPOINT_TIMEOUT_S = 60
+
+
+def _json(start_response, status: int, payload: dict, headers=()):
+    body = json.dumps(payload).encode()
+    start_response(f"{status} {http.client.responses.get(status, 'Error')}",
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers])
+    return [body]
+
+
+class LambdaContext:
+    """The parts of the Lambda context object that handlers and Powertools read."""
+
+    function_name = "ivadas-predict-local"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:ivadas-predict-local"
+
+    def __init__(self, deadline_s: float = 29.0):
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + deadline_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def proxy_event(environ, body: bytes) -> dict:
+    """The API Gateway REST (v1) proxy event for this request."""
+    path, method = environ.get("PATH_INFO", "/"), environ["REQUEST_METHOD"]
+    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": "/{proxy+}", "path": path, "httpMethod": method,
+        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
+        "requestContext": {"requestId": request_id, "stage": "local", "path": path, "httpMethod": method,
+                           "resourcePath": "/{proxy+}", "identity": {"sourceIp": environ.get("REMOTE_ADDR", "127.0.0.1")},
+                           "requestTimeEpoch": int(time.time() * 1000)},
+        "body": text if body else None, "isBase64Encoded": is_base64,
+    }
+
+
+class Gateway:
+    def __init__(self, role: str, endpoints: dict[str, str] | None = None, ui_dir: Path | None = None, handler=None):
+        self.role = role
+        self.endpoints = endpoints or {}  # endpoint name → "host:port" of its server
+        self.ui_dir = (ui_dir or ROOT / "ui").resolve()
+        self.handler = handler
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "/")
+        if self.role == "runtime":
+            if path.startswith("/endpoints/") and path.endswith("/invocations") and environ["REQUEST_METHOD"] == "POST":
+                return self.invoke_endpoint(environ, start_response, path[len("/endpoints/"):-len("/invocations")])
+            return _sagemaker_error(start_response, 404, "UnknownOperationException", f"no operation at {path}")
+        if path.startswith(API_PREFIXES):
+            return self.call_lambda(environ, start_response)
+        return self.static(environ, start_response, path)
+
+    # ---------------------------------------------------------------------- SageMaker runtime
+
+    def invoke_endpoint(self, environ, start_response, name: str):
+        target = self.endpoints.get(name)
+        if target is None:
+            return _sagemaker_error(start_response, 400, "ValidationError", f"Endpoint {name} of account 000000000000 not found.")
+        body = _read(environ)
+        headers = {"Content-Type": environ.get("CONTENT_TYPE") or "application/json"}
+        if environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"):
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = environ["HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"]
+        host, port = target.rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=ENDPOINT_TIMEOUT_S)
+        try:
+            connection.request("POST", "/invocations", body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except (ConnectionError, OSError) as exc:
+            return _sagemaker_error(start_response, 503, "ServiceUnavailable", f"Endpoint {name} is not available: {exc}")
+        finally:
+            connection.close()
+        if response.status >= 400:  # SageMaker wraps the container's error in a ModelError
+            return _sagemaker_error(start_response, 424, "ModelError",
+                                    f"Received client error ({response.status}) from primary with message \"{payload.decode(errors='replace')}\".",
+                                    OriginalStatusCode=response.status, OriginalMessage=payload.decode(errors="replace"),
+                                    LogStreamArn=f"local:/ivadas/endpoints/{name}")
+        start_response("200 OK", [("Content-Type", response.getheader("Content-Type", "application/json")),
+                                  ("Content-Length", str(len(payload))), ("x-Amzn-Invoked-Production-Variant", "AllTraffic")])
+        return [payload]
+
+    # ------------------------------------------------------------------------------ the API
+
+    def call_lambda(self, environ, start_response):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > API_GATEWAY_MAX_BODY:
+            return _json(start_response, 413, {"message": "Request Too Long"})
+        result = self.handler(proxy_event(environ, _read(environ)), LambdaContext())
+        body = result.get("body") or ""
+        payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        headers = [(k, v) for k, v in (result.get("headers") or {}).items() if k.lower() != "content-length"]
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            headers += [(key, v) for v in values if key.lower() != "content-length"]
+        status = int(result.get("statusCode", 200))
+        start_response(f"{status} {http.client.responses.get(status, 'Error')}", headers + [("Content-Length", str(len(payload)))])
+        return [payload]
+
+    # ------------------------------------------------------------------------------- the UI
+
+    def static(self, environ, start_response, path: str):
+        if path == "/config.json" and not (self.ui_dir / "config.json").is_file():
+            return _json(start_response, 200, {"apiBaseUrl": "", "environment": "local"})
+        relative = path.lstrip("/") or "index.html"
+        target = (self.ui_dir / relative).resolve()
+        if self.ui_dir not in target.parents and target != self.ui_dir or not target.is_file():
+            return _json(start_response, 404, {"error": {"code": "not_found", "message": f"no such page {path}"}})
+        data = target.read_bytes()
+        kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(data))), ("Cache-Control", "no-cache"),
+                                  ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY")])
+        return [data]
+
+
+def _sagemaker_error(start_response, status: int, error_type: str, message: str, **fields):
+    return _json(start_response, status, {"message": message, "Message": message, **fields},
+                 headers=[("x-amzn-ErrorType", f"{error_type}:http://internal.amazon.com/coral/com.amazonaws.sagemaker.runtime/")])
+
+
+def _read(environ) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def load_predict_handler():
+    """The predict Lambda's handler, imported from its asset folder exactly as Lambda would."""
+    folder = str(ROOT / "lambda" / "predict")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import predict_app
+
+    return predict_app.handler
+
+
+def create_app() -> Gateway:
+    """Gateway from the environment the local stack sets: `IVADAS_GATEWAY_ROLE` (api|runtime),
+    `IVADAS_LOCAL_ENDPOINTS` = {name: host:port} (runtime), `IVADAS_UI_DIR` (api)."""
+    role = os.environ.get("IVADAS_GATEWAY_ROLE", "api")
+    if role == "runtime":
+        return Gateway("runtime", endpoints=json.loads(os.environ.get("IVADAS_LOCAL_ENDPOINTS", "{}")))
+    return Gateway("api", ui_dir=Path(os.environ.get("IVADAS_UI_DIR", ROOT / "ui")), handler=load_predict_handler())

@@ -1,0 +1,144 @@
+"""Every inspection, recorded: DynamoDB + S3 on AWS, SQLite + a folder locally, one interface.
+
+A record holds time, class, model kind and version, scores, verdict and request id; the image
+itself is kept for anomalous results when `store_anomalous_images` is on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+FIELDS = ("request_id", "timestamp", "class_name", "model_kind", "model_version", "anomaly_score", "raw_score",
+          "threshold", "is_anomaly", "image_key")
+RETENTION_DAYS = 90
+
+
+def inspection_record(result: dict, request_id: str) -> dict:
+    return {
+        "request_id": request_id,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "class_name": result["class_name"],
+        "model_kind": result["model"]["kind"],
+        "model_version": result["model"]["version"],
+        "anomaly_score": float(result["anomaly_score"]),
+        "raw_score": float(result["raw_score"]),
+        "threshold": float(result["threshold"]),
+        "is_anomaly": bool(result["is_anomaly"]),
+        "image_key": None,
+    }
+
+
+def _matches(record: dict, class_name: str | None, verdict: str | None) -> bool:
+    if class_name and record["class_name"] != class_name:
+        return False
+    if verdict == "anomaly" and not record["is_anomaly"]:
+        return False
+    if verdict == "normal" and record["is_anomaly"]:
+        return False
+    return True
+
+
+class SqliteInspectionLog:
+    def __init__(self, database: str | Path, image_dir: str | Path | None = None, store_anomalous_images: bool = False):
+        self.database = Path(database)
+        self.database.parent.mkdir(parents=True, exist_ok=True)
+        self.image_dir = Path(image_dir) if image_dir else self.database.parent / "images"
+        self.store_images = store_anomalous_images
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS inspections (request_id TEXT PRIMARY KEY, timestamp TEXT, class_name TEXT, "
+                       "model_kind TEXT, model_version TEXT, anomaly_score REAL, raw_score REAL, threshold REAL, "
+                       "is_anomaly INTEGER, image_key TEXT)")
+            db.execute("CREATE INDEX IF NOT EXISTS by_time ON inspections (timestamp)")
+
+    def _connect(self):
+        return sqlite3.connect(self.database, timeout=10)
+
+    def record(self, record: dict, image: bytes | None = None) -> dict:
+        if image is not None and self.store_images and record["is_anomaly"]:
+            self.image_dir.mkdir(parents=True, exist_ok=True)
+            path = self.image_dir / f"{record['request_id']}.img"
+            path.write_bytes(image)
+            record = {**record, "image_key": str(path)}
+        with self._lock, self._connect() as db:
+            db.execute(f"INSERT OR REPLACE INTO inspections ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})",
+                       [record[f] for f in FIELDS])
+        return record
+
+    def recent(self, class_name: str | None = None, verdict: str | None = None, limit: int = 50) -> list[dict]:
+        query, params = "SELECT * FROM inspections WHERE 1=1", []
+        if class_name:
+            query, params = query + " AND class_name = ?", params + [class_name]
+        if verdict in ("anomaly", "normal"):
+            query, params = query + " AND is_anomaly = ?", params + [int(verdict == "anomaly")]
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(query + " ORDER BY timestamp DESC LIMIT ?", params + [limit]).fetchall()
+        return [{**dict(row), "is_anomaly": bool(row["is_anomaly"])} for row in rows]
+
+
+class DynamoInspectionLog:
+    """Table keyed by day (`day`) and `sk` = timestamp#request_id; images in S3; records expire."""
+
+    def __init__(self, table: str, bucket: str | None = None, store_anomalous_images: bool = False, dynamodb=None, s3=None):
+        import boto3
+
+        self.table = (dynamodb or boto3.resource("dynamodb")).Table(table)
+        self.bucket = bucket
+        self.s3 = s3 or (boto3.client("s3") if bucket else None)
+        self.store_images = store_anomalous_images and bool(bucket)
+
+    def record(self, record: dict, image: bytes | None = None) -> dict:
+        day = record["timestamp"][:10]
+        if image is not None and self.store_images and record["is_anomaly"]:
+            key = f"inspections/{day}/{record['request_id']}.img"
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=image, ServerSideEncryption="aws:kms")
+            record = {**record, "image_key": f"s3://{self.bucket}/{key}"}
+        item = {k: v for k, v in record.items() if v is not None}
+        item = json.loads(json.dumps(item), parse_float=Decimal)
+        item.update(day=day, sk=f"{record['timestamp']}#{record['request_id']}",
+                    expires_at=int(time.time()) + RETENTION_DAYS * 86400)
+        self.table.put_item(Item=item)
+        return record
+
+    def recent(self, class_name: str | None = None, verdict: str | None = None, limit: int = 50, days: int = 7) -> list[dict]:
+        from boto3.dynamodb.conditions import Key
+
+        found = []
+        today = datetime.now(timezone.utc).date()
+        for offset in range(days):
+            day = (today - timedelta(days=offset)).isoformat()
+            kwargs = {"KeyConditionExpression": Key("day").eq(day), "ScanIndexForward": False}
+            while len(found) < limit:
+                page = self.table.query(**kwargs)
+                found += [self._plain(i) for i in page["Items"] if _matches(self._plain(i), class_name, verdict)]
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    @staticmethod
+    def _plain(item: dict) -> dict:
+        record = {f: item.get(f) for f in FIELDS}
+        for key in ("anomaly_score", "raw_score", "threshold"):
+            record[key] = float(record[key]) if record[key] is not None else None
+        record["is_anomaly"] = bool(record["is_anomaly"])
+        return record
+
+
+def from_environment():
+    """The log this deployment uses: `INSPECTION_LOG=dynamodb|sqlite` and its settings."""
+    store_images = os.environ.get("STORE_ANOMALOUS_IMAGES", "false").lower() == "true"
+    if os.environ.get("INSPECTION_LOG", "sqlite") == "dynamodb":
+        return DynamoInspectionLog(os.environ["INSPECTION_TABLE"], os.environ.get("INSPECTION_BUCKET"), store_images)
+    database = os.environ.get("INSPECTION_DB", str(Path(os.environ.get("TMPDIR", "/tmp")) / "ivadas-inspections.sqlite"))
+    return SqliteInspectionLog(database, os.environ.get("INSPECTION_IMAGE_DIR"), store_images)

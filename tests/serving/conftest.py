@@ -1,0 +1,80 @@
+"""Servers as real processes: an endpoint (gunicorn) on the test bundle, and the whole local stack."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http(method: str, url: str, body=None, headers=None, timeout=60):
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout=120, healthy=True):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "server exited while starting"
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or not healthy:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def b64(path) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def png_bytes(size=(64, 64), colour=(120, 120, 120)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def endpoint(patchcore_bundle, tmp_path_factory):
+    """`python -m inference.serve` on the test bundle, as SageMaker starts it."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("endpoint") / "server.log"
+    env = {**os.environ, "IVADAS_MODEL_DIR": str(patchcore_bundle[0]), "SAGEMAKER_BIND_TO_PORT": str(port),
+           "SAGEMAKER_BIND_HOST": "127.0.0.1", "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "inference.serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(url + "/ping", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

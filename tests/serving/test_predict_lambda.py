@@ -1,0 +1,174 @@
+"""The predict Lambda's handler against moto-backed AWS (DynamoDB, S3, SageMaker runtime)."""
+
+import base64
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "lambda" / "predict"))
+import predict_app  # noqa: E402
+
+TABLE, BUCKET = "ivadas-inspections", "ivadas-artifacts"
+ENDPOINTS = {"patchcore": "ivadas-patchcore", "softpatch": "ivadas-softpatch"}
+
+
+class Context:
+    function_name = "ivadas-predict"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ivadas-predict"
+    aws_request_id = "lambda-request"
+
+    @staticmethod
+    def get_remaining_time_in_millis():
+        return 29000
+
+
+def api_event(method: str, path: str, body=None, query=None) -> dict:
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": {"Content-Type": "application/json"},
+            "multiValueHeaders": {}, "queryStringParameters": query, "multiValueQueryStringParameters": None,
+            "pathParameters": {"proxy": path[1:]}, "stageVariables": None, "isBase64Encoded": False, "body": text,
+            "requestContext": {"requestId": str(uuid.uuid4()), "stage": "prod", "path": path, "httpMethod": method,
+                               "resourcePath": "/{proxy+}", "identity": {"sourceIp": "10.0.0.1"}}}
+
+
+def call(method, path, body=None, query=None):
+    response = predict_app.handler(api_event(method, path, body, query), Context())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def endpoint_result(is_anomaly=True, class_name="tiles", score=0.91) -> dict:
+    return {"class_name": class_name, "model": {"kind": "patchcore", "version": "ivadas-training-patchcore/3"},
+            "anomaly_score": score, "raw_score": 7.5, "threshold": 0.5, "raw_threshold": 5.0, "is_anomaly": is_anomaly,
+            "regions": [{"box": [1, 2, 30, 40], "score": score, "area": 900}] if is_anomaly else [],
+            "timing_ms": {"model": 50.0, "total": 55.0}}
+
+
+def seed(result: dict) -> None:
+    from moto.sagemakerruntime.models import sagemakerruntime_backends
+
+    backend = sagemakerruntime_backends["123456789012"]["us-east-1"]
+    backend.results_queue.append((json.dumps(result), "application/json", "AllTraffic", ""))
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "INSPECTION_LOG": "dynamodb", "INSPECTION_TABLE": TABLE, "INSPECTION_BUCKET": BUCKET,
+           "STORE_ANOMALOUS_IMAGES": "true", "ENDPOINT_NAMES": json.dumps(ENDPOINTS)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        boto3.client("dynamodb").create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "day", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "day", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+        monkeypatch.setattr(predict_app, "_runtime", None)
+        monkeypatch.setattr(predict_app, "_log", None)
+        yield
+
+
+IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100).decode()
+
+
+def test_predict_calls_the_endpoint_and_records_the_inspection(aws, capsys):
+    seed(endpoint_result())
+    status, body = call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE})
+    assert status == 200 and body["is_anomaly"] is True and body["regions"][0]["box"] == [1, 2, 30, 40]
+    assert body["model"] == {"kind": "patchcore", "version": "ivadas-training-patchcore/3"}
+    assert body["request_id"] and body["timing_ms"]["endpoint_call"] >= 0
+    items = boto3.resource("dynamodb").Table(TABLE).scan()["Items"]
+    assert len(items) == 1 and items[0]["class_name"] == "tiles" and items[0]["is_anomaly"] is True
+    assert items[0]["request_id"] == body["request_id"] and items[0]["image_key"].startswith(f"s3://{BUCKET}/inspections/")
+    key = items[0]["image_key"].split(f"s3://{BUCKET}/")[1]
+    assert boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read() == base64.b64decode(IMAGE)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{") and "_aws" in line]
+    names = {m["Name"] for line in emitted for d in line["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"Latency", "EndpointLatency", "Anomalies", "Inspections"} <= names
+    anomalies = next(line for line in emitted if "Anomalies" in line)
+    assert anomalies["class_name"] == "tiles" and anomalies["model"] == "patchcore" and anomalies["Anomalies"] in (1, 1.0, [1.0])
+
+
+def test_inspections_are_listed_and_filtered(aws):
+    for i, (anomalous, name) in enumerate([(True, "tiles"), (False, "tiles"), (True, "wood")]):
+        seed(endpoint_result(anomalous, name))
+        image = base64.b64encode(b"image-%d" % i).decode()
+        assert call("POST", "/predict", {"class_name": name, "image_base64": image})[0] == 200
+    status, body = call("GET", "/inspections", query={"class_name": "tiles"})
+    assert status == 200 and [r["is_anomaly"] for r in body["inspections"]] == [False, True]
+    status, body = call("GET", "/inspections", query={"verdict": "anomaly"})
+    assert {r["class_name"] for r in body["inspections"]} == {"tiles", "wood"}
+    assert all(r["image_key"] for r in body["inspections"])
+    assert call("GET", "/inspections", query={"verdict": "maybe"})[0] == 400
+
+
+def test_limits_are_enforced_before_anything_is_called(aws, monkeypatch):
+    monkeypatch.setattr(predict_app, "invoke", lambda *a, **k: pytest.fail("the endpoint must not be called"))
+    huge = {"class_name": "tiles", "image_base64": "A" * (6 * 1024 * 1024)}
+    status, body = call("POST", "/predict", huge)
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+    big_image = {"class_name": "tiles", "image_base64": base64.b64encode(b"\x00" * 4_500_000).decode()}
+    assert call("POST", "/predict", big_image)[0] == 413
+    assert call("POST", "/predict", "{oops")[1]["error"]["code"] == "bad_request"
+    assert call("POST", "/predict", {"class_name": "tiles"})[0] == 400
+    assert call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE, "model": "yolo"})[1]["error"]["code"] == "unknown_model"
+    assert call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE, "threshold": -1})[0] == 400
+    assert call("POST", "/predict", {"class_name": "tiles", "image_base64": "!!"})[1]["error"]["message"] == "image_base64 is not valid base64"
+    assert call("POST", "/predict/batch", {"items": [{"class_name": "t", "image_base64": IMAGE}] * 9})[0] == 413
+    assert call("GET", "/nowhere")[0] == 404
+
+
+def model_error(status: int, body: dict) -> ClientError:
+    return ClientError({"Error": {"Code": "ModelError", "Message": "Received client error"},
+                        "OriginalStatusCode": status, "OriginalMessage": json.dumps(body)}, "InvokeEndpoint")
+
+
+@pytest.mark.parametrize("failure, status, code", [
+    (model_error(404, {"error": {"code": "unknown_class", "message": "unknown class 'bolts'"}}), 404, "unknown_class"),
+    (model_error(422, {"error": {"code": "unusable_image", "message": "truncated"}}), 422, "unusable_image"),
+    (model_error(500, {"error": {"code": "internal_error", "message": "boom"}}), 502, "model_error"),
+    (ClientError({"Error": {"Code": "ValidationError", "Message": "Endpoint ivadas-patchcore of account 1 not found."}}, "InvokeEndpoint"), 503, "model_unavailable"),
+    (ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint"), 429, "throttled"),
+    (ReadTimeoutError(endpoint_url="https://runtime.sagemaker"), 504, "endpoint_timeout"),
+])
+def test_endpoint_failures_map_to_the_contract(aws, monkeypatch, failure, status, code):
+    class Failing:
+        def invoke_endpoint(self, **kwargs):
+            raise failure
+
+    monkeypatch.setattr(predict_app, "_runtime", Failing())
+    got_status, body = call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE})
+    assert (got_status, body["error"]["code"]) == (status, code)
+
+
+def test_health_and_models_say_which_model_is_unavailable(aws, monkeypatch):
+    described = {"kind": "patchcore", "version": "v3", "classes": {"tiles": {"threshold": 0.5}},
+                 "backbone": {"name": "resnet18", "weights": "random(seed=0)", "precision": "fp32"}, "metrics": {}}
+
+    class HalfUp:
+        def invoke_endpoint(self, EndpointName, **kwargs):
+            if EndpointName == "ivadas-softpatch":
+                raise ClientError({"Error": {"Code": "ValidationError", "Message": "Endpoint ivadas-softpatch not found."}}, "InvokeEndpoint")
+            import io
+
+            return {"Body": io.BytesIO(json.dumps(described).encode())}
+
+    monkeypatch.setattr(predict_app, "_runtime", HalfUp())
+    status, health = call("GET", "/health")
+    assert status == 200 and health["status"] == "degraded"
+    assert health["models"]["patchcore"] == {"available": True, "version": "v3"}
+    assert health["models"]["softpatch"]["available"] is False and "not found" in health["models"]["softpatch"]["reason"]
+    status, listing = call("GET", "/models")
+    patchcore = next(m for m in listing["models"] if m["kind"] == "patchcore")
+    assert patchcore["version"] == "v3" and "RANDOM" in patchcore["warning"]
+    assert next(m for m in listing["models"] if m["kind"] == "softpatch")["available"] is False
+    status, _ = call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE, "model": "softpatch"})
+    assert status == 503
