@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test demo bench clean
+.PHONY: install test up demo bench clean
 
 $(BIN)/ivadas: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(BIN)/ivadas
 
 test: install
 	$(BIN)/pytest -q
+
+# The main job: train the demo if nothing is approved yet, then serve API and UI on http://127.0.0.1:8000
+up: install
+	$(BIN)/ivadas up
 
 # The demo on synthetic data: random backbone weights unless ImageNet weights are in the torch hub cache.
 demo: install

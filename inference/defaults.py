@@ -46,6 +46,8 @@ class ModelConfig:
     noise_fraction: float = 0.15
     #: SoftPatch: neighbours of the local outlier factor (reference implementation: 6).
     lof_k: int = 6
+    #: SoftPatch: multiply distances by the outlier score of the matched bank entry at scoring.
+    soft_weights: bool = True
     #: Normal-only calibration: quantile of held-out normal scores used as the threshold.
     normal_quantile: float = 0.99
     #: Seed for every random choice (projection, coreset start, splits).

@@ -35,7 +35,7 @@ class ClassModel:
         """Distance of every patch to its nearest bank entry (SoftPatch: times its weight), and that entry."""
         distances, indices = self.bank.search(embeddings, 1)
         scores, nearest = distances[:, 0], indices[:, 0]
-        if self.config.kind == "softpatch":
+        if self.config.kind == "softpatch" and self.config.soft_weights:
             scores = scores * self.bank.weights[nearest]
         return scores, nearest
 

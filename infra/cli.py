@@ -307,8 +307,10 @@ def cmd_models_transition(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from infra.local.loadtest import run_load_bench
     from pipelines.bench import run_bench
 
+    args.load_bench = run_load_bench  # the load suite needs the local stack, which lives in infra
     run_bench(args)
     return 0
 

@@ -19,7 +19,8 @@ SPEED_BACKBONES = (("resnet18", False), ("wide_resnet50_2", False), ("wide_resne
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=("quality", "speed", "all"), default="all")
+    parser.add_argument("--suite", choices=("quality", "speed", "load", "all"), default="all",
+                        help="load runs the local stack under load (loopback only)")
     parser.add_argument("--data", help="MVTec-layout dataset for the quality suite")
     parser.add_argument("--classes", help="classes of --data (default: all)")
     parser.add_argument("--onnx-backbone", help="ONNX feature extractor for the quality suite (layer2, layer3 outputs)")
@@ -43,6 +44,8 @@ def run_bench(args) -> None:
         sections.append(_quality_section(args, workdir))
     if args.suite in ("speed", "all"):
         sections.append(_speed_section(args, workdir))
+    if args.suite in ("load", "all"):
+        sections.append(args.load_bench(args))
     text = "\n\n".join(sections) + "\n"
     Path(args.output).write_text(text)
     print(text)

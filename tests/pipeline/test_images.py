@@ -45,3 +45,36 @@ def test_training_image_installs_and_runs_its_steps(tmp_path):
                    "--output", str(tmp_path / "out"), "--classes", "tiles"], {**env, "SM_OUTPUT_DIR": str(tmp_path / "sm")}, tmp_path)
     assert failing.returncode == 1 and "does not exist" in failing.stderr
     assert "does not exist" in (tmp_path / "sm" / "failure").read_text()
+
+
+def test_endpoint_image_installs_without_torch_and_serves(tmp_path, patchcore_bundle):
+    dockerfile = (ROOT / "inference/Dockerfile").read_text()
+    assert "sh pipelines/docker/install.sh endpoint" in dockerfile and 'CMD ["serve"]' in dockerfile
+    env = fresh_venv(tmp_path / "venv")
+    install = run(["sh", str(ROOT / "pipelines/docker/install.sh"), "endpoint"], env, tmp_path)
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    assert run(["python", "-c", "import torch"], env, tmp_path).returncode != 0  # slim: no torch
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server_env = {**env, "IVADAS_MODEL_DIR": str(patchcore_bundle[0]), "SAGEMAKER_BIND_TO_PORT": str(port),
+                  "SAGEMAKER_BIND_HOST": "127.0.0.1", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+    server = subprocess.Popen(["sh", str(ROOT / "pipelines/docker/serve")], env=server_env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -1,0 +1,377 @@
+// IVADAS inspection page: plain JavaScript, no build step, no external requests.
+"use strict";
+
+const MAX_IMAGE_BYTES = 4400000;
+const ERROR_TEXT = {
+  payload_too_large: "The image is too large. Send an image of at most 4.4 MB.",
+  unsupported_media_type: "That file is not an image IVADAS can read. Send a PNG, JPEG, BMP or TIFF.",
+  unusable_image: "The image could not be used: ",
+  unknown_class: "This model does not know that product class: ",
+  unknown_model: "That model kind does not exist.",
+  model_unavailable: "The model is not available right now. Try again shortly or pick the other model.",
+  endpoint_timeout: "The model took too long to answer. Try again.",
+  throttled: "Too many requests right now. Wait a moment and try again.",
+  bad_request: "The request was not accepted: ",
+};
+
+const state = { api: "", models: [], results: [], current: -1, busy: false, rejudgeTimer: null };
+const $ = (id) => document.getElementById(id);
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(state.api + path, { headers: { "Content-Type": "application/json" }, ...options });
+  } catch (err) {
+    throw { code: "network", message: "The IVADAS API cannot be reached. Check the connection and try again." };
+  }
+  let body = null;
+  try { body = await response.json(); } catch (err) { body = null; }
+  if (!response.ok) {
+    const error = (body && body.error) || {};
+    throw { code: error.code || "http_" + response.status, message: error.message || response.statusText, status: response.status };
+  }
+  return body;
+}
+
+function describeError(error) {
+  const prefix = ERROR_TEXT[error.code];
+  if (!prefix) return error.message || "Something went wrong.";
+  return prefix.endsWith(": ") ? prefix + (error.message || "") : prefix;
+}
+
+function showError(error) {
+  const box = $("error");
+  box.textContent = describeError(error);
+  box.dataset.code = error.code || "";
+  box.hidden = false;
+}
+
+function clearError() { $("error").hidden = true; $("error").textContent = ""; }
+
+function setBusy(busy, text) {
+  state.busy = busy;
+  $("busy").hidden = !busy;
+  $("busy-text").textContent = text || "Inspecting…";
+  document.querySelector(".controls").setAttribute("aria-busy", String(busy));
+  for (const id of ["class-select", "model-select", "file-input"]) $(id).disabled = busy;
+  $("dropzone").setAttribute("aria-disabled", String(busy));
+}
+
+// ------------------------------------------------------------------------------ models
+
+async function loadModels() {
+  const listing = await api("/models");
+  state.models = listing.models;
+  const modelSelect = $("model-select");
+  modelSelect.innerHTML = "";
+  for (const model of state.models) {
+    const option = new Option(model.kind + (model.available ? "" : " (unavailable)"), model.kind);
+    option.disabled = !model.available;
+    modelSelect.add(option);
+  }
+  const preferred = state.models.find((m) => m.available && m.kind === listing.default) || state.models.find((m) => m.available);
+  if (preferred) modelSelect.value = preferred.kind;
+  fillClasses();
+  renderModelCards();
+}
+
+function selectedModel() { return state.models.find((m) => m.kind === $("model-select").value); }
+
+function fillClasses() {
+  const model = selectedModel();
+  const classSelect = $("class-select");
+  const previous = classSelect.value;
+  classSelect.innerHTML = "";
+  const classes = model && model.classes ? Object.keys(model.classes).sort() : [];
+  for (const name of classes) classSelect.add(new Option(name, name));
+  if (classes.includes(previous)) classSelect.value = previous;
+  $("model-version").textContent = model ? (model.available ? `Serving ${model.version}` : `Unavailable: ${model.reason}`) : "";
+  const historyClass = $("history-class");
+  const known = new Set([...historyClass.options].map((o) => o.value));
+  for (const name of classes) if (!known.has(name)) historyClass.add(new Option(name, name));
+}
+
+function fmt(value) { return value === null || value === undefined ? "n/a" : Number(value).toFixed(3); }
+
+function renderModelCards() {
+  const container = $("model-cards");
+  container.innerHTML = "";
+  for (const model of state.models) {
+    const card = document.createElement("article");
+    card.className = "card" + (model.available ? "" : " unavailable");
+    const title = document.createElement("h3");
+    title.textContent = `${model.kind} — ${model.available ? model.version : "unavailable"}`;
+    card.append(title);
+    if (!model.available) {
+      const reason = document.createElement("p");
+      reason.textContent = model.reason;
+      card.append(reason);
+      container.append(card);
+      continue;
+    }
+    if (model.warning) {
+      const warning = document.createElement("p");
+      warning.className = "warning";
+      warning.textContent = model.warning;
+      card.append(warning);
+    }
+    const mean = (model.metrics && model.metrics.mean) || {};
+    const perClass = (model.metrics && model.metrics.classes) || {};
+    const info = document.createElement("p");
+    info.className = "hint";
+    info.textContent = `backbone ${model.backbone.name} (${model.backbone.precision}, weights ${model.backbone.weights}), ` +
+      `mean image AUROC ${fmt(mean.image_auroc)}, pixel AUROC ${fmt(mean.pixel_auroc)}, PRO ${fmt(mean.aupro)}`;
+    card.append(info);
+    const table = document.createElement("table");
+    table.className = "table";
+    table.innerHTML = "<thead><tr><th scope='col'>Class</th><th scope='col'>Raw threshold</th><th scope='col'>Calibration</th><th scope='col'>Image AUROC</th><th scope='col'>F1</th></tr></thead>";
+    const body = document.createElement("tbody");
+    for (const [name, entry] of Object.entries(model.classes)) {
+      const row = body.insertRow();
+      const metrics = perClass[name] || {};
+      for (const text of [name, fmt(entry.raw_threshold), entry.calibration, fmt(metrics.image_auroc), fmt(metrics.f1)]) {
+        row.insertCell().textContent = text;
+      }
+    }
+    table.append(body);
+    card.append(table);
+    container.append(card);
+  }
+}
+
+// ---------------------------------------------------------------------------- inspect
+
+function readAsDataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function inspectFiles(files) {
+  if (state.busy || !files.length) return;
+  clearError();
+  const className = $("class-select").value;
+  if (!className) { showError({ code: "bad_request", message: "choose a product class first." }); return; }
+  setBusy(true);
+  try {
+    for (const [index, file] of [...files].entries()) {
+      $("busy-text").textContent = files.length > 1 ? `Inspecting ${index + 1} of ${files.length}…` : "Inspecting…";
+      await inspectFile(file, className);
+    }
+  } finally {
+    setBusy(false);
+    refreshHistory();
+  }
+}
+
+async function inspectFile(file, className) {
+  const dataUrl = await readAsDataUrl(file);
+  const entry = { name: file.name, dataUrl, className, model: $("model-select").value, result: null, error: null };
+  if (file.size > MAX_IMAGE_BYTES) {
+    entry.error = { code: "payload_too_large", message: "" };
+  } else {
+    try {
+      entry.result = await requestVerdict(entry, Number($("threshold").value));
+    } catch (error) {
+      entry.error = error;
+    }
+  }
+  state.results.push(entry);
+  showResult(state.results.length - 1);
+}
+
+function requestVerdict(entry, threshold) {
+  const body = { class_name: entry.className, model: entry.model, image_base64: entry.dataUrl.split(",")[1],
+                 outputs: ["heatmap", "regions"], threshold };
+  return api("/predict", { method: "POST", body: JSON.stringify(body) });
+}
+
+function showResult(index) {
+  state.current = index;
+  renderThumbnails();
+  const entry = state.results[index];
+  if (entry.error) {
+    showError(entry.error);
+    $("result").hidden = true;
+    $("empty-result").hidden = false;
+    $("empty-result").textContent = `${entry.name}: not inspected.`;
+    return;
+  }
+  clearError();
+  $("empty-result").hidden = true;
+  $("result").hidden = false;
+  $("photo").src = entry.dataUrl;
+  $("photo").alt = `inspected image ${entry.name}`;
+  $("heatmap").src = "data:image/png;base64," + entry.result.heatmap_png_base64;
+  $("photo").onload = () => renderJudgement();
+  renderJudgement();
+}
+
+function renderThumbnails() {
+  const container = $("thumbnails");
+  container.innerHTML = "";
+  state.results.forEach((entry, index) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("role", "listitem");
+    const verdict = entry.error ? "failed" : (isAnomaly(entry) ? "anomaly" : "normal");
+    button.className = "thumb " + verdict;
+    button.setAttribute("aria-label", `${entry.name}: ${verdict}`);
+    button.setAttribute("aria-current", String(index === state.current));
+    const img = document.createElement("img");
+    img.src = entry.dataUrl;
+    img.alt = "";
+    button.append(img);
+    button.addEventListener("click", () => showResult(index));
+    container.append(button);
+  });
+}
+
+function threshold() { return Number($("threshold").value); }
+
+function isAnomaly(entry) { return entry.result.anomaly_score >= threshold(); }
+
+function renderJudgement() {
+  const entry = state.results[state.current];
+  if (!entry || !entry.result) return;
+  const result = entry.result;
+  const anomaly = isAnomaly(entry);
+  const verdict = $("verdict");
+  verdict.className = "verdict " + (anomaly ? "anomaly" : "normal");
+  verdict.textContent = anomaly ? "ANOMALY" : "NORMAL";
+  verdict.dataset.verdict = anomaly ? "anomaly" : "normal";
+  $("gauge-fill").style.width = (result.anomaly_score * 100).toFixed(1) + "%";
+  $("gauge-fill").className = "gauge-fill" + (anomaly ? " anomaly" : "");
+  $("gauge-threshold").style.left = `calc(${(threshold() * 100).toFixed(1)}% - 1px)`;
+  $("score-text").textContent = `score ${result.anomaly_score.toFixed(3)} vs threshold ${threshold().toFixed(2)} · ${result.model.kind} ${result.model.version}`;
+  $("heatmap").style.opacity = $("opacity").value;
+  drawRegions(result);
+  renderThumbnails();
+}
+
+function visibleRegions(result) { return (result.regions || []).filter((r) => r.score >= threshold()); }
+
+function drawRegions(result) {
+  const photo = $("photo");
+  const canvas = $("boxes");
+  const width = photo.naturalWidth || 1, height = photo.naturalHeight || 1;
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d");
+  context.clearRect(0, 0, width, height);
+  const regions = visibleRegions(result);
+  context.lineWidth = Math.max(2, Math.round(width / 200));
+  context.strokeStyle = "#ff1744";
+  context.fillStyle = "#ff1744";
+  context.font = `${Math.max(12, Math.round(width / 30))}px sans-serif`;
+  for (const region of regions) {
+    const [x0, y0, x1, y1] = region.box;
+    context.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    context.fillText(region.score.toFixed(2), x0 + 3, Math.max(y0 - 4, 12));
+  }
+  canvas.dataset.boxes = String(regions.length);
+  $("regions-text").textContent = regions.length
+    ? `${regions.length} region${regions.length > 1 ? "s" : ""} above the threshold: ` + regions.map((r) => `[${r.box.join(", ")}] ${r.score.toFixed(2)}`).join("; ")
+    : "No region above the threshold.";
+}
+
+// Regions were computed at the request's threshold: a higher threshold only filters them on the
+// client; a lower one may reveal regions the server did not return, so ask again (debounced).
+function onThresholdChange() {
+  $("threshold-value").textContent = threshold().toFixed(2);
+  const entry = state.results[state.current];
+  if (!entry || !entry.result) return;
+  renderJudgement();
+  if (threshold() < entry.result.threshold) {
+    clearTimeout(state.rejudgeTimer);
+    state.rejudgeTimer = setTimeout(async () => {
+      try {
+        setBusy(true, "Re-judging…");
+        entry.result = await requestVerdict(entry, threshold());
+        renderJudgement();
+      } catch (error) {
+        showError(error);
+      } finally {
+        setBusy(false);
+      }
+    }, 400);
+  }
+}
+
+// ---------------------------------------------------------------------------- history
+
+async function refreshHistory() {
+  const params = new URLSearchParams({ limit: "25" });
+  if ($("history-class").value) params.set("class_name", $("history-class").value);
+  if ($("history-verdict").value) params.set("verdict", $("history-verdict").value);
+  try {
+    const { inspections } = await api("/inspections?" + params.toString());
+    const rows = $("history-rows");
+    rows.innerHTML = "";
+    for (const item of inspections) {
+      const row = rows.insertRow();
+      row.insertCell().textContent = new Date(item.timestamp).toLocaleString();
+      row.insertCell().textContent = item.class_name;
+      row.insertCell().textContent = `${item.model_kind} ${item.model_version}`;
+      row.insertCell().textContent = Number(item.anomaly_score).toFixed(3);
+      const tag = document.createElement("span");
+      tag.className = "tag " + (item.is_anomaly ? "anomaly" : "normal");
+      tag.textContent = item.is_anomaly ? "anomaly" : "normal";
+      row.insertCell().append(tag);
+    }
+    if (!inspections.length) rows.insertRow().insertCell().textContent = "No inspections yet.";
+  } catch (error) {
+    showError(error);
+  }
+}
+
+// ------------------------------------------------------------------------------ wiring
+
+function wire() {
+  const dropzone = $("dropzone");
+  const input = $("file-input");
+  dropzone.addEventListener("click", () => { if (!state.busy) input.click(); });
+  dropzone.addEventListener("keydown", (event) => {
+    if ((event.key === "Enter" || event.key === " ") && !state.busy) { event.preventDefault(); input.click(); }
+  });
+  dropzone.addEventListener("dragover", (event) => { event.preventDefault(); dropzone.classList.add("dragover"); });
+  dropzone.addEventListener("dragleave", () => dropzone.classList.remove("dragover"));
+  dropzone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dropzone.classList.remove("dragover");
+    inspectFiles([...event.dataTransfer.files]);
+  });
+  input.addEventListener("change", () => { inspectFiles([...input.files]); input.value = ""; });
+  $("model-select").addEventListener("change", fillClasses);
+  $("threshold").addEventListener("input", onThresholdChange);
+  $("opacity").addEventListener("input", () => {
+    $("opacity-value").textContent = Math.round($("opacity").value * 100) + "%";
+    $("heatmap").style.opacity = $("opacity").value;
+  });
+  $("history-refresh").addEventListener("click", refreshHistory);
+  $("history-class").addEventListener("change", refreshHistory);
+  $("history-verdict").addEventListener("change", refreshHistory);
+}
+
+async function start() {
+  wire();
+  try {
+    const config = await fetch("config.json").then((r) => (r.ok ? r.json() : {}));
+    state.api = (config.apiBaseUrl || "").replace(/\/$/, "");
+    $("environment").textContent = config.environment || "";
+  } catch (err) {
+    state.api = "";
+  }
+  try {
+    await loadModels();
+  } catch (error) {
+    showError(error);
+  }
+  refreshHistory();
+  document.body.dataset.ready = "true";
+}
+
+start();
