@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test up demo bench clean
+.PHONY: install test up demo bench synth clean
 
 $(BIN)/ivadas: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +12,17 @@ $(BIN)/ivadas: pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
-install: $(BIN)/ivadas
+node_modules/.bin/cdk: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+install: $(BIN)/ivadas node_modules/.bin/cdk
 
 test: install
-	$(BIN)/pytest -q
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(BIN)/pytest -q
+
+synth: install
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx cdk synth
 
 # The main job: train the demo if nothing is approved yet, then serve API and UI on http://127.0.0.1:8000
 up: install
@@ -31,4 +38,4 @@ bench: install
 	$(BIN)/ivadas bench --data ../shared/datasets/elpv --onnx-backbone ../shared/backbones/resnet50v2-imagenet/model.onnx
 
 clean:
-	rm -rf $(VENV) .ivadas .pytest_cache
+	rm -rf $(VENV) .ivadas .pytest_cache node_modules cdk.out test-output

@@ -45,11 +45,11 @@ class Detector:
         except KeyError:
             raise UnknownClass(f"unknown class {class_name!r}; this {self.kind} model serves {self.classes}") from None
 
-    def score_images(self, images: list[Image.Image], class_name: str) -> list[RawResult]:
-        """Raw scores and maps for several images of one class (batched through the backbone)."""
+    def score_images(self, images: list[Image.Image], class_name: str, with_maps: bool = True) -> list[RawResult]:
+        """Raw scores (and maps) for several images of one class (batched through the backbone)."""
         model = self.model_for(class_name)
         embeddings, _ = self.bundle.extractor.embed(images)
-        return [model.score(per_image) for per_image in embeddings]
+        return [model.score(per_image, with_maps) for per_image in embeddings]
 
     def predict_bytes(self, data: bytes, class_name: str, threshold: float | None = None, outputs=OUTPUTS) -> dict:
         started = time.perf_counter()
@@ -66,15 +66,15 @@ class Detector:
         return self.predict_with_map(image, class_name, threshold, outputs)[0]
 
     def predict_with_map(self, image: Image.Image, class_name: str, threshold: float | None = None,
-                         outputs=OUTPUTS) -> tuple[dict, np.ndarray]:
-        """`predict`, plus the normalised anomaly map (model resolution) for local rendering."""
+                         outputs=OUTPUTS) -> tuple[dict, np.ndarray | None]:
+        """`predict`, plus the normalised anomaly map (model resolution; None without outputs) for local rendering."""
         threshold = check_threshold(threshold)
         unknown = set(outputs) - set(OUTPUTS)
         if unknown:
             raise BadRequest(f"unknown outputs {sorted(unknown)}; choose from {list(OUTPUTS)}")
         started = time.perf_counter()
         model = self.model_for(class_name)
-        raw = self.score_images([image], class_name)[0]
+        raw = self.score_images([image], class_name, with_maps=bool(outputs))[0]
         scored = time.perf_counter()
         calibration = model.calibration
         anomaly_score = float(calibration.normalise(raw.raw_score))
@@ -87,7 +87,7 @@ class Detector:
             "raw_threshold": round(calibration.threshold, 6),
             "is_anomaly": bool(anomaly_score >= threshold),
         }
-        normalised_map = calibration.normalise(raw.raw_map)
+        normalised_map = calibration.normalise(raw.raw_map) if raw.raw_map is not None else None
         if "heatmap" in outputs:
             result["heatmap_png_base64"] = encode_heatmap(normalised_map, image.size)
         if "regions" in outputs:

@@ -21,7 +21,7 @@ from .softpatch import noise_mask_and_weights, patch_outlier_scores
 @dataclass
 class RawResult:
     raw_score: float
-    raw_map: np.ndarray  # image_size × image_size, in raw score units
+    raw_map: np.ndarray | None  # image_size × image_size, in raw score units (None when not asked for)
 
 
 class ClassModel:
@@ -39,11 +39,11 @@ class ClassModel:
             scores = scores * self.bank.weights[nearest]
         return scores, nearest
 
-    def score(self, embeddings: np.ndarray) -> RawResult:
-        """Raw image score and raw anomaly map for one image's `[H*W, D]` embeddings."""
+    def score(self, embeddings: np.ndarray, with_map: bool = True) -> RawResult:
+        """Raw image score and (unless `with_map` is off) the raw anomaly map for one image's `[H*W, D]` embeddings."""
         scores, nearest = self.patch_scores(embeddings)
         image_score = reweighted_image_score(embeddings, scores, nearest, self.bank, self.config.num_neighbors)
-        amap = anomaly_map(scores, self.grid, self.config.image_size, self.config.anomaly_map_sigma)
+        amap = anomaly_map(scores, self.grid, self.config.image_size, self.config.anomaly_map_sigma) if with_map else None
         return RawResult(image_score, amap)
 
 

@@ -36,6 +36,11 @@ class PipelineSettings:
     region: str = "us-east-1"
     model_kind: str = DEFAULT_CONFIG.kind
     source_revision: str = "unknown"
+    classes: str = "tiles,fabric,wood"
+    gate: float = DEFAULT_GATE
+    approval_status: str = "PendingManualApproval"
+    processing_instance_type: str = "ml.m5.xlarge"
+    training_instance_type: str = "ml.m5.2xlarge"
     tags: dict = field(default_factory=dict)
 
 
@@ -71,16 +76,16 @@ def _sdk():
 def parameters(sdk, settings: PipelineSettings) -> dict:
     p = SimpleNamespace(
         data_uri=sdk.ParameterString("DataUri", default_value=settings.data_uri),
-        classes=sdk.ParameterString("Classes", default_value="tiles,fabric,wood"),
+        classes=sdk.ParameterString("Classes", default_value=settings.classes),
         model_kind=sdk.ParameterString("ModelKind", default_value=settings.model_kind),
         backbone=sdk.ParameterString("Backbone", default_value="wide_resnet50_2"),
         weights=sdk.ParameterString("BackboneWeights", default_value="auto"),
         coreset_ratio=sdk.ParameterString("CoresetRatio", default_value=str(DEFAULT_CONFIG.coreset_ratio)),
         image_size=sdk.ParameterString("ImageSize", default_value=str(DEFAULT_CONFIG.image_size)),
-        gate=sdk.ParameterFloat("AurocGate", default_value=DEFAULT_GATE),
-        approval=sdk.ParameterString("ApprovalStatus", default_value="PendingManualApproval"),
-        processing_instance=sdk.ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge"),
-        training_instance=sdk.ParameterString("TrainingInstanceType", default_value="ml.m5.2xlarge"),
+        gate=sdk.ParameterFloat("AurocGate", default_value=settings.gate),
+        approval=sdk.ParameterString("ApprovalStatus", default_value=settings.approval_status),
+        processing_instance=sdk.ParameterString("ProcessingInstanceType", default_value=settings.processing_instance_type),
+        training_instance=sdk.ParameterString("TrainingInstanceType", default_value=settings.training_instance_type),
         source_revision=sdk.ParameterString("SourceRevision", default_value=settings.source_revision),
     )
     return p

@@ -65,7 +65,7 @@ def load(url: str, bodies: list[bytes], clients: int, requests_per_client: int) 
             "p50": statistics.median(ordered), "p95": pct(95), "p99": pct(99)}
 
 
-def _stack_for(backbone: str, weights: str, workdir: Path):
+def _stack_for(backbone: str, weights: str, workdir: Path, base_port: int):
     from infra.local.stack import LocalStack, StackSettings
     from pipelines.local_runner import LocalPipeline, RunParameters
     from pipelines.registry import APPROVED
@@ -73,7 +73,7 @@ def _stack_for(backbone: str, weights: str, workdir: Path):
 
     data = generate(workdir / "data", ["tiles"], 256, train_count=60, test_good_count=10, test_defect_count=3)
     home = workdir / f"home-{backbone}"
-    settings = StackSettings(home=home, port=18400, runtime_port=18401, endpoint_base_port=18402, data=data,
+    settings = StackSettings(home=home, port=base_port, runtime_port=base_port + 1, endpoint_base_port=base_port + 2, data=data,
                              classes=("tiles",), backbone=backbone, weights=weights, endpoint_workers=2, echo=lambda *a: None)
     pipeline = LocalPipeline(settings.store, echo=lambda *a: None)
     for kind in ("patchcore", "softpatch"):
@@ -88,9 +88,10 @@ def _stack_for(backbone: str, weights: str, workdir: Path):
 def run_load_bench(args) -> str:
     rows, overheads = [], {}
     with tempfile.TemporaryDirectory(prefix="ivadas-load-") as tmp:
-        for backbone in ("resnet18", "wide_resnet50_2"):
+        for index, backbone in enumerate(("resnet18", "wide_resnet50_2")):
             print(f"load: {backbone} ...", flush=True)
-            stack, data = _stack_for(backbone, args.weights if args.weights != "auto" else "auto-or-random", Path(tmp))
+            weights = args.weights if args.weights != "auto" else "auto-or-random"
+            stack, data = _stack_for(backbone, weights, Path(tmp), 18400 + 10 * index)
             try:
                 images = sorted((data / "tiles" / "test").rglob("*.png"))[:12]
                 bodies = [json.dumps({"class_name": "tiles", "image_base64": base64.b64encode(p.read_bytes()).decode()}).encode()

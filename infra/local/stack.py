@@ -230,6 +230,7 @@ def _split(version_id: str) -> tuple[str, int]:
 
 def _require_free_port(host: str, port: int) -> None:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is not "in use"
         try:
             probe.bind((host, port))
         except OSError:

@@ -294,13 +294,38 @@ def _too_large(event: dict) -> bool:
     return len(event.get("body") or "") > MAX_BODY_BYTES
 
 
+_origin_secret = None
+
+
+def origin_allowed(event: dict) -> bool:
+    """On AWS only CloudFront (behind the WAF) knows the origin secret; the API's own URL is refused.
+    Without `ORIGIN_VERIFY_SECRET_ARN` (the local stack) every caller is allowed."""
+    global _origin_secret
+    arn = os.environ.get("ORIGIN_VERIFY_SECRET_ARN")
+    if not arn:
+        return True
+    if _origin_secret is None:
+        from aws_lambda_powertools.utilities.parameters import get_secret
+
+        _origin_secret = get_secret(arn, max_age=300)
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    import hmac
+
+    return hmac.compare_digest(headers.get("x-origin-verify", ""), _origin_secret)
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     started = time.perf_counter()
-    if _too_large(event):  # refused before anything is parsed or called
-        rid = (event.get("requestContext") or {}).get("requestId", "local")
-        response = error_response(ApiError(413, "payload_too_large", f"the request exceeds {MAX_BODY_BYTES} bytes"), rid)
+    rid = (event.get("requestContext") or {}).get("requestId", "local")
+    refusal = None
+    if not origin_allowed(event):
+        refusal = ApiError(403, "forbidden", "call IVADAS through its public URL")
+    elif _too_large(event):  # refused before anything is parsed or called
+        refusal = ApiError(413, "payload_too_large", f"the request exceeds {MAX_BODY_BYTES} bytes")
+    if refusal:
+        response = error_response(refusal, rid)
         result = {"statusCode": response.status_code, "headers": {"Content-Type": "application/json"}, "body": response.body}
     else:
         result = app.resolve(event, context)

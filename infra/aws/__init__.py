@@ -1,0 +1,1 @@
+"""The AWS side of IVADAS as a CDK app: typed configuration, constructs per logical unit, stacks."""

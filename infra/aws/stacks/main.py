@@ -1,0 +1,32 @@
+"""The IVADAS stack: storage, images, training pipeline, serving, API, web and monitoring."""
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from ..constructs.api import Api
+from ..constructs.images import Images
+from ..constructs.monitoring import Monitoring
+from ..constructs.serving import Serving
+from ..constructs.storage import Storage
+from ..constructs.training import Training
+from ..constructs.web import Web
+
+POWERTOOLS_LAYER_VERSION = 18
+
+
+class IvadasStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config, web_acl_arn: str, **kwargs):
+        super().__init__(scope, construct_id, **kwargs)
+        powertools = int(self.node.try_get_context("ivadas:powertoolsLayerVersion") or POWERTOOLS_LAYER_VERSION)
+        self.storage = Storage(self, "Storage")
+        self.images = Images(self, "Images")
+        self.training = Training(self, "Training", config=config, storage=self.storage, images=self.images)
+        self.serving = Serving(self, "Serving", config=config, storage=self.storage, images=self.images, training=self.training,
+                               powertools_version=powertools)
+        self.api = Api(self, "Api", config=config, storage=self.storage, serving=self.serving, powertools_version=powertools)
+        self.web = Web(self, "Web", config=config, storage=self.storage, api=self.api, web_acl_arn=web_acl_arn)
+        self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api,
+                                     training=self.training)
+        CfnOutput(self, "Url", value=f"https://{self.web.distribution.distribution_domain_name}", description="UI and API")
+        CfnOutput(self, "DataBucket", value=self.storage.data.bucket_name, description="upload datasets here (MVTec layout)")
+        CfnOutput(self, "PipelineName", value=config.pipeline_name)
