@@ -53,8 +53,7 @@ function setBusy(busy, text) {
   $("busy").hidden = !busy;
   $("busy-text").textContent = text || "Inspecting…";
   document.querySelector(".controls").setAttribute("aria-busy", String(busy));
-  for (const id of ["class-select", "model-select", "file-input"]) $(id).disabled = busy;
-  $("dropzone").setAttribute("aria-disabled", String(busy));
+  for (const id of ["class-select", "model-select", "file-input", "dropzone"]) $(id).disabled = busy;
 }
 
 // ------------------------------------------------------------------------------ models
@@ -333,10 +332,7 @@ async function refreshHistory() {
 function wire() {
   const dropzone = $("dropzone");
   const input = $("file-input");
-  dropzone.addEventListener("click", () => { if (!state.busy) input.click(); });
-  dropzone.addEventListener("keydown", (event) => {
-    if ((event.key === "Enter" || event.key === " ") && !state.busy) { event.preventDefault(); input.click(); }
-  });
+  dropzone.addEventListener("click", () => { if (!state.busy) input.click(); });  // a button: Enter and Space click it
   dropzone.addEventListener("dragover", (event) => { event.preventDefault(); dropzone.classList.add("dragover"); });
   dropzone.addEventListener("dragleave", () => dropzone.classList.remove("dragover"));
   dropzone.addEventListener("drop", (event) => {

@@ -104,6 +104,8 @@ def test_history_shows_the_inspections_just_made(page, demo_data):
 def test_keyboard_and_tablet_layout(browser, stack, demo_data):  # noqa: F811
     context = browser.new_context(viewport={"width": 768, "height": 1024})
     page = context.new_page()
+    choosers = []
+    page.on("filechooser", lambda chooser: choosers.append(chooser))  # registered early: file-chooser interception is on before any key press
     page.goto(stack.settings.url + "/")
     page.wait_for_selector("body[data-ready=true]")
     for control in ("#class-select", "#model-select", "#threshold", "#opacity"):
@@ -111,9 +113,14 @@ def test_keyboard_and_tablet_layout(browser, stack, demo_data):  # noqa: F811
         assert label == 1, control
     page.select_option("#class-select", "tiles")
     page.focus("#dropzone")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    chooser.value.set_files(str(demo_data / "tiles/test/good/003.png"))
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(100)
+    for _ in range(50):
+        if choosers:
+            break
+        page.wait_for_timeout(100)
+    assert choosers, "Enter on the focused drop zone must open the file chooser"
+    choosers[0].set_files(str(demo_data / "tiles/test/good/003.png"))
     page.wait_for_selector("#result:not([hidden])")
     assert page.inner_text("#verdict") == "NORMAL"
     width = page.evaluate("document.documentElement.scrollWidth")
