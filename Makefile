@@ -25,16 +25,16 @@ synth: install
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx cdk synth
 
 # The main job: train the demo if nothing is approved yet, then serve API and UI on http://127.0.0.1:8000
-up: install
+up: $(BIN)/ivadas
 	$(BIN)/ivadas up
 
 # The demo on synthetic data: random backbone weights unless ImageNet weights are in the torch hub cache.
-demo: install
+demo: $(BIN)/ivadas
 	$(BIN)/ivadas demo-data
 	$(BIN)/ivadas train --data .ivadas/demo-data --backbone resnet18 --weights $${WEIGHTS:-auto-or-random}
 	$(BIN)/ivadas evaluate --data .ivadas/demo-data
 
-bench: install
+bench: $(BIN)/ivadas
 	$(BIN)/ivadas bench --data ../shared/datasets/elpv --onnx-backbone ../shared/backbones/resnet50v2-imagenet/model.onnx
 
 clean:

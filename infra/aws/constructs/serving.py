@@ -105,20 +105,19 @@ class Serving(Construct):
                     targets=[targets.LambdaFunction(self.function, retry_attempts=2)])
 
     def _rollback_alarms(self, kind: str, endpoint: str) -> list[cloudwatch.Alarm]:
-        dimensions = {"EndpointName": endpoint, "VariantName": "AllTraffic"}
+        """5xx errors and p90 model latency of the endpoint: either one rolls a blue/green update back."""
         errors_name, latency_name = rollback_alarm_names(endpoint)
-        errors = cloudwatch.Alarm(
-            self, f"{kind.title()}5xx", alarm_name=errors_name, evaluation_periods=2, threshold=5,
+        return [
+            self._endpoint_alarm(f"{kind.title()}5xx", errors_name, endpoint, "Invocation5XXErrors", "Sum", 5, 2,
+                                 f"{kind} endpoint returns server errors (rolls back a blue/green update)"),
+            self._endpoint_alarm(f"{kind.title()}Latency", latency_name, endpoint, "ModelLatency", "p90", 2_000_000, 3,
+                                 f"{kind} endpoint p90 model latency above 2 s (rolls back a blue/green update)"),
+        ]
+
+    def _endpoint_alarm(self, construct_id, name, endpoint, metric, statistic, threshold, periods, description):
+        return cloudwatch.Alarm(
+            self, construct_id, alarm_name=name, evaluation_periods=periods, threshold=threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="Invocation5XXErrors", dimensions_map=dimensions,
-                                     statistic="Sum", period=Duration.minutes(1)),
-            alarm_description=f"{kind} endpoint returns server errors (rolls back a blue/green update)")
-        latency = cloudwatch.Alarm(
-            self, f"{kind.title()}Latency", alarm_name=latency_name, evaluation_periods=3, threshold=2_000_000,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions_map=dimensions,
-                                     statistic="p90", period=Duration.minutes(1)),
-            alarm_description=f"{kind} endpoint p90 model latency above 2 s (rolls back a blue/green update)")
-        return [errors, latency]
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING, alarm_description=description,
+            metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name=metric, statistic=statistic, period=Duration.minutes(1),
+                                     dimensions_map={"EndpointName": endpoint, "VariantName": "AllTraffic"}))
