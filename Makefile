@@ -9,7 +9,7 @@ $(BIN)/ivadas: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
 	touch $@
 
 node_modules/.bin/cdk: package.json package-lock.json
