@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", help="classes of --data (default: all)")
     parser.add_argument("--onnx-backbone", help="ONNX feature extractor for the quality suite (layer2, layer3 outputs)")
     parser.add_argument("--quality-image-size", type=int, default=224)
+    parser.add_argument("--variants", help="comma-separated words; run only quality variants whose name contains one (e.g. int8)")
     parser.add_argument("--train-limit", type=int, default=200, help="training images per class")
     parser.add_argument("--test-limit", type=int, default=0, help="evaluation images per class (0 = all)")
     parser.add_argument("--speed-train-images", type=int, default=200)
@@ -128,7 +129,10 @@ def _quality_section(args, workdir: Path) -> str:
     classes = args.classes.split(",") if args.classes else list_classes(args.data)
     data = _limited_dataset(Path(args.data), classes, args.train_limit, args.test_limit, workdir / "quality-data")
     rows = []
+    wanted = [w.strip().lower() for w in (args.variants or "").split(",") if w.strip()]
     for label, overrides, int8 in QUALITY_VARIANTS:
+        if wanted and not any(w in label.lower() for w in wanted):
+            continue
         config = {**DEFAULT_CONFIG.to_dict(), "image_size": args.quality_image_size, **overrides}
         print(f"quality: {label} ...", flush=True)
         result = isolated(_train_and_evaluate, str(data), classes, config, args.onnx_backbone, int8, str(workdir))

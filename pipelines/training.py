@@ -29,6 +29,8 @@ from .splits import ClassSplit, split_class, split_from_keys
 
 log = logging.getLogger(__name__)
 
+INT8_CALIBRATION_IMAGES = 32  # training images (spread over the classes) that set the INT8 activation ranges
+
 
 @dataclass
 class TrainingReport:
@@ -137,7 +139,11 @@ def train_bundle(
     if quantize:
         from .quantize import quantize_backbone
 
-        calibration_images, _ = load_images(splits[classes[0]].fit[:32], datasets[classes[0]], "int8 calibration", quiet)
+        # one backbone serves every class: calibrate its activation ranges on all of them
+        per_class = max(1, INT8_CALIBRATION_IMAGES // len(classes))
+        calibration_images = []
+        for name in classes:
+            calibration_images += load_images(splits[name].fit[:per_class], datasets[name], "int8 calibration", quiet)[0]
         onnx_path, spec = quantize_backbone(onnx_path, spec, calibration_images, config.image_size)
     extractor = build_extractor(onnx_path, spec, config)
     trained, timings = [], {}
