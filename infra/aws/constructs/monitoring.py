@@ -9,7 +9,7 @@ from constructs import Construct
 
 
 class Monitoring(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config, storage, serving, api, training):
+    def __init__(self, scope: Construct, construct_id: str, *, config, storage, serving, api):
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Alarms", display_name=f"{config.prefix} alarms", master_key=storage.key,
                                enforce_ssl=True)

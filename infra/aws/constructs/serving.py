@@ -33,7 +33,7 @@ def powertools_layer(scope: Construct, construct_id: str, version: int) -> lambd
 
 
 class Serving(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config, storage, images, training, powertools_version: int):
+    def __init__(self, scope: Construct, construct_id: str, *, config, storage, images, powertools_version: int):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         sm_arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"

@@ -1,7 +1,5 @@
 """Training: the SageMaker Pipeline from `pipelines.definition`, its role, one model package group per kind."""
 
-import json
-
 from aws_cdk import Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
@@ -80,7 +78,3 @@ class Training(Construct):
         for group in self.groups.values():
             self.pipeline.add_dependency(group)  # CfnResource.add_dependency: the groups exist before any run registers
 
-
-def definition_parameters(template_body: str) -> list[str]:
-    """Parameter names of a definition (used by tests on the synthesized template)."""
-    return [p["Name"] for p in json.loads(template_body)["Parameters"]]

@@ -21,12 +21,11 @@ class IvadasStack(Stack):
         self.storage = Storage(self, "Storage")
         self.images = Images(self, "Images")
         self.training = Training(self, "Training", config=config, storage=self.storage, images=self.images)
-        self.serving = Serving(self, "Serving", config=config, storage=self.storage, images=self.images, training=self.training,
+        self.serving = Serving(self, "Serving", config=config, storage=self.storage, images=self.images,
                                powertools_version=powertools)
         self.api = Api(self, "Api", config=config, storage=self.storage, serving=self.serving, powertools_version=powertools)
         self.web = Web(self, "Web", config=config, storage=self.storage, api=self.api, web_acl_arn=web_acl_arn)
-        self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api,
-                                     training=self.training)
+        self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api)
         CfnOutput(self, "Url", value=f"https://{self.web.distribution.distribution_domain_name}", description="UI and API")
         CfnOutput(self, "DataBucket", value=self.storage.data.bucket_name, description="upload datasets here (MVTec layout)")
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
