@@ -8,7 +8,6 @@ target dimension (adaptive average pooling, no learned weights), and the shares 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 
 def local_aggregate(feature_map: np.ndarray, patch_size: int) -> np.ndarray:

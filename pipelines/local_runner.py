@@ -21,7 +21,6 @@ from pathlib import Path
 
 import inference
 from inference.defaults import DEFAULT_CONFIG
-from inference.errors import DatasetError
 
 from .datasets import read_class
 from .definition import DEFAULT_GATE, EVALUATION_FILE, GATE_METRIC, model_package_group
@@ -254,4 +253,4 @@ def read_runs(store: str | Path, name: str = "ivadas-training") -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.glob("*/run.json"))] if root.is_dir() else []
 
 
-__all__ = ["LocalPipeline", "RunParameters", "PipelineFailed", "read_runs", "DatasetError", "source_revision"]
+__all__ = ["LocalPipeline", "RunParameters", "PipelineFailed", "read_runs", "source_revision"]

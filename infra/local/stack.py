@@ -170,9 +170,9 @@ class LocalStack:
         self._watcher.start()
 
     def _spawn(self, command, env: dict, log_path: Path) -> subprocess.Popen:
-        log = open(log_path, "ab")
-        return subprocess.Popen(command, env={**os.environ, **self.settings.extra_env, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT, start_new_session=True)
+        with open(log_path, "ab") as log:  # the child keeps its own descriptor
+            return subprocess.Popen(command, env={**os.environ, **self.settings.extra_env, **env}, stdout=log,
+                                    stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.poll_seconds):

@@ -1,7 +1,6 @@
 """The inspection page in a real browser (Debian's chromium via Playwright) against the local stack."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest

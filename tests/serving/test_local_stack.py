@@ -1,7 +1,6 @@
 """The local stack end to end: endpoints, SageMaker-runtime route, the predict Lambda, hot swap."""
 
 import base64
-import json
 import threading
 import time
 
