@@ -31,16 +31,26 @@ class ClassModel:
         self.grid = tuple(grid)
         self.calibration = calibration
 
+    @property
+    def _weighted(self) -> bool:
+        return self.config.kind == "softpatch" and self.config.soft_weights
+
     def patch_scores(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance of every patch to its nearest bank entry (SoftPatch: times its weight), and that entry."""
         distances, indices = self.bank.search(embeddings, 1)
         scores, nearest = distances[:, 0], indices[:, 0]
-        if self.config.kind == "softpatch" and self.config.soft_weights:
+        if self._weighted:
             scores = scores * self.bank.weights[nearest]
         return scores, nearest
 
     def score(self, embeddings: np.ndarray, with_map: bool = True) -> RawResult:
         """Raw image score and (unless `with_map` is off) the raw anomaly map for one image's `[H*W, D]` embeddings."""
+        if not with_map and not self._weighted:
+            # the verdict alone: only the farthest patch matters, found without scoring every patch
+            row, distance, entry = self.bank.farthest_query(embeddings)
+            image_score = reweighted_image_score(embeddings[row : row + 1], np.array([distance]), np.array([entry]),
+                                                 self.bank, self.config.num_neighbors)
+            return RawResult(image_score, None)
         scores, nearest = self.patch_scores(embeddings)
         image_score = reweighted_image_score(embeddings, scores, nearest, self.bank, self.config.num_neighbors)
         amap = anomaly_map(scores, self.grid, self.config.image_size, self.config.anomaly_map_sigma) if with_map else None

@@ -104,7 +104,8 @@ def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, b
     from .training import train_bundle
 
     config = ModelConfig.from_dict(config_dict)
-    label = f"{config.kind}-{config.coreset_ratio}-{'int8' if int8 else 'fp32'}"
+    discriminator = config.noise_method if config.kind == "softpatch" else None
+    label = "-".join(filter(None, [config.kind, discriminator, str(config.coreset_ratio), "int8" if int8 else "fp32"]))
     bundle = Path(workdir) / f"{label}.tar.gz"
     started = time.perf_counter()
     report = train_bundle(data_root, classes, config, BackboneSource(backbone), bundle, quantize=int8, quiet=True)
@@ -117,6 +118,7 @@ QUALITY_VARIANTS = (
     ("exact PatchCore (full bank)", {"kind": "patchcore", "coreset_ratio": 1.0}, False),
     ("PatchCore (1 % coreset)", {"kind": "patchcore"}, False),
     ("SoftPatch (1 % coreset)", {"kind": "softpatch"}, False),
+    ("SoftPatch, LOF discriminator (1 % coreset)", {"kind": "softpatch", "noise_method": "lof"}, False),
     ("PatchCore INT8 backbone", {"kind": "patchcore"}, True),
 )
 

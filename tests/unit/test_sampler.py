@@ -32,9 +32,10 @@ def test_coreset_size_ratio_and_eligibility():
     eligible = np.zeros(1000, bool)
     eligible[::2] = True
     chosen = greedy_coreset(points, ratio=0.1, seed=0, eligible=eligible)
-    assert len(chosen) == 50
+    assert len(chosen) == 100  # the ratio counts every row, not only the eligible ones
     assert eligible[chosen].all()
-    assert len(np.unique(chosen)) == 50
+    assert len(np.unique(chosen)) == 100
+    assert len(greedy_coreset(points, ratio=0.9, seed=0, eligible=eligible)) == 500  # capped by the eligible
 
 
 def test_coreset_with_projection_still_covers_clusters():

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 from sklearn.neighbors import LocalOutlierFactor
 
-from inference.softpatch import noise_mask_and_weights, patch_outlier_scores
+from inference.softpatch import noise_mask_and_weights, patch_outlier_scores, position_outlier_factors
 
 
 def test_lof_matches_scikit_learn_per_position():
     rng = np.random.default_rng(0)
     embeddings = rng.normal(size=(30, 4, 8)).astype(np.float32)  # 30 images, 4 positions, dim 8
-    ours = patch_outlier_scores(embeddings, "lof", k=5, projection_dim=128)
+    ours = position_outlier_factors(embeddings, "lof", k=5, projection_dim=128)
     for position in range(4):
         reference = LocalOutlierFactor(n_neighbors=5).fit(embeddings[:, position, :].astype(np.float64))
         assert np.allclose(ours[:, position], -reference.negative_outlier_factor_, rtol=1e-4)
@@ -33,3 +33,19 @@ def test_planted_noise_is_scored_highest_and_filtered(method):
 def test_zero_noise_fraction_keeps_everything():
     keep, _ = noise_mask_and_weights(np.random.default_rng(0).random((5, 5)), 0.0)
     assert keep.all()
+
+
+@pytest.mark.parametrize("method", ["lof", "gaussian", "nearest"])
+def test_an_image_unusual_everywhere_is_a_normal_mode_not_noise(method):
+    """A defect stands out from its own image; an image unlike the others at every position
+    (other lighting, other batch) is not filtered in its place."""
+    rng = np.random.default_rng(2)
+    embeddings = rng.normal(size=(40, 16, 8)).astype(np.float32)
+    embeddings[5] += 3.0  # image 5 differs everywhere
+    embeddings[9, 4] += 12.0  # a defect in image 9 at position 4
+    scores = patch_outlier_scores(embeddings, method, k=6)
+    keep, _ = noise_mask_and_weights(scores, noise_fraction=0.02)
+    assert not keep[9 * 16 + 4]
+    assert keep.reshape(40, 16)[5].mean() > 0.9
+    raw = position_outlier_factors(embeddings, method, k=6)
+    assert raw[5].mean() > np.median(raw)  # what the image median corrects
