@@ -60,9 +60,7 @@ class MemoryBank:
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if self.dim <= 2 * SUBSPACE_DIM or len(self) <= 2 * SUBSPACE_DIM or self.index_kind != "flat":
-            distances, indices = self.search(queries, 1)
-            row = int(np.argmax(distances[:, 0]))
-            return row, float(distances[row, 0]), int(indices[row, 0])
+            return self._farthest_exact(queries, np.arange(len(queries)))
         upper = self._distance_to_guess(queries)
         order = np.argsort(-upper)
         row, distance, entry = self._farthest_exact(queries, order[:FIRST_EXACT])

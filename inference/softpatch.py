@@ -22,7 +22,7 @@ POSITION_CHUNK = 64  # positions processed together: bounds memory at chunk × i
 
 
 def patch_outlier_scores(
-    embeddings: np.ndarray, method: str = "gaussian", k: int = 6, projection_dim: int = 128, seed: int = 0
+    embeddings: np.ndarray, method: str, k: int = 6, projection_dim: int = 128, seed: int = 0
 ) -> np.ndarray:
     """Noise score per patch, `[n_images, n_positions]`: its outlier factor among its peers at the
     same position relative to its own image's median factor; ≈1 for typical patches, larger for noise."""
@@ -31,7 +31,7 @@ def patch_outlier_scores(
 
 
 def position_outlier_factors(
-    embeddings: np.ndarray, method: str = "gaussian", k: int = 6, projection_dim: int = 128, seed: int = 0
+    embeddings: np.ndarray, method: str, k: int = 6, projection_dim: int = 128, seed: int = 0
 ) -> np.ndarray:
     """Outlier factor of every patch among the patches of all images at the same position.
 
