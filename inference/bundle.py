@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .backbone import BackboneSpec, OnnxBackbone, file_sha256
+from inference.vision.backbone import BackboneSpec, OnnxBackbone, file_sha256
 from .calibration import Calibration
-from .defaults import MODEL_KINDS, ModelConfig
+from inference.kinds.patchcore.config import MODEL_KINDS, ModelConfig
 from .errors import BundleError
-from .extractor import FeatureExtractor
-from .memory_bank import MemoryBank
-from .model import ClassModel
+from inference.kinds.patchcore.extractor import FeatureExtractor
+from inference.kinds.patchcore.memory_bank import MemoryBank
+from inference.kinds.patchcore.model import ClassModel
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

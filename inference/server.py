@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from .detector import OUTPUTS, Detector
+from inference.vision.image_model import OUTPUTS, Detector
 from .errors import BadRequest, IvadasError, PayloadTooLarge
 
 log = logging.getLogger("ivadas.server")

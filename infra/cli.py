@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from inference.defaults import DEFAULT_CONFIG, MODEL_KINDS, NOISE_METHODS
+from inference.kinds.patchcore.config import DEFAULT_CONFIG, MODEL_KINDS, NOISE_METHODS
 
 EXIT_USER_ERROR = 2
 
@@ -49,7 +49,7 @@ def _ratio(value: str) -> float:
 
 
 def cmd_demo_data(args) -> int:
-    from pipelines.synthetic import generate
+    from pipelines.vision.synthetic import generate
 
     root = generate(args.output, _csv(args.classes), args.size, args.train_count, args.test_good_count,
                     args.test_defect_count, args.contamination, args.seed)
@@ -58,7 +58,7 @@ def cmd_demo_data(args) -> int:
 
 
 def _model_config(args):
-    from inference.defaults import ModelConfig
+    from inference.kinds.patchcore.config import ModelConfig
 
     overrides = {"kind": args.model, "image_size": args.image_size, "coreset_ratio": args.coreset_ratio,
                  "noise_method": args.noise_method, "noise_fraction": args.noise_fraction, "seed": args.seed}
@@ -66,7 +66,7 @@ def _model_config(args):
 
 
 def _backbone_source(args):
-    from pipelines.backbones import BackboneSource
+    from pipelines.vision.backbones import BackboneSource
 
     extra = {}
     if args.mean:
@@ -77,8 +77,8 @@ def _backbone_source(args):
 
 
 def cmd_train(args) -> int:
-    from pipelines.datasets import list_classes
-    from pipelines.training import train_bundle
+    from pipelines.vision.datasets import list_classes
+    from pipelines.kinds.patchcore.training import train_bundle
 
     classes = _csv(args.classes) if args.classes else list_classes(args.data)
     output = Path(args.output or default_bundle(args.model))
@@ -101,7 +101,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from pipelines.evaluation import evaluate_bundle
+    from pipelines.vision.evaluation import evaluate_bundle
 
     bundle = Path(args.bundle or default_bundle(args.model))
     output = Path(args.output or home() / "reports" / bundle.parent.name)
@@ -120,9 +120,9 @@ def _fmt(value) -> str:
 def cmd_predict(args) -> int:
     if args.url:
         return _predict_remote(args)
-    from inference.detector import Detector
-    from inference.imageio import decode_image
-    from inference.render import heatmap_overlay
+    from inference.vision.image_model import Detector
+    from inference.vision.imageio import decode_image
+    from inference.vision.render import heatmap_overlay
 
     detector = Detector.load(args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind))
     detector.model_for(args.class_name)
@@ -214,7 +214,7 @@ def cmd_pipeline_run(args) -> int:
     if not args.local:
         print("error: only --local runs here; use `ivadas pipeline start` for the SageMaker pipeline", file=sys.stderr)
         return EXIT_USER_ERROR
-    from pipelines.datasets import list_classes
+    from pipelines.vision.datasets import list_classes
 
     classes = tuple(_csv(args.classes)) if args.classes else tuple(list_classes(args.data))
     params = RunParameters(
@@ -477,7 +477,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from inference.errors import IvadasError
-    from pipelines.backbones.export import BackboneUnavailable
+    from pipelines.vision.backbones.export import BackboneUnavailable
 
     try:
         return args.func(args)

@@ -73,7 +73,7 @@ def _measured(function, args):
 
 def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test_limit: int, target: Path) -> Path:
     """Symlinked copy of the dataset with at most `train_limit` / `test_limit` images per class."""
-    from .datasets import read_class
+    from pipelines.vision.datasets import read_class
 
     for name in classes:
         data = read_class(data_root, name, verify_images=False)
@@ -97,11 +97,11 @@ def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test
 
 def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, backbone: str, int8: bool, workdir: str) -> dict:
     import inference  # noqa: F401
-    from inference.defaults import ModelConfig
+    from inference.kinds.patchcore.config import ModelConfig
 
-    from .backbones import BackboneSource
-    from .evaluation import evaluate_bundle
-    from .training import train_bundle
+    from pipelines.vision.backbones import BackboneSource
+    from pipelines.vision.evaluation import evaluate_bundle
+    from pipelines.kinds.patchcore.training import train_bundle
 
     config = ModelConfig.from_dict(config_dict)
     discriminator = config.noise_method if config.kind == "softpatch" else None
@@ -124,9 +124,9 @@ QUALITY_VARIANTS = (
 
 
 def _quality_section(args, workdir: Path) -> str:
-    from inference.defaults import DEFAULT_CONFIG
+    from inference.kinds.patchcore.config import DEFAULT_CONFIG
 
-    from .datasets import list_classes
+    from pipelines.vision.datasets import list_classes
 
     classes = args.classes.split(",") if args.classes else list_classes(args.data)
     data = _limited_dataset(Path(args.data), classes, args.train_limit, args.test_limit, workdir / "quality-data")
@@ -166,17 +166,17 @@ def _f(value) -> str:
 def _speed_one(backbone: str, weights: str, int8: bool, data_root: str, workdir: str, queries: int) -> dict:
     import inference  # noqa: F401
     import numpy as np
-    from inference.defaults import ModelConfig
-    from inference.detector import Detector
+    from inference.kinds.patchcore.config import ModelConfig
+    from inference.vision.image_model import Detector
 
-    from .backbones import BackboneSource
-    from .backbones.export import BackboneUnavailable
-    from .datasets import read_class
-    from .training import train_bundle
+    from pipelines.vision.backbones import BackboneSource
+    from pipelines.vision.backbones.export import BackboneUnavailable
+    from pipelines.vision.datasets import read_class
+    from pipelines.kinds.patchcore.training import train_bundle
 
     source = BackboneSource(backbone, weights)
     try:
-        from .backbones import resolve_backbone
+        from pipelines.vision.backbones import resolve_backbone
 
         resolve_backbone(source)
     except BackboneUnavailable:
@@ -210,7 +210,7 @@ def _speed_one(backbone: str, weights: str, int8: bool, data_root: str, workdir:
 
 
 def _speed_section(args, workdir: Path) -> str:
-    from .synthetic import generate
+    from pipelines.vision.synthetic import generate
 
     data = workdir / f"speed-data-{args.speed_train_images}"
     if not (data / "tiles").is_dir():

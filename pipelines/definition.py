@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from inference.defaults import DEFAULT_CONFIG
+from inference.kinds.patchcore.config import DEFAULT_CONFIG
 
 PROCESSING_ROOT = "/opt/ml/processing"
 EVALUATION_FILE = "evaluation.json"

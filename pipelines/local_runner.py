@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import inference
-from inference.defaults import DEFAULT_CONFIG
+from inference.kinds.patchcore.config import DEFAULT_CONFIG
 
-from .datasets import read_class
+from pipelines.vision.datasets import read_class
 from .definition import DEFAULT_GATE, EVALUATION_FILE, GATE_METRIC, model_package_group
 from .registry import PENDING, LocalRegistry, ModelVersion
 

@@ -32,7 +32,7 @@ def isolated_caches(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
-    from pipelines.synthetic import generate
+    from pipelines.vision.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("data") / "demo", ["tiles", "fabric"], size=160, train_count=30,
                     test_good_count=10, test_defect_count=3, seed=1)
@@ -40,14 +40,14 @@ def demo_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def backbone():
-    from pipelines.backbones import BackboneSource, resolve_backbone
+    from pipelines.vision.backbones import BackboneSource, resolve_backbone
 
     return resolve_backbone(BackboneSource("resnet18", "random"))
 
 
 @pytest.fixture(scope="session")
 def small_config():
-    from inference.defaults import ModelConfig
+    from inference.kinds.patchcore.config import ModelConfig
 
     return ModelConfig(image_size=TEST_IMAGE_SIZE, coreset_ratio=0.05)
 
@@ -55,8 +55,8 @@ def small_config():
 def _train(demo_data, tmp_path_factory, config, kind):
     from dataclasses import replace
 
-    from pipelines.backbones import BackboneSource
-    from pipelines.training import train_bundle
+    from pipelines.vision.backbones import BackboneSource
+    from pipelines.kinds.patchcore.training import train_bundle
 
     output = tmp_path_factory.mktemp(f"bundle-{kind}") / "model.tar.gz"
     report = train_bundle(demo_data, ["tiles", "fabric"], replace(config, kind=kind), BackboneSource("resnet18", "random"),
@@ -76,7 +76,7 @@ def softpatch_bundle(demo_data, tmp_path_factory, small_config):
 
 @pytest.fixture(scope="session")
 def detector(patchcore_bundle):
-    from inference.detector import Detector
+    from inference.vision.image_model import Detector
 
     return Detector.load(patchcore_bundle[0])
 

@@ -69,7 +69,7 @@ def _stack_for(backbone: str, weights: str, workdir: Path, base_port: int):
     from infra.local.stack import LocalStack, StackSettings
     from pipelines.local_runner import LocalPipeline, RunParameters
     from pipelines.registry import APPROVED
-    from pipelines.synthetic import generate
+    from pipelines.vision.synthetic import generate
 
     data = generate(workdir / "data", ["tiles"], 256, train_count=60, test_good_count=10, test_defect_count=3)
     home = workdir / f"home-{backbone}"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.bundle import extract_bundle
-from inference.defaults import MODEL_KINDS
+from inference.kinds import MODEL_KINDS
 from pipelines.definition import model_package_group
 from pipelines.local_runner import LocalPipeline, RunParameters, source_revision
 from pipelines.registry import APPROVED, LocalRegistry, ModelVersion
@@ -96,11 +96,11 @@ class LocalStack:
         demo = s.data is None
         data = s.home / "demo-data" if demo else Path(s.data)
         if demo and not (data / DEMO_CLASSES[0]).is_dir():
-            from pipelines.synthetic import generate
+            from pipelines.vision.synthetic import generate
 
             s.echo(f"generating the synthetic demo dataset in {data} ...")
             generate(data, DEMO_CLASSES)
-        from pipelines.datasets import list_classes
+        from pipelines.vision.datasets import list_classes
 
         classes = tuple(s.classes) or (DEMO_CLASSES if demo else tuple(list_classes(data)))
         backbone = s.backbone or ("resnet18" if demo else "wide_resnet50_2")

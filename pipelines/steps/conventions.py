@@ -42,7 +42,7 @@ def hyperparameters() -> dict[str, str]:
 def run_step(main, argv=None) -> int:
     """Run a step; a failure is one clear line on stderr, in SageMaker's failure file, and exit 1."""
     from inference.errors import IvadasError
-    from pipelines.backbones.export import BackboneUnavailable
+    from pipelines.vision.backbones.export import BackboneUnavailable
 
     try:
         main(argv)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from inference.errors import BundleError
 
-from ..evaluation import evaluate_bundle
+from pipelines.vision.evaluation import evaluate_bundle
 from .conventions import PROCESSING, run_step
 
 

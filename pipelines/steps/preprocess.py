@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from inference.defaults import DEFAULT_CONFIG
+from inference.kinds.patchcore.config import DEFAULT_CONFIG
 
-from ..datasets import list_classes, read_class
-from ..splits import split_class
+from pipelines.vision.datasets import list_classes, read_class
+from pipelines.vision.splits import split_class
 from .conventions import PROCESSING, StepFailed, run_step
 
 MANIFEST_FILE = "split_manifest.json"

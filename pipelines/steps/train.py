@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import sys
 
-from inference.defaults import DEFAULT_CONFIG, ModelConfig
+from inference.kinds.patchcore.config import DEFAULT_CONFIG, ModelConfig
 
-from ..backbones import BackboneSource
-from ..training import train_bundle
+from pipelines.vision.backbones import BackboneSource
+from pipelines.kinds.patchcore.training import train_bundle
 from .conventions import StepFailed, channel, hyperparameters, model_dir, output_data_dir, run_step
 from .preprocess import MANIFEST_FILE
 

@@ -3,11 +3,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from inference.backbone import BackboneSpec, OnnxBackbone
-from pipelines.backbones import BackboneSource, resolve_backbone
-from pipelines.backbones import export as export_module
-from pipelines.backbones import resnet
-from pipelines.backbones.export import BackboneUnavailable
+from inference.vision.backbone import BackboneSpec, OnnxBackbone
+from pipelines.vision.backbones import BackboneSource, resolve_backbone
+from pipelines.vision.backbones import export as export_module
+from pipelines.vision.backbones import resnet
+from pipelines.vision.backbones.export import BackboneUnavailable
 
 # Keys of torchvision's published checkpoints (a sample, including the v1.5 stride placement).
 TORCHVISION_KEYS = {

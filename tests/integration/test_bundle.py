@@ -49,7 +49,7 @@ def test_manifest_content(patchcore_bundle):
 
 
 def test_round_trip_scores_identically(patchcore_bundle, detector, demo_data):
-    from inference.imageio import load_image_file
+    from inference.vision.imageio import load_image_file
 
     image = load_image_file(demo_data / "tiles/test/hole/000.png")
     again = load_bundle(patchcore_bundle[0])

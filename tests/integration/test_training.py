@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from inference.bundle import load_bundle
-from inference.defaults import ModelConfig
-from pipelines.backbones import BackboneSource, resolve_backbone
-from pipelines.datasets import read_class
-from pipelines.evaluation import evaluate_bundle
-from pipelines.splits import split_class
-from pipelines.synthetic import generate
-from pipelines.training import build_extractor, load_images, train_bundle
+from inference.kinds.patchcore.config import ModelConfig
+from pipelines.vision.backbones import BackboneSource, resolve_backbone
+from pipelines.vision.datasets import read_class
+from pipelines.vision.evaluation import evaluate_bundle
+from pipelines.vision.splits import split_class
+from pipelines.vision.synthetic import generate
+from pipelines.kinds.patchcore.training import build_extractor, load_images, train_bundle
 
 
 def test_training_and_serving_compute_identical_features(patchcore_bundle, demo_data, small_config):

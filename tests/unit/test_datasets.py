@@ -2,9 +2,9 @@ import pytest
 from PIL import Image
 
 from inference.errors import DatasetError
-from pipelines.datasets import list_classes, read_class
-from pipelines.splits import split_class
-from pipelines.synthetic import generate
+from pipelines.vision.datasets import list_classes, read_class
+from pipelines.vision.splits import split_class
+from pipelines.vision.synthetic import generate
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inference.features import adaptive_pool_channels, local_aggregate, patch_embeddings, resize_bilinear
+from inference.kinds.patchcore.features import adaptive_pool_channels, local_aggregate, patch_embeddings, resize_bilinear
 
 
 @pytest.fixture

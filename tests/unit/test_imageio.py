@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference.defaults import MAX_IMAGE_PIXELS
+from inference.limits import MAX_IMAGE_PIXELS
 from inference.errors import NotAnImage, PayloadTooLarge, UnusableImage
-from inference.imageio import decode_image, to_model_input
+from inference.vision.imageio import decode_image, to_model_input
 
 
 def encode(image: Image.Image, fmt: str = "PNG") -> bytes:

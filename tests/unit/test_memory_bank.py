@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from inference.defaults import ModelConfig
-from inference.memory_bank import MemoryBank
-from inference.model import ClassModel
+from inference.kinds.patchcore.config import ModelConfig
+from inference.kinds.patchcore.memory_bank import MemoryBank
+from inference.kinds.patchcore.model import ClassModel
 
 
 def _clustered(rng, count, dim, centres):

@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from inference.sampler import coverage_radius, greedy_coreset, random_projection
+from inference.kinds.patchcore.sampler import coverage_radius, greedy_coreset, random_projection
 
 
 def optimal_radius(points: np.ndarray, k: int) -> float:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.neighbors import LocalOutlierFactor
 
-from inference.softpatch import noise_mask_and_weights, patch_outlier_scores, position_outlier_factors
+from inference.kinds.softpatch.noise import noise_mask_and_weights, patch_outlier_scores, position_outlier_factors
 
 
 def test_lof_matches_scikit_learn_per_position():

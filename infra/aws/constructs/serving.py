@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from inference.defaults import MODEL_KINDS
+from inference.kinds import MODEL_KINDS
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -5,7 +5,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from inference.defaults import MODEL_KINDS
+from inference.kinds import MODEL_KINDS
 from pipelines.definition import PipelineSettings, definition_json
 
 # Stand-ins the SDK accepts while building the definition; CloudFormation substitutes the real values.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .sampler import random_projection
+from inference.kinds.patchcore.sampler import random_projection
 
 POSITION_CHUNK = 64  # positions processed together: bounds memory at chunk × images² floats
 

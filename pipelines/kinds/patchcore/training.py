@@ -14,18 +14,18 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from inference.backbone import BackboneSpec, OnnxBackbone
+from inference.vision.backbone import BackboneSpec, OnnxBackbone
 from inference.bundle import TrainedClass, write_bundle
 from inference.calibration import calibrate
-from inference.defaults import ModelConfig
+from inference.kinds.patchcore.config import ModelConfig
 from inference.errors import DatasetError, IvadasError
-from inference.extractor import FeatureExtractor
-from inference.imageio import load_image_file
-from inference.model import ClassModel, build_memory_bank
+from inference.kinds.patchcore.extractor import FeatureExtractor
+from inference.vision.imageio import load_image_file
+from inference.kinds.patchcore.model import ClassModel, build_memory_bank
 
-from .backbones import BackboneSource, resolve_backbone
-from .datasets import ClassData, Sample, read_class
-from .splits import ClassSplit, split_class, split_from_keys
+from pipelines.vision.backbones import BackboneSource, resolve_backbone
+from pipelines.vision.datasets import ClassData, Sample, read_class
+from pipelines.vision.splits import ClassSplit, split_class, split_from_keys
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def train_bundle(
         for name, data in datasets.items()
     }
     if quantize:
-        from .quantize import quantize_backbone
+        from pipelines.vision.quantize import quantize_backbone
 
         # one backbone serves every class: calibrate its activation ranges on all of them
         per_class = max(1, INT8_CALIBRATION_IMAGES // len(classes))

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .anomaly_map import anomaly_map, reweighted_image_score
-from .calibration import Calibration
-from .defaults import ModelConfig
-from .memory_bank import MemoryBank
-from .sampler import greedy_coreset
-from .softpatch import noise_mask_and_weights, patch_outlier_scores
+from inference.kinds.patchcore.anomaly_map import anomaly_map, reweighted_image_score
+from inference.calibration import Calibration
+from inference.kinds.patchcore.config import ModelConfig
+from inference.kinds.patchcore.memory_bank import MemoryBank
+from inference.kinds.patchcore.sampler import greedy_coreset
+from inference.kinds.softpatch.noise import noise_mask_and_weights, patch_outlier_scores
 
 
 @dataclass

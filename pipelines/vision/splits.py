@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .datasets import ClassData, Sample
+from pipelines.vision.datasets import ClassData, Sample
 
 CALIBRATION_FRACTION = 0.1  # of train/good, held out from the memory bank
 VALIDATION_FRACTION = 0.2  # of each test defect folder (and test/good), held out from metrics

@@ -1,4 +1,4 @@
-"""Every model default in one place, with the reason it has that value.
+"""PatchCore and SoftPatch: every default in one place, with the reason it has that value.
 
 Training code, the CLI and the pipeline definition read these; nothing else hard-codes them.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-MODEL_KINDS = ("patchcore", "softpatch")
+MODEL_KINDS = ("patchcore", "softpatch")  # the kinds this configuration describes
 NOISE_METHODS = ("lof", "gaussian", "nearest")
 INDEX_KINDS = ("flat", "ivf")
 
@@ -103,11 +103,6 @@ def _config_problems(cfg: ModelConfig):
     if cfg.lof_k < 1:
         yield f"lof_k must be positive, got {cfg.lof_k}"
 
-
-#: Upper bound on decoded pixels: rejects decompression bombs before they are allocated.
-MAX_IMAGE_PIXELS = 40_000_000
-#: Largest accepted encoded image (Lambda's 6 MB payload carries ≈ 4.4 MB raw after base64).
-MAX_IMAGE_BYTES = 4_400_000
 
 DEFAULT_CONFIG = ModelConfig()
 __all__ = ["ModelConfig", "DEFAULT_CONFIG", "MODEL_KINDS", "NOISE_METHODS"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .features import resize_bilinear
-from .memory_bank import MemoryBank
+from inference.kinds.patchcore.features import resize_bilinear
+from inference.kinds.patchcore.memory_bank import MemoryBank
 
 
 def reweighted_image_score(

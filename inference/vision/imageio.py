@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from .defaults import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
-from .errors import NotAnImage, PayloadTooLarge, UnusableImage
+from inference.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from inference.errors import NotAnImage, PayloadTooLarge, UnusableImage
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
 MIN_IMAGE_SIDE = 16

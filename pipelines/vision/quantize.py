@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.backbone import BackboneSpec, file_sha256
-from inference.imageio import to_model_input
+from inference.vision.backbone import BackboneSpec, file_sha256
+from inference.vision.imageio import to_model_input
 
 
 RECIPE = "qdq-u8s8-per-channel-bn-fp32"  # part of the cache key: a new recipe re-quantizes

@@ -10,9 +10,9 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from .backbone import OnnxBackbone
-from .features import patch_embeddings
-from .imageio import to_model_input
+from inference.vision.backbone import OnnxBackbone
+from inference.kinds.patchcore.features import patch_embeddings
+from inference.vision.imageio import to_model_input
 
 
 class FeatureExtractor:

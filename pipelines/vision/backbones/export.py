@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, file_sha256
+from inference.vision.backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def resolve_backbone(source: BackboneSource) -> tuple[Path, BackboneSpec]:
     """Path of an ONNX feature extractor for `source` and its identity for the bundle."""
     if source.is_custom_onnx:
         return _custom_onnx(source)
-    from . import resnet  # torch is imported only when a built-in backbone is really needed
+    from pipelines.vision.backbones import resnet  # torch is imported only when a built-in backbone is really needed
 
     if source.name not in resnet.ARCHITECTURES:
         raise ValueError(f"unknown backbone {source.name!r}; use one of {sorted(resnet.ARCHITECTURES)} or a path to an .onnx file")
@@ -136,7 +136,7 @@ def _download(url: str, target: Path) -> Path:
 def _export(source: BackboneSource, checkpoint: Path | None, target: Path) -> None:
     import torch
 
-    from . import resnet
+    from pipelines.vision.backbones import resnet
 
     model = resnet.build(source.name, source.layers)
     if checkpoint is None:

@@ -14,12 +14,12 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from inference.detector import Detector
+from inference.vision.image_model import Detector
 from inference.errors import DatasetError, IvadasError
-from inference.imageio import load_image_file
+from inference.vision.imageio import load_image_file
 
-from . import metrics
-from .datasets import read_class
+from pipelines import metrics
+from pipelines.vision.datasets import read_class
 
 METRIC_KEYS = ("image_auroc", "pixel_auroc", "aupro", "f1")
 
@@ -129,7 +129,7 @@ def write_plots(result: dict, output_dir: Path, name: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from inference.render import colourise
+    from inference.vision.render import colourise
 
     labels, scores = result["labels"], result["scores"]
     if labels.min() != labels.max():

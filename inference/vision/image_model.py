@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bundle import LoadedBundle, load_bundle
-from .errors import BadRequest, UnknownClass
-from .imageio import decode_image
-from .model import RawResult
-from .render import heatmap_rgba, png_bytes, regions
+from inference.bundle import LoadedBundle, load_bundle
+from inference.errors import BadRequest, UnknownClass
+from inference.vision.imageio import decode_image
+from inference.kinds.patchcore.model import RawResult
+from inference.vision.render import heatmap_rgba, png_bytes, regions
 
 OUTPUTS = ("heatmap", "regions")
 HEATMAP_MAX_SIDE = 512  # heatmap PNGs are an overlay, not a copy of a 20-megapixel photo

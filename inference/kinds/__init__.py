@@ -1,0 +1,3 @@
+"""The model kinds an endpoint can serve."""
+
+MODEL_KINDS = ("patchcore", "softpatch")

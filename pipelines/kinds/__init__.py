@@ -1,0 +1,1 @@
+"""How each model kind trains."""

@@ -1,0 +1,1 @@
+"""Training PatchCore and SoftPatch bundles."""
