@@ -1,107 +1,92 @@
-"""The model bundle: SageMaker's `model.tar.gz`, written at training and validated at loading.
+"""The model bundle: SageMaker's `model.tar.gz`, the same container for every model kind.
 
 Layout::
 
-    manifest.json                     schema version, kind, classes, thresholds, preprocessing,
-                                      backbone identity and hash, metrics, lineage
-    backbone.onnx                     the feature extractor every class shares
-    classes/<class>/memory_bank.npz   coreset embeddings (+ SoftPatch weights)
+    manifest.json    schema version, kind, modality, classes (threshold, calibration, split per
+                     class or asset), the kind's configuration and sections, metrics, lineage,
+                     and `files`: the SHA-256 of every other file in the bundle
+    ...              the kind's files (ONNX graphs, memory banks, arrays)
 
-Loading checks everything it can before serving a single request and names what is wrong.
+Loading checks the schema, the kind, the class names and every file's hash before the kind reads
+anything, and names what is wrong; the kind then checks what only it understands.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
+import os
 import re
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
-from inference.vision.backbone import BackboneSpec, OnnxBackbone, file_sha256
-from .calibration import Calibration
-from inference.kinds.patchcore.config import MODEL_KINDS, ModelConfig
 from .errors import BundleError
-from inference.kinds.patchcore.extractor import FeatureExtractor
-from inference.kinds.patchcore.memory_bank import MemoryBank
-from inference.kinds.patchcore.model import ClassModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
-BACKBONE = "backbone.onnx"
 CLASS_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+REQUIRED_KEYS = ("kind", "modality", "classes", "config", "files")
+REQUIRED_CLASS_KEYS = ("threshold", "calibration")
 
 
-def bank_path(class_name: str) -> str:
-    return f"classes/{class_name}/memory_bank.npz"
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-@dataclass
-class TrainedClass:
-    """What training produced for one class, ready to be written into a bundle."""
-
-    name: str
-    model: ClassModel
-    score_stats: dict = field(default_factory=dict)
-    split: dict = field(default_factory=dict)
+def check_class_name(name: str) -> None:
+    if not isinstance(name, str) or not CLASS_NAME_PATTERN.match(name):
+        raise BundleError(f"class name {name!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
 
 
-def write_bundle(
-    output: str | Path,
-    config: ModelConfig,
-    backbone_path: str | Path,
-    backbone_spec: BackboneSpec,
-    classes: list[TrainedClass],
-    metrics: dict | None = None,
-    lineage: dict | None = None,
-) -> dict:
-    """Write the bundle and return its manifest.
+# ----------------------------------------------------------------------------------- writing
 
-    `output` ending in `.tar.gz` gets the archive; any other path is a directory that receives
-    the bundle's files, as SageMaker training expects in `/opt/ml/model` (it packs them itself).
+
+def write_bundle(output: str | Path, manifest: dict, files: dict[str, str | Path | bytes]) -> dict:
+    """Write a bundle and return its manifest.
+
+    `manifest` holds everything but the schema fields and `files`; `files` maps each path inside
+    the bundle to a file to copy or the bytes to write. `output` ending in `.tar.gz` gets the
+    archive; any other path is a directory that receives the files, as SageMaker training expects
+    in `/opt/ml/model` (it packs them itself).
     """
     output = Path(output)
-    if not output.name.endswith(".tar.gz"):
-        return write_bundle_dir(output, config, backbone_path, backbone_spec, classes, metrics, lineage)
-    with tempfile.TemporaryDirectory() as staging:
-        manifest = write_bundle_dir(Path(staging), config, backbone_path, backbone_spec, classes, metrics, lineage)
-        pack_bundle(Path(staging), output)
-    return manifest
+    if output.name.endswith(".tar.gz"):
+        with tempfile.TemporaryDirectory() as staging:
+            written = _write_directory(Path(staging), manifest, files)
+            pack_bundle(Path(staging), output)
+        return written
+    return _write_directory(output, manifest, files)
 
 
-def write_bundle_dir(directory: Path, config, backbone_path, backbone_spec: BackboneSpec, classes: list[TrainedClass],
-                     metrics: dict | None = None, lineage: dict | None = None) -> dict:
+def _write_directory(directory: Path, manifest: dict, files: dict) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(backbone_path, directory / BACKBONE)
-    class_entries = {}
-    for trained in classes:
-        _check_class_name(trained.name)
-        class_entries[trained.name] = _write_class(directory, trained)
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "ivadas_version": __version__,
-        "kind": config.kind,
-        "classes": class_entries,
-        "config": config.to_dict(),
-        "preprocessing": {
-            "image_size": config.image_size,
-            "resize": "bilinear",
-            "colour": "rgb",
-            "mean": list(backbone_spec.mean),
-            "std": list(backbone_spec.std),
-        },
-        "backbone": {**backbone_spec.to_dict(), "file": BACKBONE, "sha256": file_sha256(directory / BACKBONE)},
-        "metrics": metrics or {},
-        "lineage": lineage or {},
-    }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    return manifest
+    hashes = {}
+    for relative, source in sorted(files.items()):
+        _check_member_path(relative)
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, bytes):
+            target.write_bytes(source)
+        else:
+            shutil.copyfile(source, target)
+        hashes[relative] = file_sha256(target)
+    complete = {"schema_version": SCHEMA_VERSION, "ivadas_version": __version__, **manifest, "files": hashes}
+    validate_manifest(complete)
+    (directory / MANIFEST).write_text(json.dumps(complete, indent=2, sort_keys=True))
+    return complete
+
+
+def _check_member_path(relative: str) -> None:
+    parts = Path(relative).parts
+    if not parts or Path(relative).is_absolute() or ".." in parts or relative == MANIFEST:
+        raise BundleError(f"{relative!r} cannot be a file of a bundle")
 
 
 def pack_bundle(directory: Path, output: Path) -> Path:
@@ -116,56 +101,7 @@ def pack_bundle(directory: Path, output: Path) -> Path:
     return output
 
 
-def _write_class(staging: Path, trained: TrainedClass) -> dict:
-    relative = bank_path(trained.name)
-    target = staging / relative
-    target.parent.mkdir(parents=True)
-    bank = trained.model.bank
-    with open(target, "wb") as handle:
-        np.savez(handle, embeddings=bank.embeddings, weights=bank.weights)
-    if trained.model.calibration is None:
-        raise BundleError(f"class {trained.name!r} has no calibration")
-    return {
-        "memory_bank": relative,
-        "sha256": file_sha256(target),
-        "entries": len(bank),
-        "grid": list(trained.model.grid),
-        "calibration": trained.model.calibration.to_dict(),
-        "threshold": trained.model.calibration.threshold,
-        "score_stats": trained.score_stats,
-        "split": trained.split,
-    }
-
-
-def _check_class_name(name: str) -> None:
-    if not CLASS_NAME_PATTERN.match(name):
-        raise BundleError(f"class name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
-
-
-class LoadedBundle:
-    """A validated bundle: its manifest, the shared feature extractor, and one model per class."""
-
-    def __init__(self, root: Path, manifest: dict, extractor: FeatureExtractor, models: dict[str, ClassModel]):
-        self.root = root
-        self.manifest = manifest
-        self.extractor = extractor
-        self.models = models
-
-    @property
-    def kind(self) -> str:
-        return self.manifest["kind"]
-
-    @property
-    def classes(self) -> list[str]:
-        return sorted(self.models)
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest.get("lineage", {}).get("version", "unversioned"))
-
-    @property
-    def config(self) -> ModelConfig:
-        return ModelConfig.from_dict(self.manifest["config"])
+# ----------------------------------------------------------------------------------- reading
 
 
 def extract_bundle(archive: str | Path, target: str | Path) -> Path:
@@ -180,53 +116,60 @@ def extract_bundle(archive: str | Path, target: str | Path) -> Path:
     return target
 
 
-def load_bundle(location: str | Path, workdir: str | Path | None = None, threads: int | None = None) -> LoadedBundle:
-    """Load a bundle from a `model.tar.gz` or an extracted directory, validating everything."""
+def open_bundle(location: str | Path, workdir: str | Path | None = None):
+    """(root folder, validated manifest, scratch directory or None) of a bundle whose files all check out.
+
+    A `model.tar.gz` is unpacked into `workdir`, or into a temporary directory that is removed
+    when the returned scratch object is garbage-collected (keep it as long as the files are used).
+    """
     location = Path(location)
     if not location.exists():
         raise BundleError(f"no model bundle at {location}")
     scratch = None
     if location.is_file():
         if workdir is None:
-            scratch = tempfile.TemporaryDirectory(prefix="ivadas-bundle-")  # removed with the bundle
+            scratch = tempfile.TemporaryDirectory(prefix="ivadas-bundle-")
             workdir = scratch.name
         root = extract_bundle(location, workdir)
     else:
         root = location
     manifest = read_manifest(root)
-    config = ModelConfig.from_dict(manifest["config"])
-    spec = BackboneSpec.from_dict(manifest["backbone"])
-    _check_backbone_file(root, manifest)
-    extractor = FeatureExtractor(OnnxBackbone(root / BACKBONE, spec, threads), config.image_size, config.patch_size, config.embedding_dim)
-    probe = _probe(extractor)
-    models = {name: _load_class(root, name, entry, config, probe) for name, entry in manifest["classes"].items()}
-    bundle = LoadedBundle(root, manifest, extractor, models)
-    bundle._scratch = scratch
-    return bundle
-
-
-def _probe(extractor: FeatureExtractor) -> tuple[int, tuple[int, int]]:
-    """Embedding width and grid the backbone really produces (also warms the session up)."""
-    from PIL import Image
-
-    size = extractor.image_size
-    embeddings, grid = extractor.embed([Image.new("RGB", (size, size), (128, 128, 128))])
-    return embeddings.shape[-1], tuple(grid)
+    check_files(root, manifest)
+    return root, manifest, scratch
 
 
 def read_manifest(root: Path) -> dict:
     path = Path(root) / MANIFEST
     if not path.is_file():
         raise BundleError(f"the bundle has no {MANIFEST}")
+    return parse_manifest(path.read_bytes())
+
+
+def parse_manifest(data: bytes) -> dict:
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{MANIFEST} is not valid JSON: {exc}") from None
+    manifest = _upgraded(manifest)
     validate_manifest(manifest)
     return manifest
 
 
+def _upgraded(manifest) -> dict:
+    """Schema 1 bundles (PatchCore and SoftPatch before the kinds were generic) read as schema 2."""
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != 1:
+        return manifest
+    try:
+        files = {"backbone.onnx": manifest["backbone"]["sha256"]}
+        files.update({entry["memory_bank"]: entry["sha256"] for entry in manifest["classes"].values()})
+    except (KeyError, TypeError, AttributeError):
+        return manifest  # validation names what is missing
+    return {**manifest, "schema_version": SCHEMA_VERSION, "modality": "image", "files": files}
+
+
 def validate_manifest(manifest: dict) -> None:
+    from .kinds import KINDS
+
     if not isinstance(manifest, dict):
         raise BundleError(f"{MANIFEST} must be a JSON object")
     version = manifest.get("schema_version")
@@ -235,51 +178,42 @@ def validate_manifest(manifest: dict) -> None:
             f"bundle schema version {version!r} is not supported: this IVADAS ({__version__}) reads schema "
             f"version {SCHEMA_VERSION}; retrain the model or use a matching IVADAS release"
         )
-    missing = [key for key in ("kind", "classes", "config", "backbone", "preprocessing") if key not in manifest]
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
     if missing:
         raise BundleError(f"{MANIFEST} lacks {missing}")
-    if manifest["kind"] not in MODEL_KINDS:
-        raise BundleError(f"unknown model kind {manifest['kind']!r}; expected one of {MODEL_KINDS}")
-    if not isinstance(manifest["classes"], dict) or not manifest["classes"]:
+    kind = manifest["kind"]
+    if kind not in KINDS:
+        raise BundleError(f"unknown model kind {kind!r}; this IVADAS serves {list(KINDS)}")
+    if manifest["modality"] != KINDS[kind].modality:
+        raise BundleError(f"manifest says modality {manifest['modality']!r}, but the {kind} kind's modality is {KINDS[kind].modality!r}")
+    classes = manifest["classes"]
+    if not isinstance(classes, dict) or not classes:
         raise BundleError("the bundle has no classes")
-    for name in manifest["classes"]:
-        _check_class_name(name)
-    try:
-        config = ModelConfig.from_dict(manifest["config"])
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"the bundle's model configuration is invalid: {exc}") from None
-    if config.kind != manifest["kind"]:
-        raise BundleError(f"manifest kind {manifest['kind']!r} disagrees with its configuration ({config.kind!r})")
+    for name, entry in classes.items():
+        check_class_name(name)
+        absent = [key for key in REQUIRED_CLASS_KEYS if not isinstance(entry, dict) or key not in entry]
+        if absent:
+            raise BundleError(f"class {name!r} lacks {absent} in {MANIFEST}")
+    if not isinstance(manifest["files"], dict):
+        raise BundleError(f"{MANIFEST}: files must map each bundle file to its SHA-256")
 
 
-def _check_backbone_file(root: Path, manifest: dict) -> None:
-    path = root / BACKBONE
-    if not path.is_file():
-        raise BundleError(f"the bundle has no {BACKBONE}")
-    expected = manifest["backbone"].get("sha256")
-    actual = file_sha256(path)
-    if actual != expected:
-        raise BundleError(f"backbone hash mismatch: manifest says {expected}, {BACKBONE} is {actual}")
+def check_files(root: Path, manifest: dict) -> None:
+    """Every file the manifest lists is there and unchanged since training."""
+    for relative, expected in sorted(manifest["files"].items()):
+        _check_member_path(relative)
+        path = Path(root) / relative
+        if not path.is_file():
+            raise BundleError(f"the bundle lacks {relative}, which its manifest lists")
+        if file_sha256(path) != expected:
+            raise BundleError(f"{relative} does not match its hash in {MANIFEST}: the file changed after training")
 
 
-def _load_class(root: Path, name: str, entry: dict, config: ModelConfig, probe: tuple[int, tuple[int, int]]) -> ClassModel:
-    path = root / entry.get("memory_bank", bank_path(name))
-    if not path.is_file():
-        raise BundleError(f"class {name!r}: memory bank file {path.relative_to(root)} is missing")
-    if file_sha256(path) != entry.get("sha256"):
-        raise BundleError(f"class {name!r}: memory bank hash mismatch (file changed after training)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            embeddings, weights = data["embeddings"], data["weights"]
-    except (OSError, KeyError, ValueError) as exc:
-        raise BundleError(f"class {name!r}: memory bank cannot be read: {exc}") from None
-    width, grid = probe
-    if embeddings.ndim != 2 or embeddings.shape[1] != width:
-        raise BundleError(f"class {name!r}: memory bank has shape {embeddings.shape} but the backbone gives {width}-d patches")
-    if tuple(entry["grid"]) != grid:
-        raise BundleError(f"class {name!r}: trained on a {tuple(entry['grid'])} patch grid, the backbone gives {grid}")
-    calibration = Calibration.from_dict(entry["calibration"])
-    return ClassModel(MemoryBank(embeddings, weights, config.index), config, tuple(entry["grid"]), calibration)
+def bundle_file(root: Path, manifest: dict, relative: str) -> Path:
+    """A file a kind reads from a bundle: only files the manifest lists (and whose hash was checked)."""
+    if relative not in manifest["files"]:
+        raise BundleError(f"{relative} is not among the bundle's listed files; it cannot be trusted")
+    return Path(root) / relative
 
 
 def manifest_of(archive: str | Path) -> dict:
@@ -292,6 +226,4 @@ def manifest_of(archive: str | Path) -> dict:
         raise BundleError(f"{archive} has no readable {MANIFEST}: {exc}") from None
     if data is None:
         raise BundleError(f"{archive} has no {MANIFEST}")
-    manifest = json.load(io.BytesIO(data))
-    validate_manifest(manifest)
-    return manifest
+    return parse_manifest(data)

@@ -1,18 +1,18 @@
-"""The SageMaker hosting contract: `GET /ping` and `POST /invocations`, as a WSGI application.
+"""The SageMaker hosting contract: `GET /ping` and `POST /invocations`, as a WSGI application,
+for a bundle of any model kind.
 
 Requests:
-- `application/json`: `{"class_name", "image_base64", "threshold"?, "outputs"?}`, or a batch
+- `application/json`: `{"class_name", <input>, "threshold"?, "outputs"?}` where the input is the
+  modality's (`image_base64` for image kinds, `window` for sensor kinds), or a batch
   `{"instances": [...]}` of at most `MAX_BATCH` such objects, or `{"describe": true}` for the
-  bundle's summary (kind, version, classes, thresholds, backbone).
-- `image/png`, `image/jpeg`, ...: the raw image, with `class_name=...` (and optionally
-  `threshold=...`, `outputs=heatmap;regions`) in `X-Amzn-SageMaker-Custom-Attributes`.
+  bundle's summary (kind, modality, version, classes, thresholds, outputs).
+- any other content type the kind accepts (a raw image, a CSV window), with `class_name=...`
+  (and optionally `threshold=...`, `outputs=a;b`) in `X-Amzn-SageMaker-Custom-Attributes`.
 Errors are `{"error": {"code", "message"}}` with the status of the API contract.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
@@ -20,14 +20,13 @@ import threading
 import time
 from pathlib import Path
 
-from inference.vision.image_model import OUTPUTS, Detector
-from .errors import BadRequest, IvadasError, PayloadTooLarge
+from inference.errors import BadRequest, IvadasError, PayloadTooLarge
+from inference.model import ServedModel, load_model
 
 log = logging.getLogger("ivadas.server")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time payload limit
 MAX_BATCH = 8
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "application/x-image", "application/octet-stream")
 
 
 def model_location() -> Path:
@@ -61,16 +60,16 @@ class ModelHolder:
 
     def __init__(self, location: Path):
         self.location = location
-        self.detector: Detector | None = None
+        self.model: ServedModel | None = None
         self.error: str | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> Detector | None:
-        if self.detector is None and self.error is None:
+    def get(self) -> ServedModel | None:
+        if self.model is None and self.error is None:
             with self._lock:
-                if self.detector is None and self.error is None:
+                if self.model is None and self.error is None:
                     self._load()
-        return self.detector
+        return self.model
 
     def _load(self) -> None:
         started = time.perf_counter()
@@ -78,27 +77,16 @@ class ModelHolder:
             location = self.location
             if location.is_dir() and (location / "model.tar.gz").is_file() and not (location / "manifest.json").is_file():
                 location = location / "model.tar.gz"
-            self.detector = Detector.load(location)
-            self.detector.version = served_version_label(self.location) or self.detector.version
-            log.info("model %s loaded from %s in %.1fs", self.detector.version, location, time.perf_counter() - started)
+            self.model = load_model(location)
+            self.model.version = served_version_label(self.location) or self.model.version
+            log.info("%s model %s loaded from %s in %.1fs", self.model.kind, self.model.version, location,
+                     time.perf_counter() - started)
         except IvadasError as exc:
             self.error = exc.message
             log.error("model cannot be served: %s", exc.message)
 
     def describe(self) -> dict:
-        detector = self.detector
-        manifest = detector.bundle.manifest
-        return {
-            "kind": detector.kind,
-            "version": detector.version,
-            "classes": {name: {"threshold": 0.5, "raw_threshold": entry["threshold"],
-                               "calibration": entry["calibration"]["method"]}
-                        for name, entry in manifest["classes"].items()},
-            "backbone": {k: manifest["backbone"][k] for k in ("name", "weights", "precision")},
-            "image_size": manifest["preprocessing"]["image_size"],
-            "metrics": served_metrics(self.location) or manifest.get("metrics", {}),
-            "lineage": manifest.get("lineage", {}),
-        }
+        return {**self.model.describe(), "metrics": served_metrics(self.location) or self.model.manifest.get("metrics", {})}
 
 
 def parse_custom_attributes(header: str) -> dict:
@@ -110,47 +98,6 @@ def parse_custom_attributes(header: str) -> dict:
             raise BadRequest(f"custom attribute {part!r} is not key=value")
         attributes[key.strip()] = value.strip()
     return attributes
-
-
-def _threshold(value):
-    if value is None or isinstance(value, (int, float)):
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"threshold must be a number in [0, 1], got {value!r}") from None
-
-
-def _outputs(value) -> tuple:
-    if value is None:
-        return OUTPUTS
-    if isinstance(value, str):
-        value = [v for v in value.replace(";", ",").split(",") if v]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadRequest("outputs must be a list of 'heatmap' and/or 'regions'")
-    return tuple(value)
-
-
-def decode_base64(text) -> bytes:
-    if not isinstance(text, str) or not text:
-        raise BadRequest("image_base64 is required and must be a non-empty base64 string")
-    if text.startswith("data:") and "," in text:  # tolerate data URLs from browsers
-        text = text.split(",", 1)[1]
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest("image_base64 is not valid base64") from None
-
-
-def predict_instance(detector: Detector, instance) -> dict:
-    if not isinstance(instance, dict):
-        raise BadRequest("each request must be a JSON object")
-    class_name = instance.get("class_name")
-    if not isinstance(class_name, str) or not class_name.strip():
-        raise BadRequest("class_name is required")
-    detector.model_for(class_name)
-    return detector.predict_bytes(decode_base64(instance.get("image_base64")), class_name,
-                                  _threshold(instance.get("threshold")), _outputs(instance.get("outputs")))
 
 
 class InvocationsApp:
@@ -174,29 +121,23 @@ class InvocationsApp:
             return self._respond(start_response, 500, {"error": {"code": "internal_error", "message": "the model failed on this request"}})
 
     def _ping(self, start_response):
-        detector = self.holder.get()
-        if detector is None:
+        model = self.holder.get()
+        if model is None:
             return self._respond(start_response, 503, {"status": "unavailable", "reason": self.holder.error or "loading"})
-        return self._respond(start_response, 200, {"status": "healthy", "kind": detector.kind})
+        return self._respond(start_response, 200, {"status": "healthy", "kind": model.kind, "modality": model.modality})
 
     def _invoke(self, environ) -> dict:
         body = _read_body(environ)
-        detector = self.holder.get()
-        if detector is None:
+        model = self.holder.get()
+        if model is None:
             raise ModelUnavailable(self.holder.error or "the model is still loading")
         content_type = (environ.get("CONTENT_TYPE") or "application/json").split(";")[0].strip().lower()
         if content_type == "application/json":
-            return self._invoke_json(detector, body)
-        if content_type in IMAGE_TYPES:
-            attributes = parse_custom_attributes(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", ""))
-            if not attributes.get("class_name"):
-                raise BadRequest("send the class as X-Amzn-SageMaker-Custom-Attributes: class_name=<class>")
-            detector.model_for(attributes["class_name"])
-            return detector.predict_bytes(body, attributes["class_name"], _threshold(attributes.get("threshold")),
-                                          _outputs(attributes.get("outputs")))
-        raise UnsupportedContentType(f"content type {content_type!r} is not supported; send application/json or an image")
+            return self._invoke_json(model, body)
+        attributes = parse_custom_attributes(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", ""))
+        return model.predict_body(body, content_type, attributes)
 
-    def _invoke_json(self, detector: Detector, body: bytes) -> dict:
+    def _invoke_json(self, model: ServedModel, body: bytes) -> dict:
         try:
             request = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -208,9 +149,9 @@ class InvocationsApp:
             if not isinstance(instances, list) or not instances:
                 raise BadRequest("instances must be a non-empty list")
             if len(instances) > MAX_BATCH:
-                raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} images, got {len(instances)}")
-            return {"predictions": [_result_or_error(detector, instance) for instance in instances]}
-        return predict_instance(detector, request)
+                raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} instances, got {len(instances)}")
+            return {"predictions": [_result_or_error(model, instance) for instance in instances]}
+        return model.predict(request)
 
     @staticmethod
     def _respond(start_response, status: int, payload: dict):
@@ -219,10 +160,10 @@ class InvocationsApp:
         return [body]
 
 
-def _result_or_error(detector: Detector, instance) -> dict:
-    """Batch items fail alone: one bad image does not lose the others' results."""
+def _result_or_error(model: ServedModel, instance) -> dict:
+    """Batch items fail alone: one bad input does not lose the others' results."""
     try:
-        return predict_instance(detector, instance)
+        return model.predict(instance)
     except IvadasError as exc:
         return {**exc.to_dict(), "status": exc.status}
 
@@ -251,10 +192,6 @@ def _discard(stream, length: int) -> None:
 
 class ModelUnavailable(IvadasError):
     status, code = 503, "model_unavailable"
-
-
-class UnsupportedContentType(IvadasError):
-    status, code = 415, "unsupported_media_type"
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large", 415: "Unsupported Media Type",

@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from inference.kinds.patchcore.config import DEFAULT_CONFIG, MODEL_KINDS, NOISE_METHODS
+from inference.kinds import MODEL_KINDS
+from inference.kinds.patchcore.config import DEFAULT_CONFIG, NOISE_METHODS
 
 EXIT_USER_ERROR = 2
 
@@ -57,55 +58,65 @@ def cmd_demo_data(args) -> int:
     return 0
 
 
-def _model_config(args):
-    from inference.kinds.patchcore.config import ModelConfig
-
-    overrides = {"kind": args.model, "image_size": args.image_size, "coreset_ratio": args.coreset_ratio,
-                 "noise_method": args.noise_method, "noise_fraction": args.noise_fraction, "seed": args.seed}
-    return ModelConfig(**{**DEFAULT_CONFIG.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+#: Options of `train` and `pipeline run` that are settings of the image kinds, passed on as hyperparameters;
+#: any kind's setting can also be given as `--set name=value`.
+IMAGE_SETTING_OPTIONS = ("backbone", "weights", "layers", "mean", "std", "image_size", "coreset_ratio", "noise_method",
+                         "noise_fraction", "seed", "int8")
 
 
-def _backbone_source(args):
-    from pipelines.vision.backbones import BackboneSource
+def _settings(args) -> dict[str, str]:
+    """The kind's settings from the command line, as strings (the way SageMaker passes hyperparameters)."""
+    settings = {}
+    for name in IMAGE_SETTING_OPTIONS:
+        value = getattr(args, name, None)
+        if value is None or value is False:
+            continue
+        settings[name] = "true" if value is True else ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    for pair in getattr(args, "set", None) or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set {pair!r} is not NAME=VALUE")
+        settings[name.strip()] = value.strip()
+    return settings
 
-    extra = {}
-    if args.mean:
-        extra["mean"] = args.mean
-    if args.std:
-        extra["std"] = args.std
-    return BackboneSource(name=args.backbone, weights=args.weights, layers=tuple(_csv(args.layers)), **extra)
+
+def _classes(args) -> list[str]:
+    from pipelines.modalities import of_kind
+
+    return _csv(args.classes) if args.classes else of_kind(args.model).list_classes(args.data)
 
 
 def cmd_train(args) -> int:
-    from pipelines.vision.datasets import list_classes
-    from pipelines.kinds.patchcore.training import train_bundle
+    from pipelines.kinds import TrainingJob, train
 
-    classes = _csv(args.classes) if args.classes else list_classes(args.data)
     output = Path(args.output or default_bundle(args.model))
-    report = train_bundle(args.data, classes, _model_config(args), _backbone_source(args), output,
-                          quantize=args.int8, quiet=args.quiet)
+    job = TrainingJob(args.model, Path(args.data), _classes(args), _settings(args), output, quiet=args.quiet)
+    report = train(job)
     for name, entry in report.manifest["classes"].items():
-        seconds = report.timings[name]["total_s"]
-        print(f"{name}: {entry['entries']} memory-bank patches, threshold {entry['threshold']:.4f} "
-              f"({entry['calibration']['method']}), {seconds:.1f}s")
+        seconds = report.timings.get(name, {}).get("total_s", 0.0)
+        print(f"{name}: threshold {entry['threshold']:.4f} ({entry['calibration']['method']}), {seconds:.1f}s")
     for name, problems in report.problems.items():
         print(f"{name}: {len(problems)} problem(s) in the data:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem['path']}: {problem['reason']}", file=sys.stderr)
-    backbone = report.manifest["backbone"]
-    print(f"bundle written to {output} (backbone {backbone['name']}, weights {backbone['weights']})")
-    if backbone["weights"].startswith("random"):
+    backbone = report.manifest.get("backbone")
+    print(f"bundle written to {output}" + (f" (backbone {backbone['name']}, weights {backbone['weights']})" if backbone else ""))
+    if backbone and backbone["weights"].startswith("random"):
         print("WARNING: the backbone has RANDOM weights: fine for the synthetic demo and tests, near chance on real images. "
               "Put ImageNet weights in the torch hub cache or pass --weights FILE.", file=sys.stderr)
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from pipelines.vision.evaluation import evaluate_bundle
+    from pipelines.modalities import modality
+    from pipelines.steps.evaluate import bundle_modality
 
     bundle = Path(args.bundle or default_bundle(args.model))
     output = Path(args.output or home() / "reports" / bundle.parent.name)
-    report = evaluate_bundle(bundle, args.data, output, _csv(args.classes) if args.classes else None, quiet=args.quiet)
+    if not bundle.exists():
+        raise FileNotFoundError(f"no model bundle at {bundle}; train one first or pass --bundle")
+    report = modality(bundle_modality(bundle)).evaluate(bundle, args.data, output, _csv(args.classes) if args.classes else None,
+                                                         quiet=args.quiet)
     print(f"{'class':<16}{'image AUROC':>12}{'pixel AUROC':>12}{'PRO':>8}{'F1':>8}")
     for name, values in {**report["classes"], "mean": report["mean"]}.items():
         print(f"{name:<16}" + "".join(f"{_fmt(values.get(k)):>{w}}" for k, w in (("image_auroc", 12), ("pixel_auroc", 12), ("aupro", 8), ("f1", 8))))
@@ -120,15 +131,15 @@ def _fmt(value) -> str:
 def cmd_predict(args) -> int:
     if args.url:
         return _predict_remote(args)
-    from inference.vision.image_model import Detector
+    from inference.model import load_model
     from inference.vision.imageio import decode_image
     from inference.vision.render import heatmap_overlay
 
-    detector = Detector.load(args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind))
+    detector = load_model(args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind))
     detector.model_for(args.class_name)
     image = decode_image(Path(args.image).read_bytes(), max_bytes=1 << 62)
     outputs = ("regions",) + (("heatmap",) if args.json else ())
-    result, normalised_map = detector.predict_with_map(image, args.class_name, args.threshold, outputs)
+    result, normalised_map = detector.predict_image_with_map(image, args.class_name, args.threshold, outputs)
     _print_verdict(result, args.json)
     if args.heatmap:
         heatmap_overlay(image, normalised_map).save(args.heatmap)
@@ -214,14 +225,9 @@ def cmd_pipeline_run(args) -> int:
     if not args.local:
         print("error: only --local runs here; use `ivadas pipeline start` for the SageMaker pipeline", file=sys.stderr)
         return EXIT_USER_ERROR
-    from pipelines.vision.datasets import list_classes
-
-    classes = tuple(_csv(args.classes)) if args.classes else tuple(list_classes(args.data))
     params = RunParameters(
-        data_uri=str(Path(args.data).resolve()), classes=classes, model_kind=args.model, backbone=args.backbone,
-        weights=args.weights, coreset_ratio=args.coreset_ratio or DEFAULT_CONFIG.coreset_ratio,
-        image_size=args.image_size or DEFAULT_CONFIG.image_size, gate=args.gate, approval_status=args.approval,
-        source_revision=source_revision(),
+        data_uri=str(Path(args.data).resolve()), classes=tuple(_classes(args)), model_kind=args.model,
+        settings=_settings(args), gate=args.gate, approval_status=args.approval, source_revision=source_revision(),
     )
     pipeline = LocalPipeline(args.store or store_dir(), args.name)
     try:
@@ -229,8 +235,11 @@ def cmd_pipeline_run(args) -> int:
     except PipelineFailed as failed:
         print(f"pipeline {failed.record['execution_id']} failed: {failed.record['failure_reason']}", file=sys.stderr)
         return 1
+    from pipelines.modalities import of_kind
+
+    metric = of_kind(args.model).GATE_METRIC
     print(f"pipeline {record['execution_id']} succeeded: registered {record['registered_version']} "
-          f"(mean image AUROC {record['metrics']['mean']['image_auroc']:.3f})")
+          f"(mean {metric.replace('_', ' ')} {record['metrics']['mean'][metric]:.3f})")
     return 0
 
 
@@ -332,20 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo_data)
 
     train = sub.add_parser("train", help="train a model bundle from an MVTec-layout folder")
-    train.add_argument("--data", required=True, help="dataset root (MVTec AD layout)")
+    train.add_argument("--data", required=True, help="dataset root (MVTec AD layout for images)")
     train.add_argument("--classes", help="comma-separated classes (default: every class in --data)")
     _add_model_choice(train)
-    train.add_argument("--backbone", default="wide_resnet50_2", help="resnet18, wide_resnet50_2, or a path to an ONNX feature extractor")
-    train.add_argument("--weights", default="auto", help="auto (torch hub cache, then download), random, auto-or-random (demo: loud fallback), or a checkpoint file")
-    train.add_argument("--layers", default="layer2,layer3", help="feature layers (output names of a custom ONNX backbone)")
-    train.add_argument("--mean", type=_floats3, help="normalisation mean of a custom backbone, e.g. 0.485,0.456,0.406")
-    train.add_argument("--std", type=_floats3, help="normalisation std of a custom backbone")
-    train.add_argument("--image-size", type=int)
-    train.add_argument("--coreset-ratio", type=_ratio)
-    train.add_argument("--noise-method", choices=NOISE_METHODS)
-    train.add_argument("--noise-fraction", type=float)
+    _add_image_settings(train)
     train.add_argument("--seed", type=int)
-    train.add_argument("--int8", action="store_true", help="quantize the backbone to INT8 (calibrated on training images)")
     train.add_argument("--output", help="bundle path (default: $IVADAS_HOME/bundles/<model>/model.tar.gz)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=int(os.environ.get("IVADAS_PORT", "8000")))
     up.add_argument("--runtime-port", type=int, default=8090, help="the SageMaker-runtime-compatible route")
-    up.add_argument("--endpoint-port", type=int, default=8081, help="first of the two endpoint ports")
+    up.add_argument("--endpoint-port", type=int, default=8081, help="first endpoint port (one port per served model kind)")
     _add_model_choice(up)
     up.set_defaults(func=cmd_up)
 
@@ -412,10 +412,7 @@ def _add_pipeline_commands(sub) -> None:
     run.add_argument("--data", required=True)
     run.add_argument("--classes")
     _add_model_choice(run)
-    run.add_argument("--backbone", default="wide_resnet50_2")
-    run.add_argument("--weights", default="auto")
-    run.add_argument("--coreset-ratio", type=_ratio)
-    run.add_argument("--image-size", type=int)
+    _add_image_settings(run)
     run.add_argument("--gate", type=_float, default=0.9, help="minimum mean image AUROC to register")
     run.add_argument("--approval", choices=("PendingManualApproval", "Approved"), default="PendingManualApproval")
     run.add_argument("--store", help="artifact store (default: $IVADAS_HOME/store)")
@@ -466,6 +463,23 @@ def _add_models_commands(sub) -> None:
         if name in ("approve", "reject"):
             parser.add_argument("--reason", required=True, help="why (recorded in the version's history)")
         parser.set_defaults(func=func, command_name=name)
+
+
+def _add_image_settings(parser) -> None:
+    """Settings of the image kinds (defaults are the kind's own); other kinds' settings go through --set."""
+    parser.add_argument("--backbone", help="resnet18, wide_resnet50_2 (default), or a path to an ONNX feature extractor")
+    parser.add_argument("--weights", help="auto (default: torch hub cache, then download), random, auto-or-random "
+                                          "(demo: loud fallback), or a checkpoint file")
+    parser.add_argument("--layers", type=lambda v: tuple(_csv(v)),
+                        help="feature layers, default layer2,layer3 (output names of a custom ONNX backbone)")
+    parser.add_argument("--mean", type=_floats3, help="normalisation mean of a custom backbone, e.g. 0.485,0.456,0.406")
+    parser.add_argument("--std", type=_floats3, help="normalisation std of a custom backbone")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--coreset-ratio", type=_ratio)
+    parser.add_argument("--noise-method", choices=NOISE_METHODS)
+    parser.add_argument("--noise-fraction", type=float)
+    parser.add_argument("--int8", action="store_true", help="quantize the backbone to INT8 (calibrated on training images)")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="any setting of the model kind (repeatable)")
 
 
 def _add_model_choice(parser) -> None:

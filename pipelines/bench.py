@@ -167,7 +167,7 @@ def _speed_one(backbone: str, weights: str, int8: bool, data_root: str, workdir:
     import inference  # noqa: F401
     import numpy as np
     from inference.kinds.patchcore.config import ModelConfig
-    from inference.vision.image_model import Detector
+    from inference.model import load_model
 
     from pipelines.vision.backbones import BackboneSource
     from pipelines.vision.backbones.export import BackboneUnavailable
@@ -186,7 +186,7 @@ def _speed_one(backbone: str, weights: str, int8: bool, data_root: str, workdir:
     started = time.perf_counter()
     report = train_bundle(data_root, ["tiles"], config, source, bundle, quantize=int8, quiet=True)
     train_s = time.perf_counter() - started
-    detector = Detector.load(bundle)
+    detector = load_model(bundle)
     samples = read_class(data_root, "tiles").test
     payloads = [s.path.read_bytes() for s in samples]
     for data in payloads[:5]:  # warm-up: first runs allocate and pick kernels

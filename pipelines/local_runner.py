@@ -16,15 +16,15 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import inference
-from inference.kinds.patchcore.config import DEFAULT_CONFIG
-
-from pipelines.vision.datasets import read_class
-from .definition import DEFAULT_GATE, EVALUATION_FILE, GATE_METRIC, model_package_group
-from .registry import PENDING, LocalRegistry, ModelVersion
+from inference.errors import DatasetError
+from inference.kinds import kind_info
+from pipelines.definition import DEFAULT_GATE, EVALUATION_FILE, model_package_group
+from pipelines.modalities import of_kind
+from pipelines.registry import PENDING, LocalRegistry, ModelVersion
 
 PACKAGES = ("inference", "pipelines")
 
@@ -35,19 +35,17 @@ class RunParameters:
 
     data_uri: str
     classes: tuple[str, ...]
-    model_kind: str = DEFAULT_CONFIG.kind
-    backbone: str = "wide_resnet50_2"
-    weights: str = "auto"
-    coreset_ratio: float = DEFAULT_CONFIG.coreset_ratio
-    image_size: int = DEFAULT_CONFIG.image_size
+    model_kind: str = "patchcore"
+    #: the kind's own settings (backbone, coreset_ratio, window, ...), as strings like SageMaker's
+    settings: dict = field(default_factory=dict)
     gate: float = DEFAULT_GATE
     approval_status: str = PENDING
     source_revision: str = "unknown"
 
     def hyperparameters(self) -> dict[str, str]:
         return {
-            "model": self.model_kind, "classes": ",".join(self.classes), "backbone": self.backbone,
-            "weights": self.weights, "coreset_ratio": str(self.coreset_ratio), "image_size": str(self.image_size),
+            **{key: str(value) for key, value in self.settings.items()},
+            "model": self.model_kind, "classes": ",".join(self.classes),
             "data_uri": str(self.data_uri), "source_revision": self.source_revision,
         }
 
@@ -85,6 +83,14 @@ def data_fingerprint(root: Path, classes) -> str:
     return _digest(entries)
 
 
+def check_classes(data: Path, params: RunParameters) -> None:
+    found = of_kind(params.model_kind).list_classes(data)
+    missing = [name for name in params.classes if name not in found]
+    if missing:
+        noun, plural = ("asset", "assets") if kind_info(params.model_kind).modality == "sensors" else ("class", "classes")
+        raise DatasetError(f"{noun} {', '.join(map(repr, missing))} is not in {data}; {plural} found: {', '.join(found) or 'none'}")
+
+
 def source_revision() -> str:
     try:
         result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -108,8 +114,7 @@ class LocalPipeline:
     def run(self, params: RunParameters) -> dict:
         """Execute the pipeline; returns the run record (raises `PipelineFailed` on a failed step)."""
         data = Path(params.data_uri)
-        for name in params.classes:  # a missing folder or class is one clear line, before any work
-            read_class(data, name, verify_images=False)
+        check_classes(data, params)  # a missing folder or class is one clear line, before any work
         execution = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         run_dir = self.root / "executions" / execution
         (run_dir / "logs").mkdir(parents=True)
@@ -133,11 +138,11 @@ class LocalPipeline:
     # -------------------------------------------------------------------------------- steps
 
     def _preprocess(self, record, run_dir, params, code, fingerprint) -> Path:
-        args = {"classes": ",".join(params.classes)}
+        args = {"classes": ",".join(params.classes), "kind": params.model_kind}
         key = _digest("Preprocess", code, args, fingerprint)
         out = self._cache_dir("preprocess", key)
         command = [sys.executable, "-m", "pipelines.steps.preprocess", "--input", str(params.data_uri),
-                   "--output", str(out / "manifest"), "--classes", args["classes"]]
+                   "--output", str(out / "manifest"), "--classes", args["classes"], "--kind", args["kind"]]
         self._step(record, run_dir, "Preprocess", key, out, command, {})
         return out / "manifest"
 
@@ -178,13 +183,14 @@ class LocalPipeline:
 
     def _gate_and_register(self, record, params, model: Path, evaluation: dict, execution: str) -> None:
         started = time.perf_counter()
-        value = evaluation["mean"].get(GATE_METRIC)
+        metric = of_kind(params.model_kind).GATE_METRIC
+        value = evaluation["mean"].get(metric)
         passed = value is not None and value >= params.gate
         record["steps"].append({"name": "QualityGate", "status": "Succeeded", "seconds": 0.0,
                                 "outcome": "passed" if passed else "failed",
-                                "detail": f"mean {GATE_METRIC} {value} vs gate {params.gate}"})
+                                "detail": f"mean {metric} {value} vs gate {params.gate}"})
         if not passed:
-            reason = f"mean image AUROC {value} is below the gate {params.gate}"
+            reason = f"mean {metric.replace('_', ' ')} {value} is below the gate {params.gate}"
             record["steps"].append({"name": "QualityGateFailed", "status": "Failed", "failure_reason": reason})
             self.echo(f"✗ QualityGateFailed: {reason}")
             raise _StepError(reason)
@@ -196,8 +202,10 @@ class LocalPipeline:
 
     def register(self, params: RunParameters, model: Path, evaluation: dict, execution: str) -> ModelVersion:
         metadata = {"data_uri": str(params.data_uri), "classes": ",".join(params.classes), "model_kind": params.model_kind,
-                    "backbone": params.backbone, "source_revision": params.source_revision, "execution_id": execution}
-        per_class = {name: {k: m.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "f1", "images")}
+                    "modality": kind_info(params.model_kind).modality,
+                    **{key: str(value) for key, value in params.settings.items()},
+                    "source_revision": params.source_revision, "execution_id": execution}
+        per_class = {name: {k: v for k, v in m.items() if isinstance(v, (int, float)) or v is None}
                      for name, m in evaluation["classes"].items()}
         metrics = {"mean": evaluation["mean"], "classes": per_class,
                    "binary_classification_metrics": evaluation["binary_classification_metrics"]}

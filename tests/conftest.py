@@ -76,9 +76,9 @@ def softpatch_bundle(demo_data, tmp_path_factory, small_config):
 
 @pytest.fixture(scope="session")
 def detector(patchcore_bundle):
-    from inference.vision.image_model import Detector
+    from inference.model import load_model
 
-    return Detector.load(patchcore_bundle[0])
+    return load_model(patchcore_bundle[0])
 
 
 def png_bytes_of(path: Path) -> bytes:

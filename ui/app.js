@@ -60,7 +60,8 @@ function setBusy(busy, text) {
 
 async function loadModels() {
   const listing = await api("/models");
-  state.models = listing.models;
+  // this page inspects images: the sensor kinds have their own page; kinds never deployed are not offered
+  state.models = listing.models.filter((m) => (m.modality || "image") === "image" && (m.available || m.deployed !== false));
   const modelSelect = $("model-select");
   modelSelect.innerHTML = "";
   for (const model of state.models) {
@@ -68,7 +69,8 @@ async function loadModels() {
     option.disabled = !model.available;
     modelSelect.add(option);
   }
-  const preferred = state.models.find((m) => m.available && m.kind === listing.default) || state.models.find((m) => m.available);
+  const defaultKind = (listing.defaults && listing.defaults.image) || listing.default;
+  const preferred = state.models.find((m) => m.available && m.kind === defaultKind) || state.models.find((m) => m.available);
   if (preferred) modelSelect.value = preferred.kind;
   fillClasses();
   renderModelCards();
@@ -118,8 +120,8 @@ function renderModelCards() {
     const perClass = (model.metrics && model.metrics.classes) || {};
     const info = document.createElement("p");
     info.className = "hint";
-    info.textContent = `backbone ${model.backbone.name} (${model.backbone.precision}, weights ${model.backbone.weights}), ` +
-      `mean image AUROC ${fmt(mean.image_auroc)}, pixel AUROC ${fmt(mean.pixel_auroc)}, PRO ${fmt(mean.aupro)}`;
+    const backbone = model.backbone ? `backbone ${model.backbone.name} (${model.backbone.precision}, weights ${model.backbone.weights}), ` : "";
+    info.textContent = backbone + `mean image AUROC ${fmt(mean.image_auroc)}, pixel AUROC ${fmt(mean.pixel_auroc)}, PRO ${fmt(mean.aupro)}`;
     card.append(info);
     const table = document.createElement("table");
     table.className = "table";

@@ -1,3 +1,69 @@
-"""The model kinds an endpoint can serve."""
+"""The model kinds an endpoint can serve, registered in one place.
 
-MODEL_KINDS = ("patchcore", "softpatch")
+A kind declares its modality (`image` or `sensors`), the outputs it can add to a verdict, and the
+module whose `load(root, manifest, threads)` turns an unpacked bundle into a served model (see
+`inference.model.ServedModel`). Everything else — the bundle, the endpoint server, the pipeline,
+the registry, the API, the CLI and the UI — looks kinds up here instead of naming them. Adding a
+kind is its folder under `inference/kinds/` (and `pipelines/kinds/` for training) plus one
+`register(...)` line below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from inference.errors import UnknownModel
+
+MODALITIES = ("image", "sensors")
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    name: str
+    modality: str
+    #: module with `load(root: Path, manifest: dict, threads: int | None) -> ServedModel`
+    scoring_module: str
+    #: optional parts of an answer the kind can give, requested through `outputs`
+    outputs: tuple[str, ...]
+    summary: str
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"kind {self.name!r}: modality must be one of {MODALITIES}")
+
+    def load(self, root, manifest: dict, threads: int | None = None):
+        return importlib.import_module(self.scoring_module).load(root, manifest, threads)
+
+
+KINDS: dict[str, KindInfo] = {}
+
+
+def register(info: KindInfo) -> None:
+    if info.name in KINDS:
+        raise ValueError(f"model kind {info.name!r} is registered twice")
+    KINDS[info.name] = info
+
+
+def kind_info(name: str) -> KindInfo:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise UnknownModel(f"unknown model kind {name!r}; choose one of {list(KINDS)}") from None
+
+
+def kinds_of(modality: str) -> tuple[str, ...]:
+    return tuple(name for name, info in KINDS.items() if info.modality == modality)
+
+
+IMAGE_OUTPUTS = ("heatmap", "regions")
+
+register(KindInfo("patchcore", "image", "inference.kinds.patchcore.bundle", IMAGE_OUTPUTS,
+                  "PatchCore: nearest-neighbour distance of patch features to a memory bank of normal patches"))
+register(KindInfo("softpatch", "image", "inference.kinds.patchcore.bundle", IMAGE_OUTPUTS,
+                  "SoftPatch: PatchCore whose memory bank is cleaned of defects that slipped into the training images"))
+
+#: Every registered kind, in registration order.
+MODEL_KINDS = tuple(KINDS)
+
+__all__ = ["KINDS", "KindInfo", "MODALITIES", "MODEL_KINDS", "kind_info", "kinds_of", "register"]

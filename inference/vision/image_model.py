@@ -1,82 +1,94 @@
-"""The serving code path: bytes or image in, verdict, scores, heatmap and regions out.
+"""The serving code path of every image kind: bytes or image in, verdict, scores, heatmap and regions out.
 
-Evaluation scores test images through this same class, so reported metrics are those of serving.
+A kind provides one scorer per class (raw image score and, when asked, a raw anomaly map at the
+image's size); this class decodes, calibrates, renders and times. Evaluation scores test images
+through it, so reported metrics are those of serving.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import time
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
-from inference.bundle import LoadedBundle, load_bundle
-from inference.errors import BadRequest, UnknownClass
+from inference.calibration import Calibration
+from inference.errors import BadRequest
+from inference.model import ServedModel, WrongModality
 from inference.vision.imageio import decode_image
-from inference.kinds.patchcore.model import RawResult
 from inference.vision.render import heatmap_rgba, png_bytes, regions
 
-OUTPUTS = ("heatmap", "regions")
 HEATMAP_MAX_SIDE = 512  # heatmap PNGs are an overlay, not a copy of a 20-megapixel photo
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "application/x-image", "application/octet-stream")
 
 
-class Detector:
-    def __init__(self, bundle: LoadedBundle, version: str | None = None):
-        self.bundle = bundle
-        self.version = version or bundle.version  # the registry's label when the deployer knows it
+@dataclass
+class RawResult:
+    raw_score: float
+    raw_map: np.ndarray | None  # model-resolution map in raw score units (None when not asked for)
 
-    @classmethod
-    def load(cls, location: str | Path, threads: int | None = None) -> "Detector":
-        return cls(load_bundle(location, threads=threads))
 
-    @property
-    def kind(self) -> str:
-        return self.bundle.kind
+class ImageScorer(Protocol):
+    calibration: Calibration
 
-    @property
-    def classes(self) -> list[str]:
-        return self.bundle.classes
+    def score(self, images: list[Image.Image], with_maps: bool = True) -> list[RawResult]:
+        """Raw scores (and maps) of several images of this scorer's class."""
 
-    def model_for(self, class_name: str):
-        try:
-            return self.bundle.models[class_name]
-        except KeyError:
-            raise UnknownClass(f"unknown class {class_name!r}; this {self.kind} model serves {self.classes}") from None
+
+class ImageModel(ServedModel):
+    modality = "image"
+
+    def __init__(self, manifest: dict, scorers: dict[str, ImageScorer], root=None, version: str | None = None):
+        super().__init__(manifest, root, version)
+        self.scorers = scorers
+
+    def model_for(self, class_name: str) -> ImageScorer:
+        return self.scorers[self.check_class(class_name)]
 
     def score_images(self, images: list[Image.Image], class_name: str, with_maps: bool = True) -> list[RawResult]:
-        """Raw scores (and maps) for several images of one class (batched through the backbone)."""
-        model = self.model_for(class_name)
-        embeddings, _ = self.bundle.extractor.embed(images)
-        return [model.score(per_image, with_maps) for per_image in embeddings]
+        """Raw scores (and maps) for several images of one class, batched through the kind's scorer."""
+        return self.model_for(class_name).score(images, with_maps)
 
-    def predict_bytes(self, data: bytes, class_name: str, threshold: float | None = None, outputs=OUTPUTS) -> dict:
+    # ------------------------------------------------------------------------------ requests
+
+    def predict_instance(self, class_name: str, instance: dict) -> dict:
+        return self.predict_bytes(decode_base64(instance.get("image_base64")), class_name,
+                                  parse_threshold(instance.get("threshold")), instance.get("outputs"))
+
+    def predict_body(self, body: bytes, content_type: str, attributes: dict) -> dict:
+        if content_type not in IMAGE_TYPES:
+            raise WrongModality(f"the {self.kind} model takes images or application/json, not {content_type}")
+        class_name = self.class_from_attributes(attributes)
+        return self.predict_bytes(body, class_name, parse_threshold(attributes.get("threshold")), attributes.get("outputs"))
+
+    def predict_bytes(self, data: bytes, class_name: str, threshold: float | None = None, outputs=None) -> dict:
         started = time.perf_counter()
         self.model_for(class_name)  # an unknown class is reported before the image is decoded
         image = decode_image(data)
         decoded = time.perf_counter()
-        result = self.predict(image, class_name, threshold, outputs)
+        result = self.predict_image(image, class_name, threshold, outputs)
         result["timing_ms"]["decode"] = round((decoded - started) * 1000, 2)
         result["timing_ms"]["total"] = round((time.perf_counter() - started) * 1000, 2)
         return result
 
-    def predict(self, image: Image.Image, class_name: str, threshold: float | None = None, outputs=OUTPUTS) -> dict:
+    def predict_image(self, image: Image.Image, class_name: str, threshold: float | None = None, outputs=None) -> dict:
         """Verdict for one decoded image; `threshold` overrides the class's 0.5 on the normalised score."""
-        return self.predict_with_map(image, class_name, threshold, outputs)[0]
+        return self.predict_image_with_map(image, class_name, threshold, outputs)[0]
 
-    def predict_with_map(self, image: Image.Image, class_name: str, threshold: float | None = None,
-                         outputs=OUTPUTS) -> tuple[dict, np.ndarray | None]:
-        """`predict`, plus the normalised anomaly map (model resolution; None without outputs) for local rendering."""
+    def predict_image_with_map(self, image: Image.Image, class_name: str, threshold: float | None = None,
+                               outputs=None) -> tuple[dict, np.ndarray | None]:
+        """`predict_image`, plus the normalised anomaly map (None without outputs) for local rendering."""
         threshold = check_threshold(threshold)
-        unknown = set(outputs) - set(OUTPUTS)
-        if unknown:
-            raise BadRequest(f"unknown outputs {sorted(unknown)}; choose from {list(OUTPUTS)}")
+        outputs = self.check_outputs(outputs)
         started = time.perf_counter()
-        model = self.model_for(class_name)
-        raw = self.score_images([image], class_name, with_maps=bool(outputs))[0]
+        scorer = self.model_for(class_name)
+        raw = scorer.score([image], bool(outputs))[0]
         scored = time.perf_counter()
-        calibration = model.calibration
+        calibration = scorer.calibration
         anomaly_score = float(calibration.normalise(raw.raw_score))
         result = {
             "class_name": class_name,
@@ -98,6 +110,13 @@ class Detector:
         }
         return result, normalised_map
 
+    def describe_model(self) -> dict:
+        manifest = self.manifest
+        described = {"image_size": manifest.get("preprocessing", {}).get("image_size")}
+        if "backbone" in manifest:
+            described["backbone"] = {k: manifest["backbone"].get(k) for k in ("name", "weights", "precision")}
+        return described
+
 
 def check_threshold(threshold) -> float:
     if threshold is None:
@@ -105,6 +124,27 @@ def check_threshold(threshold) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0.0 <= float(threshold) <= 1.0):
         raise BadRequest(f"threshold must be a number in [0, 1], got {threshold!r}")
     return float(threshold)
+
+
+def parse_threshold(value):
+    """A threshold from JSON (a number) or a header (text); range-checked by `check_threshold`."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"threshold must be a number in [0, 1], got {value!r}") from None
+
+
+def decode_base64(text) -> bytes:
+    if not isinstance(text, str) or not text:
+        raise BadRequest("image_base64 is required and must be a non-empty base64 string")
+    if text.startswith("data:") and "," in text:  # tolerate data URLs from browsers
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("image_base64 is not valid base64") from None
 
 
 def encode_heatmap(normalised_map: np.ndarray, image_size: tuple[int, int]) -> str:

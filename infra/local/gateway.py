@@ -77,10 +77,31 @@ def proxy_event(environ, body: bytes) -> dict:
     }
 
 
+class EndpointDirectory:
+    """Endpoint name → "host:port" of its server, from a file the local stack rewrites when an
+    endpoint starts (re-read when it changes, as endpoints come and go like on SageMaker)."""
+
+    def __init__(self, path: Path | None = None, fixed: dict[str, str] | None = None):
+        self.path = path
+        self._entries = dict(fixed or {})
+        self._stamp = None
+
+    def get(self, name: str) -> str | None:
+        if self.path is not None:
+            try:
+                stamp = self.path.stat().st_mtime_ns
+            except OSError:
+                stamp = None
+            if stamp != self._stamp:
+                self._entries = json.loads(self.path.read_text()) if stamp is not None else {}
+                self._stamp = stamp
+        return self._entries.get(name)
+
+
 class Gateway:
-    def __init__(self, role: str, endpoints: dict[str, str] | None = None, ui_dir: Path | None = None, handler=None):
+    def __init__(self, role: str, endpoints: EndpointDirectory | None = None, ui_dir: Path | None = None, handler=None):
         self.role = role
-        self.endpoints = endpoints or {}  # endpoint name → "host:port" of its server
+        self.endpoints = endpoints or EndpointDirectory()
         self.ui_dir = (ui_dir or ROOT / "ui").resolve()
         self.handler = handler
 
@@ -183,8 +204,11 @@ def load_predict_handler():
 
 def create_app() -> Gateway:
     """Gateway from the environment the local stack sets: `IVADAS_GATEWAY_ROLE` (api|runtime),
-    `IVADAS_LOCAL_ENDPOINTS` = {name: host:port} (runtime), `IVADAS_UI_DIR` (api)."""
+    `IVADAS_LOCAL_ENDPOINTS_FILE` (a JSON file {name: host:port}) or `IVADAS_LOCAL_ENDPOINTS` (the
+    same JSON, fixed) for the runtime role, `IVADAS_UI_DIR` (api)."""
     role = os.environ.get("IVADAS_GATEWAY_ROLE", "api")
     if role == "runtime":
-        return Gateway("runtime", endpoints=json.loads(os.environ.get("IVADAS_LOCAL_ENDPOINTS", "{}")))
+        path = os.environ.get("IVADAS_LOCAL_ENDPOINTS_FILE")
+        return Gateway("runtime", endpoints=EndpointDirectory(Path(path) if path else None,
+                                                              json.loads(os.environ.get("IVADAS_LOCAL_ENDPOINTS", "{}"))))
     return Gateway("api", ui_dir=Path(os.environ.get("IVADAS_UI_DIR", ROOT / "ui")), handler=load_predict_handler())

@@ -77,7 +77,7 @@ def _stack_for(backbone: str, weights: str, workdir: Path, base_port: int):
                              classes=("tiles",), backbone=backbone, weights=weights, endpoint_workers=2, echo=lambda *a: None)
     pipeline = LocalPipeline(settings.store, echo=lambda *a: None)
     for kind in ("patchcore", "softpatch"):
-        record = pipeline.run(RunParameters(str(data), ("tiles",), kind, backbone, weights))
+        record = pipeline.run(RunParameters(str(data), ("tiles",), kind, {"backbone": backbone, "weights": weights}))
         group, number = record["registered_version"].rsplit("/", 1)
         pipeline.registry.set_status(group, int(number), APPROVED, "load test")
     stack = LocalStack(settings)

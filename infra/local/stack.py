@@ -1,12 +1,14 @@
 """`ivadas up`: the whole system on this machine.
 
-1. For each model kind without an approved version: train (the synthetic demo unless `--data`),
-   through the local pipeline, and approve the result — labelled as the demo when it is one.
-2. One endpoint server per model kind, serving the approved bundle (SageMaker hosting contract).
+1. For each demo model kind (or, with `--data`, each kind of that data's modality) without an
+   approved version: train through the local pipeline and approve the result — labelled as the
+   demo when it is one.
+2. One endpoint server per model kind that has an approved version (SageMaker hosting contract).
 3. The SageMaker-runtime-compatible route (its own port), and the API gateway: the predict Lambda
    as API Gateway would call it, plus the UI.
 4. A watcher: when the served version of a kind changes in the registry, the endpoint switches to
-   it with a graceful worker reload (SIGHUP): requests in flight finish on the old model.
+   it with a graceful worker reload (SIGHUP): requests in flight finish on the old model; a kind
+   approved for the first time gets its endpoint started.
 Ctrl-C stops everything.
 """
 
@@ -25,14 +27,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.bundle import extract_bundle
-from inference.kinds import MODEL_KINDS
+from inference.kinds import MODEL_KINDS, kind_info, kinds_of
 from pipelines.definition import model_package_group
 from pipelines.local_runner import LocalPipeline, RunParameters, source_revision
 from pipelines.registry import APPROVED, LocalRegistry, ModelVersion
 
-DEMO_CLASSES = ("tiles", "fabric", "wood")
 DEMO_APPROVAL = "demo: approved automatically by `ivadas up` (synthetic data)"
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The built-in demo of one modality: its data, the kinds trained on it and their settings."""
+
+    folder: str
+    classes: tuple[str, ...]
+    kinds: tuple[str, ...]
+    settings: dict
+
+    def generate(self, root: Path) -> None:
+        from pipelines.vision.synthetic import generate
+
+        generate(root, self.classes)
+
+
+#: What `ivadas up` trains when nothing is approved yet. Random backbone weights are a loud
+#: fallback: fine for the synthetic images, useless on real ones.
+DEMOS = {
+    "image": Demo("demo-data", ("tiles", "fabric", "wood"), ("patchcore", "softpatch"),
+                  {"backbone": "resnet18", "weights": "auto-or-random"}),
+}
+#: Settings for a user's own data (`--data`): the kinds' defaults, with ImageNet weights required.
+USER_DATA_SETTINGS = {"image": {"backbone": "wide_resnet50_2", "weights": "auto"}}
 
 
 @dataclass
@@ -48,6 +74,8 @@ class StackSettings:
     weights: str | None = None
     pipeline: str = "ivadas-training"
     default_model: str = "patchcore"
+    #: the modality of `data` (the demo trains every modality in DEMOS)
+    data_modality: str = "image"
     gateway_workers: int = 4
     endpoint_workers: int = 1
     poll_seconds: float = 2.0
@@ -69,6 +97,17 @@ class StackSettings:
     def endpoint_name(self, kind: str) -> str:
         return f"ivadas-{kind}"
 
+    @property
+    def endpoints_file(self) -> Path:
+        """Endpoint name → host:port of every running endpoint, read by the runtime route."""
+        return self.store / "serving" / "endpoints.json"
+
+    def default_models(self) -> dict[str, str]:
+        """The kind `POST /predict` uses when a request names none, per modality of its input."""
+        defaults = {modality: demo.kinds[0] for modality, demo in DEMOS.items()}
+        defaults[kind_info(self.default_model).modality] = self.default_model
+        return defaults
+
 
 class LocalStack:
     def __init__(self, settings: StackSettings):
@@ -76,40 +115,48 @@ class LocalStack:
         self.registry = LocalRegistry(settings.store)
         self.processes: dict[str, subprocess.Popen] = {}
         self.serving: dict[str, str] = {}
+        self.ports: dict[str, int] = {}
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
     # --------------------------------------------------------------------------- models
 
     def ensure_models(self) -> dict[str, ModelVersion]:
+        """The served version of every kind to serve: the demo's (or the data's) kinds, trained and
+        approved here if nothing is approved yet, and any other kind that already has an approval."""
+        s = self.settings
+        wanted = {kind: modality for modality, demo in DEMOS.items() for kind in demo.kinds} if s.data is None else \
+            {kind: s.data_modality for kind in (DEMOS[s.data_modality].kinds if s.data_modality in DEMOS else kinds_of(s.data_modality))}
         served = {}
         for kind in MODEL_KINDS:
-            group = model_package_group(self.settings.pipeline, kind)
-            version = self.registry.served(group)
-            if version is None:
-                version = self._train_and_approve(kind)
-            served[kind] = version
+            version = self.registry.served(model_package_group(s.pipeline, kind))
+            if version is None and kind in wanted:
+                version = self._train_and_approve(kind, wanted[kind])
+            if version is not None:
+                served[kind] = version
         return served
 
-    def _train_and_approve(self, kind: str) -> ModelVersion:
+    def _train_and_approve(self, kind: str, modality: str) -> ModelVersion:
         s = self.settings
         demo = s.data is None
-        data = s.home / "demo-data" if demo else Path(s.data)
-        if demo and not (data / DEMO_CLASSES[0]).is_dir():
-            from pipelines.vision.synthetic import generate
+        if demo:
+            data = s.home / DEMOS[modality].folder
+            if not data.is_dir() or not any(data.iterdir()):
+                s.echo(f"generating the synthetic {modality} demo dataset in {data} ...")
+                DEMOS[modality].generate(data)
+            settings = dict(DEMOS[modality].settings)
+        else:
+            data = Path(s.data)
+            settings = dict(USER_DATA_SETTINGS.get(modality, {}))
+        if modality == "image":
+            settings.update({k: v for k, v in (("backbone", s.backbone), ("weights", s.weights)) if v})
+        from pipelines.modalities import modality as modality_module
 
-            s.echo(f"generating the synthetic demo dataset in {data} ...")
-            generate(data, DEMO_CLASSES)
-        from pipelines.vision.datasets import list_classes
-
-        classes = tuple(s.classes) or (DEMO_CLASSES if demo else tuple(list_classes(data)))
-        backbone = s.backbone or ("resnet18" if demo else "wide_resnet50_2")
-        weights = s.weights or ("auto-or-random" if demo else "auto")
-        s.echo(f"no approved {kind} model: training one on {'the DEMO data' if demo else data} "
-               f"({', '.join(classes)}; backbone {backbone}) ...")
+        classes = tuple(s.classes) or (DEMOS[modality].classes if demo else tuple(modality_module(modality).list_classes(data)))
+        s.echo(f"no approved {kind} model: training one on {'the DEMO data' if demo else data} ({', '.join(classes)}"
+               + (f"; backbone {settings['backbone']}" if "backbone" in settings else "") + ") ...")
         pipeline = LocalPipeline(s.store, s.pipeline, echo=lambda line: s.echo("  " + line))
-        record = pipeline.run(RunParameters(str(data.resolve()), classes, kind, backbone, weights,
-                                            source_revision=source_revision()))
+        record = pipeline.run(RunParameters(str(data.resolve()), classes, kind, settings, source_revision=source_revision()))
         group, number = record["registered_version"].rsplit("/", 1)
         reason = DEMO_APPROVAL if demo else "approved by `ivadas up` after the local pipeline passed its gate"
         return self.registry.set_status(group, int(number), APPROVED, reason)
@@ -135,28 +182,26 @@ class LocalStack:
 
     def start(self) -> None:
         s = self.settings
-        ports = {kind: s.endpoint_base_port + i for i, kind in enumerate(MODEL_KINDS)}
-        for port in [s.port, s.runtime_port, *ports.values()]:
+        for port in (s.port, s.runtime_port):
             _require_free_port(s.host, port)
         served = self.ensure_models()
-        logs = s.store / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        if not served:
+            raise RuntimeError("no model kind has an approved version to serve")
+        self._write_endpoints()
         for kind, version in served.items():
-            link = self.stage(kind, version)
-            env = {"IVADAS_MODEL_DIR": str(link), "SAGEMAKER_BIND_HOST": s.host, "SAGEMAKER_BIND_TO_PORT": str(ports[kind]),
-                   "SAGEMAKER_MODEL_SERVER_WORKERS": str(s.endpoint_workers)}
-            self.processes[kind] = self._spawn([sys.executable, "-m", "inference.serve"], env, logs / f"endpoint-{kind}.log")
-        endpoints = {s.endpoint_name(kind): f"{s.host}:{port}" for kind, port in ports.items()}
-        for kind, port in ports.items():
-            _wait_healthy(f"http://{s.host}:{port}/ping", self.processes[kind], f"the {kind} endpoint", logs / f"endpoint-{kind}.log")
+            self._start_endpoint(kind, version)
+        for kind in served:
+            _wait_healthy(f"http://{s.host}:{self.ports[kind]}/ping", self.processes[kind], f"the {kind} endpoint",
+                          self._log(f"endpoint-{kind}"))
         runtime_env = {"IVADAS_GATEWAY_ROLE": "runtime", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.runtime_port),
-                       "IVADAS_LOCAL_ENDPOINTS": json.dumps(endpoints)}
-        self.processes["runtime"] = self._spawn([sys.executable, "-m", "infra.local.serve_gateway"], runtime_env, logs / "runtime.log")
+                       "IVADAS_LOCAL_ENDPOINTS_FILE": str(s.endpoints_file)}
+        self.processes["runtime"] = self._spawn([sys.executable, "-m", "infra.local.serve_gateway"], runtime_env, self._log("runtime"))
         gateway_env = {
             "IVADAS_GATEWAY_ROLE": "api", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.port),
             "IVADAS_GATEWAY_WORKERS": str(s.gateway_workers), "IVADAS_UI_DIR": str(ROOT / "ui"),
             "ENDPOINT_NAMES": json.dumps({kind: s.endpoint_name(kind) for kind in MODEL_KINDS}),
-            "DEFAULT_MODEL": s.default_model,
+            "MODEL_MODALITIES": json.dumps({kind: kind_info(kind).modality for kind in MODEL_KINDS}),
+            "DEFAULT_MODELS": json.dumps(s.default_models()),
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": s.runtime_url, "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
             "INSPECTION_LOG": "sqlite", "INSPECTION_DB": str(s.store / "inspections" / "inspections.sqlite"),
@@ -164,10 +209,42 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": "ivadas-api", "POWERTOOLS_METRICS_NAMESPACE": "IVADAS",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
         }
-        self.processes["gateway"] = self._spawn([sys.executable, "-m", "infra.local.serve_gateway"], gateway_env, logs / "gateway.log")
-        _wait_healthy(f"{s.url}/health", self.processes["gateway"], "the gateway", logs / "gateway.log")
+        self.processes["gateway"] = self._spawn([sys.executable, "-m", "infra.local.serve_gateway"], gateway_env, self._log("gateway"))
+        _wait_healthy(f"{s.url}/health", self.processes["gateway"], "the gateway", self._log("gateway"))
         self._watcher = threading.Thread(target=self._watch, name="registry-watcher", daemon=True)
         self._watcher.start()
+
+    def _log(self, name: str) -> Path:
+        logs = self.settings.store / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return logs / f"{name}.log"
+
+    def _start_endpoint(self, kind: str, version: ModelVersion) -> None:
+        """Stage the version and start its endpoint server on the next free endpoint port."""
+        s = self.settings
+        port = self.ports.get(kind) or self._next_port()
+        link = self.stage(kind, version)
+        env = {"IVADAS_MODEL_DIR": str(link), "SAGEMAKER_BIND_HOST": s.host, "SAGEMAKER_BIND_TO_PORT": str(port),
+               "SAGEMAKER_MODEL_SERVER_WORKERS": str(s.endpoint_workers)}
+        self.processes[kind] = self._spawn([sys.executable, "-m", "inference.serve"], env, self._log(f"endpoint-{kind}"))
+        self.ports[kind] = port
+        self._write_endpoints()
+
+    def _next_port(self) -> int:
+        s = self.settings
+        port = s.endpoint_base_port + len(self.ports)
+        while port in self.ports.values() or port in (s.port, s.runtime_port):
+            port += 1
+        _require_free_port(s.host, port)
+        return port
+
+    def _write_endpoints(self) -> None:
+        s = self.settings
+        path = s.endpoints_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".endpoints-{os.getpid()}.json")
+        partial.write_text(json.dumps({s.endpoint_name(kind): f"{s.host}:{port}" for kind, port in self.ports.items()}))
+        partial.replace(path)
 
     def _spawn(self, command, env: dict, log_path: Path) -> subprocess.Popen:
         with open(log_path, "ab") as log:  # the child keeps its own descriptor
@@ -185,6 +262,10 @@ class LocalStack:
     def _follow_registry(self, kind: str) -> None:
         version = self.registry.served(model_package_group(self.settings.pipeline, kind))
         if version is None or version.id == self.serving.get(kind):
+            return
+        if kind not in self.processes:
+            self._start_endpoint(kind, version)
+            self.settings.echo(f"{kind} endpoint starting with {version.id}")
             return
         self.stage(kind, version)
         self.processes[kind].send_signal(signal.SIGHUP)  # new workers load it; old ones finish their requests
@@ -204,13 +285,16 @@ class LocalStack:
 
     def summary(self) -> str:
         lines = [f"IVADAS is running at {self.settings.url}  (UI: {self.settings.url}/, API: POST {self.settings.url}/predict)"]
-        for kind in MODEL_KINDS:
+        for kind in self.serving:
             version = self.registry.get(*_split(self.serving[kind]))
-            auroc = version.metrics.get("mean", {}).get("image_auroc")
+            from pipelines.modalities import of_kind
+
+            metric = of_kind(kind).GATE_METRIC
+            value = version.metrics.get("mean", {}).get(metric)
             demo = any(h["reason"] == DEMO_APPROVAL for h in version.history)
+            backbone = f"backbone {version.metadata['backbone']}, " if version.metadata.get("backbone") else ""
             lines.append(f"  {kind}: {version.id}{' (DEMO)' if demo else ''}, classes {version.metadata.get('classes')}, "
-                         f"backbone {version.metadata.get('backbone')}, mean image AUROC "
-                         + ("n/a" if auroc is None else f"{auroc:.3f}"))
+                         f"{backbone}mean {metric.replace('_', ' ')} " + ("n/a" if value is None else f"{value:.3f}"))
             weights = self._backbone_weights(kind)
             if weights.startswith("random"):
                 lines.append(f"  WARNING: the {kind} backbone has RANDOM weights (no ImageNet weights were available): "
@@ -220,7 +304,7 @@ class LocalStack:
 
     def _backbone_weights(self, kind: str) -> str:
         manifest = json.loads((self.settings.store / "serving" / kind / "current" / "manifest.json").read_text())
-        return manifest["backbone"]["weights"]
+        return manifest.get("backbone", {}).get("weights", "")
 
 
 def _split(version_id: str) -> tuple[str, int]:

@@ -4,6 +4,9 @@ It validates and limits requests before calling anything, invokes the real-time 
 requested model kind through `sagemaker-runtime`, maps endpoint failures to 502/503/504, records
 every inspection and emits CloudWatch metrics (embedded metric format). The same code runs on
 AWS and in the local stack, where boto3 is pointed at a SageMaker-runtime-compatible route.
+
+Model kinds are configuration, not code: `ENDPOINT_NAMES` (kind → endpoint), `MODEL_MODALITIES`
+(kind → image | sensors) and `DEFAULT_MODELS` (modality → the kind a request without `model` gets).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import binascii
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -30,7 +34,6 @@ logger = Logger(service="ivadas-api")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IVADAS"), service="ivadas-api")
 app = APIGatewayRestResolver()
 
-MODEL_KINDS = ("patchcore", "softpatch")
 # Lambda's synchronous payload limit is 6 MB; leave room for the event envelope.
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", str(6 * 1024 * 1024 - 64 * 1024)))
 MAX_IMAGE_BYTES = int(os.environ.get("MAX_IMAGE_BYTES", "4400000"))
@@ -44,12 +47,27 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+INPUT_FIELDS = {"image": "image_base64", "sensors": "window"}
+#: The error code of a kind whose endpoint does not exist (nothing approved yet): not an outage.
+NOT_DEPLOYED = "model_not_deployed"
+
+
 def endpoint_names() -> dict[str, str]:
-    return json.loads(os.environ.get("ENDPOINT_NAMES", "{}")) or {k: f"ivadas-{k}" for k in MODEL_KINDS}
+    return json.loads(os.environ.get("ENDPOINT_NAMES", "{}")) or {"patchcore": "ivadas-patchcore", "softpatch": "ivadas-softpatch"}
 
 
-def default_kind() -> str:
-    return os.environ.get("DEFAULT_MODEL", "patchcore")
+def model_kinds() -> tuple[str, ...]:
+    return tuple(endpoint_names())
+
+
+def modality_of(kind: str) -> str:
+    return json.loads(os.environ.get("MODEL_MODALITIES", "{}")).get(kind, "image")
+
+
+def default_models() -> dict[str, str]:
+    """The kind that answers a request naming none, per modality of what it sends."""
+    configured = json.loads(os.environ.get("DEFAULT_MODELS", "{}"))
+    return configured or {"image": os.environ.get("DEFAULT_MODEL", "patchcore")}
 
 
 _runtime = None
@@ -77,8 +95,8 @@ def inspections():
 @app.post("/predict")
 def predict():
     request = parse(PredictRequest)
-    kind = resolve_kind(request.model)
-    image = check_image(request.image_base64)
+    kind = resolve_kind(request.model, request.modality)
+    image = check_image(request.image_base64) if request.image_base64 is not None else None
     started = time.perf_counter()
     result = invoke(kind, request.model_dump(exclude={"model"}, exclude_none=True))
     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -91,45 +109,62 @@ def predict_batch():
     request = parse(BatchRequest)
     if len(request.items) > MAX_BATCH:
         raise ApiError(413, "payload_too_large", f"a batch holds at most {MAX_BATCH} images, got {len(request.items)}")
-    kind = resolve_kind(request.model)
-    images = [check_image(item.image_base64) for item in request.items]
+    kind = resolve_kind(request.model, request.modality)
+    images = [check_image(item.image_base64) if item.image_base64 is not None else None for item in request.items]
     shared = request.model_dump(include={"threshold", "outputs"}, exclude_none=True)
     started = time.perf_counter()
-    result = invoke(kind, {"instances": [{**item.model_dump(), **shared} for item in request.items]})
+    result = invoke(kind, {"instances": [{**item.model_dump(exclude_none=True), **shared} for item in request.items]})
     elapsed_ms = (time.perf_counter() - started) * 1000
     predictions = [finish(p, elapsed_ms, image) if "error" not in p else p for p, image in zip(result["predictions"], images)]
     return {"predictions": predictions, "request_id": request_id()}
 
 
+def describe_all() -> dict[str, dict | ApiError]:
+    """Every kind's endpoint described, concurrently (a kind without an endpoint answers quickly)."""
+
+    def describe(kind):
+        try:
+            return invoke(kind, {"describe": True}, record_errors=False)
+        except ApiError as exc:
+            return exc
+
+    kinds = model_kinds()
+    with ThreadPoolExecutor(max_workers=min(8, len(kinds) or 1)) as pool:
+        return dict(zip(kinds, pool.map(describe, kinds)))
+
+
 @app.get("/health")
 def health():
     models = {}
-    for kind in MODEL_KINDS:
-        try:
-            described = invoke(kind, {"describe": True}, record_errors=False)
-            models[kind] = {"available": True, "version": described["version"]}
-        except ApiError as exc:
-            models[kind] = {"available": False, "reason": exc.message}
-    available = any(m["available"] for m in models.values())
-    status = "ok" if all(m["available"] for m in models.values()) else ("degraded" if available else "unavailable")
-    return Response(200 if available else 503, content_types.APPLICATION_JSON, json.dumps({"status": status, "models": models}))
+    for kind, described in describe_all().items():
+        if isinstance(described, ApiError):
+            models[kind] = {"available": False, "deployed": described.code != NOT_DEPLOYED, "reason": described.message}
+        else:
+            models[kind] = {"available": True, "deployed": True, "version": described["version"]}
+    served = [kind for kind, m in models.items() if m["available"]]
+    # a kind never deployed is not an outage, unless requests without `model` are sent to it
+    expected = set(default_models().values()) & set(models)
+    failing = [kind for kind, m in models.items() if not m["available"] and (m["deployed"] or kind in expected)]
+    status = "ok" if served and not failing else ("degraded" if served else "unavailable")
+    return Response(200 if served else 503, content_types.APPLICATION_JSON, json.dumps({"status": status, "models": models}))
 
 
 @app.get("/models")
 def models():
     listing = []
-    for kind in MODEL_KINDS:
-        try:
-            described = invoke(kind, {"describe": True}, record_errors=False)
-        except ApiError as exc:
-            listing.append({"kind": kind, "available": False, "reason": exc.message})
+    defaults = default_models()
+    for kind, described in describe_all().items():
+        modality = modality_of(kind)
+        if isinstance(described, ApiError):
+            listing.append({"kind": kind, "modality": modality, "available": False,
+                            "deployed": described.code != NOT_DEPLOYED, "reason": described.message})
             continue
-        entry = {"kind": kind, "available": True, "default": kind == default_kind(), **described}
-        if str(described.get("backbone", {}).get("weights", "")).startswith("random"):
+        entry = {"kind": kind, "modality": modality, "available": True, "default": defaults.get(modality) == kind, **described}
+        if str((described.get("backbone") or {}).get("weights", "")).startswith("random"):
             entry["warning"] = ("this model's backbone has RANDOM weights (no ImageNet weights could be had when it was "
                                 "trained): fine for the synthetic demo, near chance on real images")
         listing.append(entry)
-    return {"models": listing, "default": default_kind()}
+    return {"models": listing, "default": defaults.get("image"), "defaults": defaults}
 
 
 @app.get("/inspections")
@@ -161,8 +196,8 @@ def parse(model: type[BaseModel]):
         raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
-    if isinstance(data.get("model"), str) and data["model"] and data["model"] not in MODEL_KINDS:
-        raise ApiError(404, "unknown_model", f"unknown model {data['model']!r}; choose one of {list(MODEL_KINDS)}")
+    if isinstance(data.get("model"), str) and data["model"] and data["model"] not in model_kinds():
+        raise ApiError(404, "unknown_model", f"unknown model {data['model']!r}; choose one of {list(model_kinds())}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -171,16 +206,22 @@ def parse(model: type[BaseModel]):
         raise ApiError(400, "bad_request", f"{where}: {first['msg']}") from None
 
 
-def resolve_kind(requested: str | None) -> str:
-    kind = requested or default_kind()
-    if kind not in MODEL_KINDS:
-        raise ApiError(404, "unknown_model", f"unknown model {kind!r}; choose one of {list(MODEL_KINDS)}")
+def resolve_kind(requested: str | None, modality: str) -> str:
+    """The kind to ask: the requested one (which must take this input), else the modality's default."""
+    kind = requested or default_models().get(modality)
+    if not kind:
+        raise ApiError(400, "bad_request", f"no default model for {modality} inputs; name one with 'model'")
+    if kind not in model_kinds():
+        raise ApiError(404, "unknown_model", f"unknown model {kind!r}; choose one of {list(model_kinds())}")
+    if modality_of(kind) != modality:
+        wanted = INPUT_FIELDS[modality_of(kind)]
+        raise ApiError(415, "unsupported_media_type", f"the {kind} model takes {wanted}, not {INPUT_FIELDS[modality]}")
     return kind
 
 
 def check_image(image_base64: str) -> bytes:
     """Decode once here so that junk never reaches an endpoint (and so the image can be logged)."""
-    text = image_base64.split(",", 1)[1] if image_base64.startswith("data:") else image_base64
+    text = image_base64.split(",", 1)[1] if image_base64.startswith("data:") and "," in image_base64 else image_base64
     try:
         image = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -230,7 +271,9 @@ def endpoint_error(kind: str, endpoint: str, exc: ClientError) -> ApiError:
         return ApiError(502, "model_error", f"the {kind} model failed on this request")
     if code in ("ThrottlingException", "TooManyRequestsException"):
         return ApiError(429, "throttled", "too many requests; retry shortly")
-    if code in ("ModelNotReadyException", "ServiceUnavailable", "InternalDependencyException") or "not found" in info.get("Message", ""):
+    if code == "ValidationError" and "not found" in info.get("Message", ""):
+        return ApiError(503, NOT_DEPLOYED, f"no {kind} model is deployed yet; approve a {kind} version to serve it")
+    if code in ("ModelNotReadyException", "ServiceUnavailable", "InternalDependencyException"):
         return ApiError(503, "model_unavailable", f"the {kind} model is not available ({info.get('Message') or code})")
     if code in ("InternalFailure", "InternalServerError"):
         return ApiError(502, "endpoint_error", f"the {kind} endpoint failed ({code})")

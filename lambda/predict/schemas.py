@@ -2,28 +2,70 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
-Output = Literal["heatmap", "regions"]
+Output = Literal["heatmap", "regions", "contributions", "events", "detections"]
+#: A sensor reading: a JSON number (strings are refused, not parsed); NaN and infinity are refused.
+Reading = Union[StrictInt, StrictFloat]
+#: Most rows one window may hold (a day of 1 Hz data is 86,400; windows are minutes, not days).
+MAX_WINDOW_ROWS = 10_000
+MAX_SENSORS = 512
 
 
-class PredictRequest(BaseModel):
+class Inspectable(BaseModel):
+    """What one request inspects: an image (`image_base64`) or a sensor window (`window`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    class_name: str = Field(min_length=1, max_length=64, description="product class, e.g. 'tiles'")
-    image_base64: str = Field(min_length=1, description="PNG, JPEG, BMP or TIFF, base64-encoded")
-    model: str | None = Field(default=None, description="'patchcore' or 'softpatch' (default: the configured kind)")
+    class_name: str = Field(min_length=1, max_length=64, description="product class (images) or asset (sensors)")
+    image_base64: str | None = Field(default=None, min_length=1, description="PNG, JPEG, BMP or TIFF, base64-encoded")
+    window: list[list[Reading]] | None = Field(default=None, min_length=1, max_length=MAX_WINDOW_ROWS,
+                                               description="rows × sensors, oldest row first")
+    sensors: list[str] | None = Field(default=None, min_length=1, max_length=MAX_SENSORS,
+                                      description="the window's column names (the model's sensor names)")
+    timestamps: list[str | StrictInt | StrictFloat] | None = Field(default=None, description="one per row (ISO 8601 or epoch seconds)")
+
+    @model_validator(mode="after")
+    def one_input(self):
+        if (self.image_base64 is None) == (self.window is None):
+            raise ValueError("send exactly one of image_base64 (an image) or window (sensor readings)")
+        if self.window is not None:
+            check_window(self.window, self.sensors, self.timestamps)
+        elif self.sensors is not None or self.timestamps is not None:
+            raise ValueError("sensors and timestamps belong to a window, not an image")
+        return self
+
+    @property
+    def modality(self) -> str:
+        return "image" if self.image_base64 is not None else "sensors"
+
+
+def check_window(window: list[list], sensors: list[str] | None, timestamps: list | None) -> None:
+    widths = {len(row) for row in window}
+    if len(widths) != 1 or 0 in widths:
+        raise ValueError("every row of window must hold the same number of readings, at least one")
+    width = widths.pop()
+    if width > MAX_SENSORS:
+        raise ValueError(f"window has {width} sensors; at most {MAX_SENSORS}")
+    if any(not math.isfinite(value) for row in window for value in row):
+        raise ValueError("window holds NaN or infinite readings; fill or drop them before sending")
+    if sensors is not None and len(sensors) != width:
+        raise ValueError(f"sensors names {len(sensors)} columns but each window row has {width}")
+    if timestamps is not None and len(timestamps) != len(window):
+        raise ValueError(f"timestamps has {len(timestamps)} entries for {len(window)} rows")
+
+
+class PredictRequest(Inspectable):
+    model: str | None = Field(default=None, description="a model kind (default: the configured kind for the input)")
     threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="override of 0.5 on the normalised score")
-    outputs: list[Output] | None = Field(default=None, description="subset of heatmap, regions (default: both)")
+    outputs: list[Output] | None = Field(default=None, description="optional parts of the answer (default: all the kind offers)")
 
 
-class BatchItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    class_name: str = Field(min_length=1, max_length=64)
-    image_base64: str = Field(min_length=1)
+class BatchItem(Inspectable):
+    pass
 
 
 class BatchRequest(BaseModel):
@@ -33,6 +75,18 @@ class BatchRequest(BaseModel):
     model: str | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     outputs: list[Output] | None = None
+
+    @property
+    def modality(self) -> str:
+        kinds = {item.modality for item in self.items}
+        if len(kinds) > 1:
+            raise ValueError("a batch holds images or windows, not both")
+        return kinds.pop()
+
+    @model_validator(mode="after")
+    def one_modality(self):
+        self.modality  # noqa: B018  (raises for a mixed batch)
+        return self
 
 
 class Region(BaseModel):
@@ -55,5 +109,8 @@ class PredictResponse(BaseModel):
     is_anomaly: bool
     heatmap_png_base64: str | None = None
     regions: list[Region] | None = None
+    contributions: list[dict] | None = None
+    events: list[dict] | None = None
+    detections: list[dict] | None = None
     timing_ms: dict[str, float]
     request_id: str

@@ -1,5 +1,6 @@
 """Evaluate step: score the evaluation split through the serving code path; `evaluation.json`
-(per class, mean, and SageMaker's model-quality block) and plots in the output folder."""
+(per class, mean, the quality gate's value and SageMaker's model-quality block) and plots in the
+output folder. The bundle's modality decides how its data is read and scored."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from inference.bundle import MANIFEST, read_manifest
 from inference.errors import BundleError
-
-from pipelines.vision.evaluation import evaluate_bundle
-from .conventions import PROCESSING, run_step
+from pipelines.modalities import modality
+from pipelines.steps.conventions import PROCESSING, run_step
 
 
 def parse(argv):
@@ -26,16 +27,24 @@ def bundle_path(location: str) -> Path:
     path = Path(location)
     if path.is_dir() and (path / "model.tar.gz").is_file():
         return path / "model.tar.gz"
-    if path.is_file() or (path.is_dir() and (path / "manifest.json").is_file()):
+    if path.is_file() or (path.is_dir() and (path / MANIFEST).is_file()):
         return path
     raise BundleError(f"no model.tar.gz in {location}")
+
+
+def bundle_modality(path: Path) -> str:
+    from inference.bundle import manifest_of
+
+    return (manifest_of(path) if path.is_file() else read_manifest(path))["modality"]
 
 
 def main(argv=None) -> None:
     args = parse(argv)
     classes = [c for c in args.classes.split(",") if c] or None
-    report = evaluate_bundle(bundle_path(args.model), args.input, args.output, classes, quiet=True)
-    print(f"evaluate: mean image AUROC {report['mean']['image_auroc']}")
+    bundle = bundle_path(args.model)
+    chosen = modality(bundle_modality(bundle))
+    report = chosen.evaluate(bundle, args.input, args.output, classes, quiet=True)
+    print(f"evaluate: mean {chosen.GATE_METRIC} {report['mean'].get(chosen.GATE_METRIC)}")
 
 
 if __name__ == "__main__":

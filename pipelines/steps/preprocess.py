@@ -1,7 +1,7 @@
 """Preprocess step: validate the dataset, write the split manifest and a data-quality report.
 
-Fails (exit 1, with the reason) when a class is missing, has too few readable `train/good` images,
-or too large a share of unreadable files.
+The model kind's modality reads the data (MVTec-layout images, or sensor series). Fails (exit 1,
+with the reason) when a class is missing, has too little usable data, or too many unreadable files.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from inference.kinds.patchcore.config import DEFAULT_CONFIG
-
-from pipelines.vision.datasets import list_classes, read_class
-from pipelines.vision.splits import split_class
-from .conventions import PROCESSING, StepFailed, run_step
+from pipelines.modalities import of_kind
+from pipelines.steps.conventions import PROCESSING, StepFailed, run_step
 
 MANIFEST_FILE = "split_manifest.json"
 QUALITY_FILE = "data_quality.json"
+DEFAULT_SEED = 0
 
 
 def parse(argv):
@@ -26,46 +24,37 @@ def parse(argv):
     parser.add_argument("--input", default=str(PROCESSING / "input" / "data"))
     parser.add_argument("--output", default=str(PROCESSING / "output" / "manifest"))
     parser.add_argument("--classes", default="", help="comma-separated; empty = every class found")
-    parser.add_argument("--min-train-images", type=int, default=10)
-    parser.add_argument("--max-unreadable-fraction", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=DEFAULT_CONFIG.seed)
+    parser.add_argument("--kind", default="patchcore", help="the model kind to be trained (chooses how data is read)")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="a data-quality limit of the modality, e.g. min_train_images=10 (repeatable)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     return parser.parse_args(argv)
 
 
-def class_quality(data, split, unreadable: int) -> dict:
-    total = len(data.train) + len(data.test) + unreadable
-    return {
-        "train_good": len(data.train),
-        "test_good": sum(not s.is_anomaly for s in data.test),
-        "test_anomalous": sum(s.is_anomaly for s in data.test),
-        "defect_types": sorted({s.defect for s in data.test if s.is_anomaly}),
-        "masks": sum(s.mask is not None for s in data.test),
-        "unreadable": unreadable,
-        "unreadable_fraction": unreadable / total if total else 0.0,
-        "split_sizes": {part: len(keys) for part, keys in split.to_dict().items()},
-        "problems": data.problems,
-    }
+def parse_limits(pairs: list[str]) -> dict:
+    limits = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise StepFailed(f"--limit {pair!r} is not NAME=VALUE")
+        try:
+            limits[name] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise StepFailed(f"--limit {pair!r}: {value!r} is not a number") from None
+    return limits
 
 
 def main(argv=None) -> None:
     args = parse(argv)
-    classes = [c for c in args.classes.split(",") if c] or list_classes(args.input)
+    modality = of_kind(args.kind)
+    classes = [c for c in args.classes.split(",") if c] or modality.list_classes(args.input)
     if not classes:
         raise StepFailed(f"no classes found in {args.input}")
-    manifest, quality, failures = {"seed": args.seed, "classes": {}}, {"classes": {}}, []
-    for name in classes:
-        data = read_class(args.input, name)
-        split = split_class(data, args.seed)
-        unreadable = sum("unreadable" in p["reason"] for p in data.problems)
-        report = class_quality(data, split, unreadable)
-        quality["classes"][name] = report
-        manifest["classes"][name] = split.to_dict()
-        if report["train_good"] < args.min_train_images:
-            failures.append(f"class {name!r} has {report['train_good']} readable train/good images; at least {args.min_train_images} are needed")
-        if report["unreadable_fraction"] > args.max_unreadable_fraction:
-            failures.append(f"class {name!r}: {report['unreadable_fraction']:.0%} of its files are unreadable (limit {args.max_unreadable_fraction:.0%})")
-    quality["passed"] = not failures
-    quality["failures"] = failures
+    try:
+        manifest, quality, failures = modality.preprocess(args.input, classes, args.seed, **parse_limits(args.limit))
+    except TypeError as exc:  # an unknown limit name
+        raise StepFailed(f"unknown data-quality limit: {exc}") from None
+    quality.update(passed=not failures, failures=failures, kind=args.kind)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / QUALITY_FILE).write_text(json.dumps(quality, indent=2, sort_keys=True))

@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from inference.vision.image_model import Detector
+from inference.model import load_model
+from inference.vision.image_model import ImageModel
 from inference.errors import DatasetError, IvadasError
 from inference.vision.imageio import load_image_file
 
@@ -25,8 +26,8 @@ METRIC_KEYS = ("image_auroc", "pixel_auroc", "aupro", "f1")
 
 
 def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, plots: bool = True, quiet: bool = False,
-                    detector: Detector | None = None) -> dict:
-    detector = detector or Detector.load(bundle_path)
+                    detector: ImageModel | None = None) -> dict:
+    detector = detector or load_model(bundle_path)
     classes = classes or detector.classes
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -38,7 +39,7 @@ def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, plots: boo
             write_plots(result, output_dir, name)
         per_class[name] = result["metrics"]
     report = {
-        "model": {"kind": detector.kind, "version": detector.version},
+        "model": {"kind": detector.kind, "version": detector.version, "modality": detector.modality},
         "classes": per_class,
         "mean": _mean_metrics(per_class),
     }
@@ -47,9 +48,9 @@ def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, plots: boo
     return report
 
 
-def evaluation_samples(detector: Detector, data, name: str):
+def evaluation_samples(detector: ImageModel, data, name: str):
     """The class's evaluation split as recorded at training (falls back to the whole test set)."""
-    split = detector.bundle.manifest["classes"][name].get("split", {})
+    split = detector.manifest["classes"][name].get("split", {})
     wanted = set(split.get("evaluation", [])) if split else None
     samples = [s for s in data.test if wanted is None or s.key in wanted]
     if not samples:
@@ -57,11 +58,11 @@ def evaluation_samples(detector: Detector, data, name: str):
     return samples
 
 
-def evaluate_class(detector: Detector, data_root, name: str, quiet: bool = False) -> dict:
+def evaluate_class(detector: ImageModel, data_root, name: str, quiet: bool = False) -> dict:
     data = read_class(data_root, name)
     samples = evaluation_samples(detector, data, name)
     calibration = detector.model_for(name).calibration
-    size = detector.bundle.config.image_size
+    size = detector.manifest["preprocessing"]["image_size"]
     labels, scores, maps, masks, images, kept = [], [], [], [], [], []
     started = time.perf_counter()
     for sample in tqdm(samples, desc=f"evaluate {name}", unit="img", disable=quiet, leave=False):

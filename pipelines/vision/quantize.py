@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.vision.backbone import BackboneSpec, file_sha256
+from inference.bundle import file_sha256
+from inference.vision.backbone import BackboneSpec
 from inference.vision.imageio import to_model_input
 
 

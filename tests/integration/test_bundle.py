@@ -4,8 +4,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from inference.bundle import SCHEMA_VERSION, load_bundle, manifest_of
+from inference.bundle import SCHEMA_VERSION, manifest_of
 from inference.errors import BundleError
+from inference.model import load_model as load_bundle
 
 
 def repack(source, target, edit):
@@ -40,9 +41,12 @@ def test_manifest_content(patchcore_bundle):
     assert manifest["schema_version"] == SCHEMA_VERSION
     assert manifest["kind"] == "patchcore"
     assert set(manifest["classes"]) == {"tiles", "fabric"}
+    assert manifest["modality"] == "image"
     entry = manifest["classes"]["tiles"]
-    assert {"threshold", "calibration", "score_stats", "memory_bank", "sha256", "split"} <= set(entry)
-    assert manifest["backbone"]["name"] == "resnet18" and len(manifest["backbone"]["sha256"]) == 64
+    assert {"threshold", "calibration", "score_stats", "memory_bank", "split"} <= set(entry)
+    assert set(manifest["files"]) == {"backbone.onnx", "classes/tiles/memory_bank.npz", "classes/fabric/memory_bank.npz"}
+    assert all(len(digest) == 64 for digest in manifest["files"].values())
+    assert manifest["backbone"]["name"] == "resnet18"
     assert manifest["backbone"]["weights"].startswith("random")
     assert manifest["preprocessing"]["image_size"] == 160
     assert manifest["lineage"]["version"] == "test-1" and manifest["lineage"]["classes"] == ["tiles", "fabric"]
@@ -53,9 +57,9 @@ def test_round_trip_scores_identically(patchcore_bundle, detector, demo_data):
 
     image = load_image_file(demo_data / "tiles/test/hole/000.png")
     again = load_bundle(patchcore_bundle[0])
+    assert again is not detector
     first = detector.score_images([image], "tiles")[0]
-    embeddings, _ = again.extractor.embed([image])
-    second = again.models["tiles"].score(embeddings[0])
+    second = again.score_images([image], "tiles")[0]
     assert first.raw_score == second.raw_score
     assert np.array_equal(first.raw_map, second.raw_map)
 
@@ -75,20 +79,20 @@ def test_wrong_schema_version(patchcore_bundle, tmp_path):
 
 def test_missing_class_file(patchcore_bundle, tmp_path):
     bad = repack(patchcore_bundle[0], tmp_path / "b.tar.gz", lambda n, d: None if n.startswith("classes/fabric/") else d)
-    with pytest.raises(BundleError, match="class 'fabric': memory bank file .* is missing"):
+    with pytest.raises(BundleError, match="the bundle lacks classes/fabric/memory_bank.npz, which its manifest lists"):
         load_bundle(bad)
 
 
 def test_backbone_hash_mismatch(patchcore_bundle, tmp_path):
     bad = repack(patchcore_bundle[0], tmp_path / "b.tar.gz", lambda n, d: d + b"\x00" if n == "backbone.onnx" else d)
-    with pytest.raises(BundleError, match="backbone hash mismatch"):
+    with pytest.raises(BundleError, match="backbone.onnx does not match its hash in manifest.json"):
         load_bundle(bad)
 
 
 def test_memory_bank_tampering_and_unknown_kind_and_missing_manifest(patchcore_bundle, tmp_path):
     tampered = repack(patchcore_bundle[0], tmp_path / "t.tar.gz",
                       lambda n, d: d[:-1] + bytes([d[-1] ^ 1]) if n.endswith("memory_bank.npz") else d)
-    with pytest.raises(BundleError, match="memory bank hash mismatch"):
+    with pytest.raises(BundleError, match="classes/fabric/memory_bank.npz does not match its hash"):
         load_bundle(tampered)
     unknown = repack(patchcore_bundle[0], tmp_path / "k.tar.gz", edit_manifest(lambda m: m.update(kind="magic")))
     with pytest.raises(BundleError, match="unknown model kind 'magic'"):
@@ -105,3 +109,35 @@ def test_not_a_tarball_and_missing_path(tmp_path):
         load_bundle(junk)
     with pytest.raises(BundleError, match="no model bundle"):
         load_bundle(tmp_path / "nothing.tar.gz")
+
+
+def test_a_file_the_manifest_does_not_list_is_never_read(patchcore_bundle, tmp_path):
+    def unlist(manifest):
+        del manifest["files"]["classes/tiles/memory_bank.npz"]
+
+    bad = repack(patchcore_bundle[0], tmp_path / "u.tar.gz", edit_manifest(unlist))
+    with pytest.raises(BundleError, match="classes/tiles/memory_bank.npz is not among the bundle's listed files"):
+        load_bundle(bad)
+
+
+def test_modality_must_be_the_kinds(patchcore_bundle, tmp_path):
+    bad = repack(patchcore_bundle[0], tmp_path / "m.tar.gz", edit_manifest(lambda m: m.update(modality="sensors")))
+    with pytest.raises(BundleError, match="modality 'sensors', but the patchcore kind's modality is 'image'"):
+        load_bundle(bad)
+
+
+def test_schema_1_bundles_still_serve(patchcore_bundle, tmp_path, demo_data, detector):
+    """Bundles written before the model kinds were generic: hashes in the backbone and class blocks."""
+
+    def downgrade(manifest):
+        files = manifest.pop("files")
+        manifest.pop("modality")
+        manifest["schema_version"] = 1
+        manifest["backbone"]["sha256"] = files["backbone.onnx"]
+        for name, entry in manifest["classes"].items():
+            entry["sha256"] = files[entry["memory_bank"]]
+
+    old = repack(patchcore_bundle[0], tmp_path / "v1.tar.gz", edit_manifest(downgrade))
+    model = load_bundle(old)
+    data = (demo_data / "tiles/test/hole/000.png").read_bytes()
+    assert model.predict_bytes(data, "tiles", outputs=())["raw_score"] == detector.predict_bytes(data, "tiles", outputs=())["raw_score"]

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from inference.bundle import load_bundle
+from inference.model import load_model
 from inference.kinds.patchcore.config import ModelConfig
 from pipelines.vision.backbones import BackboneSource, resolve_backbone
 from pipelines.vision.datasets import read_class
@@ -17,7 +17,7 @@ def test_training_and_serving_compute_identical_features(patchcore_bundle, demo_
     """Same ONNX graph, same preprocessing: embeddings match bit for bit."""
     onnx_path, spec = resolve_backbone(BackboneSource("resnet18", "random"))
     training_extractor = build_extractor(onnx_path, spec, small_config)
-    serving_extractor = load_bundle(patchcore_bundle[0]).extractor
+    serving_extractor = load_model(patchcore_bundle[0]).model_for("tiles").extractor
     data = read_class(demo_data, "tiles")
     images, _ = load_images(data.test[:3], data, "load", quiet=True)
     trained, _ = training_extractor.embed(images)

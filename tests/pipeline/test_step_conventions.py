@@ -4,7 +4,9 @@ import pytest
 
 from pipelines.steps import conventions
 from pipelines.steps.conventions import StepFailed
-from pipelines.steps.train import model_config
+from inference.errors import UnknownModel
+from pipelines.kinds import TrainingJob, train
+from pipelines.kinds.patchcore.training import SettingError, model_config
 
 
 def test_sagemaker_paths_and_environment_overrides(monkeypatch, tmp_path):
@@ -23,10 +25,12 @@ def test_sagemaker_paths_and_environment_overrides(monkeypatch, tmp_path):
     assert conventions.hyperparameters() == {"model": "patchcore"}
 
 
-def test_string_hyperparameters_become_a_model_config():
-    config = model_config({"model": "softpatch", "coreset_ratio": "0.05", "image_size": "224", "noise_method": "gaussian"})
+def test_string_hyperparameters_become_a_model_config(tmp_path):
+    config = model_config("softpatch", {"coreset_ratio": "0.05", "image_size": "224", "noise_method": "gaussian"})
     assert (config.kind, config.coreset_ratio, config.image_size, config.noise_method) == ("softpatch", 0.05, 224, "gaussian")
-    with pytest.raises(StepFailed, match="coreset_ratio='lots' is not a number"):
-        model_config({"coreset_ratio": "lots"})
-    with pytest.raises(ValueError, match="kind must be one of"):
-        model_config({"model": "magic"})
+    with pytest.raises(SettingError, match="coreset_ratio='lots' is not a number"):
+        model_config("patchcore", {"coreset_ratio": "lots"})
+    with pytest.raises(UnknownModel, match="unknown model kind 'magic'"):
+        train(TrainingJob("magic", tmp_path, ["tiles"]))
+    with pytest.raises(SettingError, match=r"patchcore has no setting\(s\) \['window'\]"):
+        train(TrainingJob("patchcore", tmp_path, ["tiles"], {"window": "64"}))

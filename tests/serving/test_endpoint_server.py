@@ -24,9 +24,10 @@ def invoke(endpoint, body, headers=None):
 
 
 def test_ping_and_describe(endpoint):
-    assert http("GET", endpoint + "/ping") == (200, {"status": "healthy", "kind": "patchcore"})
+    assert http("GET", endpoint + "/ping") == (200, {"status": "healthy", "kind": "patchcore", "modality": "image"})
     status, described = invoke(endpoint, {"describe": True})
     assert status == 200 and described["kind"] == "patchcore" and described["version"] == "test-1"
+    assert described["modality"] == "image" and described["outputs"] == ["heatmap", "regions"]
     assert set(described["classes"]) == {"tiles", "fabric"} and described["classes"]["tiles"]["threshold"] == 0.5
 
 
@@ -64,6 +65,8 @@ def test_every_bad_input_is_a_clear_error_and_the_server_keeps_serving(endpoint,
         ({"class_name": "tiles", "image_base64": good, "threshold": 1.5}, 400, "bad_request"),
         ({"class_name": "tiles", "image_base64": good, "threshold": "high"}, 400, "bad_request"),
         ({"class_name": "tiles", "image_base64": base64.b64encode(png_bytes((8, 8))).decode()}, 422, "unusable_image"),
+        ({"class_name": "tiles", "window": [[1.0, 2.0]], "sensors": ["a", "b"]}, 415, "unsupported_media_type"),
+        ({"class_name": "tiles", "image_base64": good, "outputs": ["contributions"]}, 400, "bad_request"),
     ]
     for body, status, code in cases:
         got_status, got = invoke(endpoint, body)

@@ -38,7 +38,8 @@ def stack(tmp_path_factory, demo_data):
                              echo=lambda *a: None, poll_seconds=0.5)
     pipeline = LocalPipeline(settings.store, echo=lambda *a: None)
     for kind in ("patchcore", "softpatch"):
-        record = pipeline.run(RunParameters(str(demo_data), ("tiles", "fabric"), kind, "resnet18", "random", image_size=160))
+        record = pipeline.run(RunParameters(str(demo_data), ("tiles", "fabric"), kind,
+                                            {"backbone": "resnet18", "weights": "random", "image_size": "160"}))
         group, number = record["registered_version"].rsplit("/", 1)
         pipeline.registry.set_status(group, int(number), APPROVED, "test fixture")
     local = LocalStack(settings)

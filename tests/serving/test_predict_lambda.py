@@ -135,7 +135,7 @@ def model_error(status: int, body: dict) -> ClientError:
     (model_error(404, {"error": {"code": "unknown_class", "message": "unknown class 'bolts'"}}), 404, "unknown_class"),
     (model_error(422, {"error": {"code": "unusable_image", "message": "truncated"}}), 422, "unusable_image"),
     (model_error(500, {"error": {"code": "internal_error", "message": "boom"}}), 502, "model_error"),
-    (ClientError({"Error": {"Code": "ValidationError", "Message": "Endpoint ivadas-patchcore of account 1 not found."}}, "InvokeEndpoint"), 503, "model_unavailable"),
+    (ClientError({"Error": {"Code": "ValidationError", "Message": "Endpoint ivadas-patchcore of account 1 not found."}}, "InvokeEndpoint"), 503, "model_not_deployed"),
     (ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint"), 429, "throttled"),
     (ReadTimeoutError(endpoint_url="https://runtime.sagemaker"), 504, "endpoint_timeout"),
 ])
@@ -153,22 +153,81 @@ def test_health_and_models_say_which_model_is_unavailable(aws, monkeypatch):
     described = {"kind": "patchcore", "version": "v3", "classes": {"tiles": {"threshold": 0.5}},
                  "backbone": {"name": "resnet18", "weights": "random(seed=0)", "precision": "fp32"}, "metrics": {}}
 
+    down = {"ivadas-softpatch": ClientError({"Error": {"Code": "ValidationError", "Message": "Endpoint ivadas-softpatch not found."}},
+                                            "InvokeEndpoint")}
+
     class HalfUp:
         def invoke_endpoint(self, EndpointName, **kwargs):
-            if EndpointName == "ivadas-softpatch":
-                raise ClientError({"Error": {"Code": "ValidationError", "Message": "Endpoint ivadas-softpatch not found."}}, "InvokeEndpoint")
+            if EndpointName in down:
+                raise down[EndpointName]
             import io
 
             return {"Body": io.BytesIO(json.dumps(described).encode())}
 
     monkeypatch.setattr(predict_app, "_runtime", HalfUp())
+    # a kind never deployed (nothing approved) is not an outage; one that is deployed and failing is
+    status, health = call("GET", "/health")
+    assert status == 200 and health["status"] == "ok"
+    assert health["models"]["patchcore"] == {"available": True, "deployed": True, "version": "v3"}
+    assert health["models"]["softpatch"] == {"available": False, "deployed": False,
+                                             "reason": "no softpatch model is deployed yet; approve a softpatch version to serve it"}
+    down["ivadas-softpatch"] = ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "InvokeEndpoint")
+    status, health = call("GET", "/health")
+    assert status == 200 and health["status"] == "degraded" and health["models"]["softpatch"]["deployed"] is True
+    down["ivadas-patchcore"] = down.pop("ivadas-softpatch")  # the default image kind missing degrades too
+    down["ivadas-patchcore"] = ClientError({"Error": {"Code": "ValidationError", "Message": "Endpoint ivadas-patchcore not found."}},
+                                           "InvokeEndpoint")
     status, health = call("GET", "/health")
     assert status == 200 and health["status"] == "degraded"
-    assert health["models"]["patchcore"] == {"available": True, "version": "v3"}
-    assert health["models"]["softpatch"]["available"] is False and "not found" in health["models"]["softpatch"]["reason"]
+    down.clear()
+    down["ivadas-softpatch"] = ClientError({"Error": {"Code": "ValidationError", "Message": "Endpoint ivadas-softpatch not found."}},
+                                           "InvokeEndpoint")
     status, listing = call("GET", "/models")
     patchcore = next(m for m in listing["models"] if m["kind"] == "patchcore")
     assert patchcore["version"] == "v3" and "RANDOM" in patchcore["warning"]
     assert next(m for m in listing["models"] if m["kind"] == "softpatch")["available"] is False
     status, _ = call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE, "model": "softpatch"})
     assert status == 503
+
+
+def test_the_input_chooses_the_default_kind_and_a_kind_refuses_the_other_modality(aws, monkeypatch):
+    monkeypatch.setenv("ENDPOINT_NAMES", json.dumps({**ENDPOINTS, "machine_kind": "ivadas-machine_kind"}))
+    monkeypatch.setenv("MODEL_MODALITIES", json.dumps({"patchcore": "image", "softpatch": "image", "machine_kind": "sensors"}))
+    monkeypatch.setenv("DEFAULT_MODELS", json.dumps({"image": "softpatch", "sensors": "machine_kind"}))
+    asked = []
+
+    class Recording:
+        def invoke_endpoint(self, EndpointName, Body, **kwargs):
+            import io
+
+            asked.append((EndpointName, json.loads(Body)))
+            return {"Body": io.BytesIO(json.dumps(endpoint_result()).encode())}
+
+    monkeypatch.setattr(predict_app, "_runtime", Recording())
+    window = {"class_name": "pump-1", "window": [[1.0, 2], [1.5, 2]], "sensors": ["flow", "pressure"]}
+    assert call("POST", "/predict", window)[0] == 200
+    assert asked[-1][0] == "ivadas-machine_kind" and asked[-1][1]["window"] == [[1.0, 2], [1.5, 2]]
+    assert call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE})[0] == 200
+    assert asked[-1][0] == "ivadas-softpatch"
+    count = len(asked)
+    refusals = [
+        ({**window, "model": "patchcore"}, 415, "the patchcore model takes image_base64, not window"),
+        ({"class_name": "tiles", "image_base64": IMAGE, "model": "machine_kind"}, 415, "takes window, not image_base64"),
+        ({**window, "image_base64": IMAGE}, 400, "exactly one of image_base64"),
+        ({"class_name": "pump-1"}, 400, "exactly one of image_base64"),
+        ({**window, "window": [[1.0, 2.0], [1.0]]}, 400, "same number of readings"),
+        ({**window, "window": [[1.0, "2.0"], [1.0, 2.0]]}, 400, "window"),
+        ({**window, "sensors": ["flow"]}, 400, "sensors names 1 columns"),
+        ({**window, "timestamps": ["2026-01-01T00:00:00"]}, 400, "timestamps has 1 entries for 2 rows"),
+        ({**window, "window": []}, 400, "window"),
+        ({"class_name": "tiles", "image_base64": IMAGE, "sensors": ["a"]}, 400, "belong to a window"),
+        ({"items": [{"class_name": "tiles", "image_base64": IMAGE}, window]}, 400, "images or windows, not both"),
+    ]
+    for body, status, words in refusals:
+        path = "/predict/batch" if "items" in body else "/predict"
+        got_status, got = call("POST", path, body)
+        assert got_status == status and words in got["error"]["message"], (body, got)
+    nan = '{"class_name": "pump-1", "window": [[NaN, 1.0]], "sensors": ["flow", "pressure"]}'
+    got_status, got = call("POST", "/predict", nan)
+    assert got_status == 400 and "NaN or infinite" in got["error"]["message"]
+    assert len(asked) == count, "nothing refused may reach an endpoint"

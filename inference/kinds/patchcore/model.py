@@ -6,8 +6,6 @@ weights) and in scoring (SoftPatch multiplies each patch distance by its neighbo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from inference.kinds.patchcore.anomaly_map import anomaly_map, reweighted_image_score
@@ -16,12 +14,7 @@ from inference.kinds.patchcore.config import ModelConfig
 from inference.kinds.patchcore.memory_bank import MemoryBank
 from inference.kinds.patchcore.sampler import greedy_coreset
 from inference.kinds.softpatch.noise import noise_mask_and_weights, patch_outlier_scores
-
-
-@dataclass
-class RawResult:
-    raw_score: float
-    raw_map: np.ndarray | None  # image_size × image_size, in raw score units (None when not asked for)
+from inference.vision.image_model import RawResult
 
 
 class ClassModel:

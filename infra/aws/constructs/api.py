@@ -13,6 +13,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from inference.kinds import kind_info
+
 from .serving import powertools_layer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -44,7 +46,9 @@ class Api(Construct):
             timeout=Duration.seconds(29), tracing=lambda_.Tracing.ACTIVE, description="IVADAS API: /predict and friends",
             log_group=logs.LogGroup(self, "PredictLogs", retention=logs.RetentionDays.THREE_MONTHS),
             environment={
-                "ENDPOINT_NAMES": json.dumps(serving.endpoint_names), "DEFAULT_MODEL": config.default_model,
+                "ENDPOINT_NAMES": json.dumps(serving.endpoint_names),
+                "MODEL_MODALITIES": json.dumps({kind: kind_info(kind).modality for kind in serving.endpoint_names}),
+                "DEFAULT_MODELS": json.dumps({kind_info(config.default_model).modality: config.default_model}),
                 "INSPECTION_LOG": "dynamodb", "INSPECTION_TABLE": self.table.table_name,
                 "INSPECTION_BUCKET": storage.artifacts.bucket_name, "STORE_ANOMALOUS_IMAGES": "true",
                 "ORIGIN_VERIFY_SECRET_ARN": self.origin_secret.secret_arn,

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from inference.vision.backbone import BackboneSpec, OnnxBackbone
-from inference.bundle import TrainedClass, write_bundle
+from inference.bundle import write_bundle
 from inference.calibration import calibrate
-from inference.kinds.patchcore.config import ModelConfig
 from inference.errors import DatasetError, IvadasError
+from inference.kinds.patchcore.bundle import TrainedClass, contents
+from inference.kinds.patchcore.config import DEFAULT_CONFIG, ModelConfig
 from inference.kinds.patchcore.extractor import FeatureExtractor
-from inference.vision.imageio import load_image_file
 from inference.kinds.patchcore.model import ClassModel, build_memory_bank
-
+from inference.vision.backbone import BackboneSpec, OnnxBackbone
+from inference.vision.imageio import load_image_file
+from pipelines.kinds import TrainingJob, TrainingReport
 from pipelines.vision.backbones import BackboneSource, resolve_backbone
 from pipelines.vision.datasets import ClassData, Sample, read_class
 from pipelines.vision.splits import ClassSplit, split_class, split_from_keys
@@ -30,13 +30,6 @@ from pipelines.vision.splits import ClassSplit, split_class, split_from_keys
 log = logging.getLogger(__name__)
 
 INT8_CALIBRATION_IMAGES = 32  # training images (spread over the classes) that set the INT8 activation ranges
-
-
-@dataclass
-class TrainingReport:
-    manifest: dict
-    timings: dict = field(default_factory=dict)
-    problems: dict = field(default_factory=dict)
 
 
 def load_images(samples: list[Sample], data: ClassData, desc: str, quiet: bool = False):
@@ -155,5 +148,58 @@ def train_bundle(
         timings[name] = class_timings
         log.info("trained %s/%s in %.1fs (%d bank entries)", config.kind, name, class_timings["total_s"], len(result.model.bank))
     lineage = {"data_uri": str(data_root), "classes": list(classes), **(lineage or {})}
-    manifest = write_bundle(output, config, onnx_path, spec, trained, lineage=lineage)
+    manifest = write_bundle(output, *contents(config, onnx_path, spec, trained, lineage=lineage))
     return TrainingReport(manifest, timings, {name: d.problems for name, d in datasets.items() if d.problems})
+
+
+FLOAT_SETTINGS = ("coreset_ratio", "noise_fraction", "normal_quantile")
+INT_SETTINGS = ("image_size", "seed")
+TEXT_SETTINGS = ("noise_method",)
+#: Hyperparameters that choose the backbone rather than the model (see `backbone_source`).
+BACKBONE_SETTINGS = ("backbone", "weights", "layers", "mean", "std", "int8")
+
+
+class SettingError(ValueError):
+    """A hyperparameter that cannot be used as given."""
+
+
+def model_config(kind: str, hp: dict[str, str]) -> ModelConfig:
+    """The model configuration of `kind` from string hyperparameters (unknown keys are refused)."""
+    values = DEFAULT_CONFIG.to_dict()
+    values["kind"] = kind
+    for key in FLOAT_SETTINGS + INT_SETTINGS:
+        if key in hp:
+            try:
+                values[key] = (float if key in FLOAT_SETTINGS else int)(hp[key])
+            except ValueError:
+                raise SettingError(f"hyperparameter {key}={hp[key]!r} is not a number") from None
+    for key in TEXT_SETTINGS:
+        if key in hp:
+            values[key] = hp[key]
+    return ModelConfig.from_dict(values)
+
+
+def backbone_source(hp: dict[str, str]) -> tuple[BackboneSource, bool]:
+    """The backbone to extract features with, and whether to quantize it to INT8."""
+    extra = {}
+    for key in ("mean", "std"):
+        if hp.get(key):
+            try:
+                extra[key] = tuple(float(v) for v in hp[key].split(","))
+            except ValueError:
+                raise SettingError(f"hyperparameter {key}={hp[key]!r} is not three comma-separated numbers") from None
+    if hp.get("layers"):
+        extra["layers"] = tuple(layer for layer in hp["layers"].split(",") if layer)
+    source = BackboneSource(hp.get("backbone", "wide_resnet50_2"), hp.get("weights", "auto"), **extra)
+    return source, hp.get("int8", "false").lower() == "true"
+
+
+def train(job: TrainingJob) -> TrainingReport:
+    known = set(FLOAT_SETTINGS + INT_SETTINGS + TEXT_SETTINGS + BACKBONE_SETTINGS)
+    unknown = sorted(set(job.hyperparameters) - known)
+    if unknown:
+        raise SettingError(f"{job.kind} has no setting(s) {unknown}; it knows {sorted(known)}")
+    config = model_config(job.kind, job.hyperparameters)
+    source, quantize = backbone_source(job.hyperparameters)
+    return train_bundle(job.data_root, job.classes, config, source, job.output, lineage=job.lineage, quantize=quantize,
+                        quiet=job.quiet, split_keys=job.split_manifest)

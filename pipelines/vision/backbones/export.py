@@ -19,7 +19,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.vision.backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, file_sha256
+from inference.bundle import file_sha256
+from inference.vision.backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,148 @@
+"""The PatchCore / SoftPatch part of a bundle: what training writes and what serving loads.
+
+Files::
+
+    backbone.onnx                     the feature extractor every class shares
+    classes/<class>/memory_bank.npz   coreset embeddings (+ SoftPatch weights)
+
+The manifest adds `backbone` (identity, layers, normalisation, precision), `preprocessing` and,
+per class, the memory bank's file, size and patch grid. The generic bundle has already checked
+every file's hash; loading here checks what only PatchCore understands (the backbone's outputs,
+the embedding width and grid) before serving a single request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from inference.bundle import bundle_file
+from inference.calibration import Calibration
+from inference.errors import BundleError
+from inference.kinds.patchcore.config import ModelConfig
+from inference.kinds.patchcore.extractor import FeatureExtractor
+from inference.kinds.patchcore.memory_bank import MemoryBank
+from inference.kinds.patchcore.model import ClassModel
+from inference.vision.backbone import BackboneSpec, OnnxBackbone
+from inference.vision.image_model import ImageModel, RawResult
+
+BACKBONE = "backbone.onnx"
+
+
+def bank_path(class_name: str) -> str:
+    return f"classes/{class_name}/memory_bank.npz"
+
+
+@dataclass
+class TrainedClass:
+    """What training produced for one class, ready to be written into a bundle."""
+
+    name: str
+    model: ClassModel
+    score_stats: dict = field(default_factory=dict)
+    split: dict = field(default_factory=dict)
+
+
+def contents(config: ModelConfig, backbone_path: str | Path, backbone_spec: BackboneSpec, classes: list[TrainedClass],
+             metrics: dict | None = None, lineage: dict | None = None) -> tuple[dict, dict]:
+    """(manifest fields, files) of a PatchCore or SoftPatch bundle, for `inference.bundle.write_bundle`."""
+    files = {BACKBONE: Path(backbone_path)}
+    entries = {}
+    for trained in classes:
+        files[bank_path(trained.name)] = _bank_bytes(trained.model.bank)
+        entries[trained.name] = _class_entry(trained)
+    manifest = {
+        "kind": config.kind,
+        "modality": "image",
+        "classes": entries,
+        "config": config.to_dict(),
+        "preprocessing": {
+            "image_size": config.image_size,
+            "resize": "bilinear",
+            "colour": "rgb",
+            "mean": list(backbone_spec.mean),
+            "std": list(backbone_spec.std),
+        },
+        "backbone": {**backbone_spec.to_dict(), "file": BACKBONE},
+        "metrics": metrics or {},
+        "lineage": lineage or {},
+    }
+    return manifest, files
+
+
+def _bank_bytes(bank: MemoryBank) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, embeddings=bank.embeddings, weights=bank.weights)
+    return buffer.getvalue()
+
+
+def _class_entry(trained: TrainedClass) -> dict:
+    if trained.model.calibration is None:
+        raise BundleError(f"class {trained.name!r} has no calibration")
+    return {
+        "memory_bank": bank_path(trained.name),
+        "entries": len(trained.model.bank),
+        "grid": list(trained.model.grid),
+        "calibration": trained.model.calibration.to_dict(),
+        "threshold": trained.model.calibration.threshold,
+        "score_stats": trained.score_stats,
+        "split": trained.split,
+    }
+
+
+class PatchScorer:
+    """One class of a PatchCore bundle as an image scorer: the shared extractor and its memory bank."""
+
+    def __init__(self, extractor: FeatureExtractor, model: ClassModel):
+        self.extractor = extractor
+        self.model = model
+        self.calibration = model.calibration
+
+    def score(self, images, with_maps: bool = True) -> list[RawResult]:
+        embeddings, _ = self.extractor.embed(images)
+        return [self.model.score(per_image, with_maps) for per_image in embeddings]
+
+
+def load(root: Path, manifest: dict, threads: int | None = None) -> ImageModel:
+    try:
+        config = ModelConfig.from_dict(manifest["config"])
+        spec = BackboneSpec.from_dict(manifest["backbone"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"the bundle's model configuration is invalid: {exc}") from None
+    if config.kind != manifest["kind"]:
+        raise BundleError(f"manifest kind {manifest['kind']!r} disagrees with its configuration ({config.kind!r})")
+    backbone = OnnxBackbone(bundle_file(root, manifest, manifest["backbone"].get("file", BACKBONE)), spec, threads)
+    extractor = FeatureExtractor(backbone, config.image_size, config.patch_size, config.embedding_dim)
+    probe = _probe(extractor)
+    scorers = {name: PatchScorer(extractor, _load_class(Path(root), manifest, name, entry, config, probe))
+               for name, entry in manifest["classes"].items()}
+    return ImageModel(manifest, scorers, root)
+
+
+def _probe(extractor: FeatureExtractor) -> tuple[int, tuple[int, int]]:
+    """Embedding width and grid the backbone really produces (also warms the session up)."""
+    from PIL import Image
+
+    size = extractor.image_size
+    embeddings, grid = extractor.embed([Image.new("RGB", (size, size), (128, 128, 128))])
+    return embeddings.shape[-1], tuple(grid)
+
+
+def _load_class(root: Path, manifest: dict, name: str, entry: dict, config: ModelConfig, probe: tuple[int, tuple[int, int]]) -> ClassModel:
+    path = bundle_file(root, manifest, entry.get("memory_bank", bank_path(name)))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            embeddings, weights = data["embeddings"], data["weights"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise BundleError(f"class {name!r}: memory bank cannot be read: {exc}") from None
+    width, grid = probe
+    if embeddings.ndim != 2 or embeddings.shape[1] != width:
+        raise BundleError(f"class {name!r}: memory bank has shape {embeddings.shape} but the backbone gives {width}-d patches")
+    if tuple(entry["grid"]) != grid:
+        raise BundleError(f"class {name!r}: trained on a {tuple(entry['grid'])} patch grid, the backbone gives {grid}")
+    calibration = Calibration.from_dict(entry["calibration"])
+    return ClassModel(MemoryBank(embeddings, weights, config.index), config, tuple(entry["grid"]), calibration)
