@@ -13,7 +13,9 @@ from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "lambda" / "predict"))
+import endpoint_client  # noqa: E402
 import predict_app  # noqa: E402
+import routes_predict  # noqa: E402
 
 TABLE, BUCKET = "ivadas-inspections", "ivadas-artifacts"
 ENDPOINTS = {"patchcore": "ivadas-patchcore", "softpatch": "ivadas-softpatch"}
@@ -71,8 +73,8 @@ def aws(monkeypatch):
             TableName=TABLE, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "day", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "day", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
-        monkeypatch.setattr(predict_app, "_runtime", None)
-        monkeypatch.setattr(predict_app, "_log", None)
+        monkeypatch.setattr(endpoint_client, "_runtime", None)
+        monkeypatch.setattr(routes_predict, "_log", None)
         yield
 
 
@@ -111,7 +113,7 @@ def test_inspections_are_listed_and_filtered(aws):
 
 
 def test_limits_are_enforced_before_anything_is_called(aws, monkeypatch):
-    monkeypatch.setattr(predict_app, "invoke", lambda *a, **k: pytest.fail("the endpoint must not be called"))
+    monkeypatch.setattr(routes_predict, "invoke", lambda *a, **k: pytest.fail("the endpoint must not be called"))
     huge = {"class_name": "tiles", "image_base64": "A" * (6 * 1024 * 1024)}
     status, body = call("POST", "/predict", huge)
     assert status == 413 and body["error"]["code"] == "payload_too_large"
@@ -144,7 +146,7 @@ def test_endpoint_failures_map_to_the_contract(aws, monkeypatch, failure, status
         def invoke_endpoint(self, **kwargs):
             raise failure
 
-    monkeypatch.setattr(predict_app, "_runtime", Failing())
+    monkeypatch.setattr(endpoint_client, "_runtime", Failing())
     got_status, body = call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE})
     assert (got_status, body["error"]["code"]) == (status, code)
 
@@ -164,7 +166,7 @@ def test_health_and_models_say_which_model_is_unavailable(aws, monkeypatch):
 
             return {"Body": io.BytesIO(json.dumps(described).encode())}
 
-    monkeypatch.setattr(predict_app, "_runtime", HalfUp())
+    monkeypatch.setattr(endpoint_client, "_runtime", HalfUp())
     # a kind never deployed (nothing approved) is not an outage; one that is deployed and failing is
     status, health = call("GET", "/health")
     assert status == 200 and health["status"] == "ok"
@@ -203,7 +205,7 @@ def test_the_input_chooses_the_default_kind_and_a_kind_refuses_the_other_modalit
             asked.append((EndpointName, json.loads(Body)))
             return {"Body": io.BytesIO(json.dumps(endpoint_result()).encode())}
 
-    monkeypatch.setattr(predict_app, "_runtime", Recording())
+    monkeypatch.setattr(endpoint_client, "_runtime", Recording())
     window = {"class_name": "pump-1", "window": [[1.0, 2], [1.5, 2]], "sensors": ["flow", "pressure"]}
     assert call("POST", "/predict", window)[0] == 200
     assert asked[-1][0] == "ivadas-machine_kind" and asked[-1][1]["window"] == [[1.0, 2], [1.5, 2]]

@@ -1,52 +1,17 @@
-// IVADAS inspection page: plain JavaScript, no build step, no external requests.
-"use strict";
+// The inspection page: choose class and model, drop images, read the verdict, heatmap and regions.
+import { $, api, clearError, showError as show } from "./api.js";
+import { addHistoryClasses, refreshHistory } from "./history.js";
+import { renderModelCards } from "./models.js";
 
 const MAX_IMAGE_BYTES = 4400000;
-const ERROR_TEXT = {
+const IMAGE_TEXTS = {
   payload_too_large: "The image is too large. Send an image of at most 4.4 MB.",
   unsupported_media_type: "That file is not an image IVADAS can read. Send a PNG, JPEG, BMP or TIFF.",
-  unusable_image: "The image could not be used: ",
   unknown_class: "This model does not know that product class: ",
-  unknown_model: "That model kind does not exist.",
-  model_unavailable: "The model is not available right now. Try again shortly or pick the other model.",
-  endpoint_timeout: "The model took too long to answer. Try again.",
-  throttled: "Too many requests right now. Wait a moment and try again.",
-  bad_request: "The request was not accepted: ",
 };
+const state = { models: [], results: [], current: -1, busy: false, rejudgeTimer: null };
 
-const state = { api: "", models: [], results: [], current: -1, busy: false, rejudgeTimer: null };
-const $ = (id) => document.getElementById(id);
-
-async function api(path, options = {}) {
-  let response;
-  try {
-    response = await fetch(state.api + path, { headers: { "Content-Type": "application/json" }, ...options });
-  } catch (err) {
-    throw { code: "network", message: "The IVADAS API cannot be reached. Check the connection and try again." };
-  }
-  let body = null;
-  try { body = await response.json(); } catch (err) { body = null; }
-  if (!response.ok) {
-    const error = (body && body.error) || {};
-    throw { code: error.code || "http_" + response.status, message: error.message || response.statusText, status: response.status };
-  }
-  return body;
-}
-
-function describeError(error) {
-  const prefix = ERROR_TEXT[error.code];
-  if (!prefix) return error.message || "Something went wrong.";
-  return prefix.endsWith(": ") ? prefix + (error.message || "") : prefix;
-}
-
-function showError(error) {
-  const box = $("error");
-  box.textContent = describeError(error);
-  box.dataset.code = error.code || "";
-  box.hidden = false;
-}
-
-function clearError() { $("error").hidden = true; $("error").textContent = ""; }
+function showError(error) { show(error, "error", IMAGE_TEXTS); }
 
 function setBusy(busy, text) {
   state.busy = busy;
@@ -56,9 +21,7 @@ function setBusy(busy, text) {
   for (const id of ["class-select", "model-select", "file-input", "dropzone"]) $(id).disabled = busy;
 }
 
-// ------------------------------------------------------------------------------ models
-
-async function loadModels() {
+export async function loadModels() {
   const listing = await api("/models");
   // this page inspects images: the sensor kinds have their own page; kinds never deployed are not offered
   state.models = listing.models.filter((m) => (m.modality || "image") === "image" && (m.available || m.deployed !== false));
@@ -73,7 +36,7 @@ async function loadModels() {
   const preferred = state.models.find((m) => m.available && m.kind === defaultKind) || state.models.find((m) => m.available);
   if (preferred) modelSelect.value = preferred.kind;
   fillClasses();
-  renderModelCards();
+  renderModelCards(listing.models.filter((m) => m.available || m.deployed !== false));
 }
 
 function selectedModel() { return state.models.find((m) => m.kind === $("model-select").value); }
@@ -87,60 +50,8 @@ function fillClasses() {
   for (const name of classes) classSelect.add(new Option(name, name));
   if (classes.includes(previous)) classSelect.value = previous;
   $("model-version").textContent = model ? (model.available ? `Serving ${model.version}` : `Unavailable: ${model.reason}`) : "";
-  const historyClass = $("history-class");
-  const known = new Set([...historyClass.options].map((o) => o.value));
-  for (const name of classes) if (!known.has(name)) historyClass.add(new Option(name, name));
+  addHistoryClasses(classes);
 }
-
-function fmt(value) { return value === null || value === undefined ? "n/a" : Number(value).toFixed(3); }
-
-function renderModelCards() {
-  const container = $("model-cards");
-  container.innerHTML = "";
-  for (const model of state.models) {
-    const card = document.createElement("article");
-    card.className = "card" + (model.available ? "" : " unavailable");
-    const title = document.createElement("h3");
-    title.textContent = `${model.kind} — ${model.available ? model.version : "unavailable"}`;
-    card.append(title);
-    if (!model.available) {
-      const reason = document.createElement("p");
-      reason.textContent = model.reason;
-      card.append(reason);
-      container.append(card);
-      continue;
-    }
-    if (model.warning) {
-      const warning = document.createElement("p");
-      warning.className = "warning";
-      warning.textContent = model.warning;
-      card.append(warning);
-    }
-    const mean = (model.metrics && model.metrics.mean) || {};
-    const perClass = (model.metrics && model.metrics.classes) || {};
-    const info = document.createElement("p");
-    info.className = "hint";
-    const backbone = model.backbone ? `backbone ${model.backbone.name} (${model.backbone.precision}, weights ${model.backbone.weights}), ` : "";
-    info.textContent = backbone + `mean image AUROC ${fmt(mean.image_auroc)}, pixel AUROC ${fmt(mean.pixel_auroc)}, PRO ${fmt(mean.aupro)}`;
-    card.append(info);
-    const table = document.createElement("table");
-    table.className = "table";
-    table.innerHTML = "<thead><tr><th scope='col'>Class</th><th scope='col'>Raw threshold</th><th scope='col'>Calibration</th><th scope='col'>Image AUROC</th><th scope='col'>F1</th></tr></thead>";
-    const body = document.createElement("tbody");
-    for (const [name, entry] of Object.entries(model.classes)) {
-      const row = body.insertRow();
-      const metrics = perClass[name] || {};
-      for (const text of [name, fmt(entry.raw_threshold), entry.calibration, fmt(metrics.image_auroc), fmt(metrics.f1)]) {
-        row.insertCell().textContent = text;
-      }
-    }
-    table.append(body);
-    card.append(table);
-    container.append(card);
-  }
-}
-
-// ---------------------------------------------------------------------------- inspect
 
 function readAsDataUrl(file) {
   return new Promise((resolve, reject) => {
@@ -302,36 +213,8 @@ function onThresholdChange() {
   }
 }
 
-// ---------------------------------------------------------------------------- history
 
-async function refreshHistory() {
-  const params = new URLSearchParams({ limit: "25" });
-  if ($("history-class").value) params.set("class_name", $("history-class").value);
-  if ($("history-verdict").value) params.set("verdict", $("history-verdict").value);
-  try {
-    const { inspections } = await api("/inspections?" + params.toString());
-    const rows = $("history-rows");
-    rows.innerHTML = "";
-    for (const item of inspections) {
-      const row = rows.insertRow();
-      row.insertCell().textContent = new Date(item.timestamp).toLocaleString();
-      row.insertCell().textContent = item.class_name;
-      row.insertCell().textContent = `${item.model_kind} ${item.model_version}`;
-      row.insertCell().textContent = Number(item.anomaly_score).toFixed(3);
-      const tag = document.createElement("span");
-      tag.className = "tag " + (item.is_anomaly ? "anomaly" : "normal");
-      tag.textContent = item.is_anomaly ? "anomaly" : "normal";
-      row.insertCell().append(tag);
-    }
-    if (!inspections.length) rows.insertRow().insertCell().textContent = "No inspections yet.";
-  } catch (error) {
-    showError(error);
-  }
-}
-
-// ------------------------------------------------------------------------------ wiring
-
-function wire() {
+export function initInspect() {
   const dropzone = $("dropzone");
   const input = $("file-input");
   dropzone.addEventListener("click", () => { if (!state.busy) input.click(); });  // a button: Enter and Space click it
@@ -349,27 +232,4 @@ function wire() {
     $("opacity-value").textContent = Math.round($("opacity").value * 100) + "%";
     $("heatmap").style.opacity = $("opacity").value;
   });
-  $("history-refresh").addEventListener("click", refreshHistory);
-  $("history-class").addEventListener("change", refreshHistory);
-  $("history-verdict").addEventListener("change", refreshHistory);
 }
-
-async function start() {
-  wire();
-  try {
-    const config = await fetch("config.json").then((r) => (r.ok ? r.json() : {}));
-    state.api = (config.apiBaseUrl || "").replace(/\/$/, "");
-    $("environment").textContent = config.environment || "";
-  } catch (err) {
-    state.api = "";
-  }
-  try {
-    await loadModels();
-  } catch (error) {
-    showError(error);
-  }
-  refreshHistory();
-  document.body.dataset.ready = "true";
-}
-
-start();

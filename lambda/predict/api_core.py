@@ -1,0 +1,62 @@
+"""What every route of the API shares: the logger and metrics, the error type and its JSON shape,
+request parsing with pydantic, and the request limits (checked before anything is called)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ValidationError
+
+logger = Logger(service="ivadas-api")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IVADAS"), service="ivadas-api")
+
+# Lambda's synchronous payload limit is 6 MB; leave room for the event envelope.
+MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", str(6 * 1024 * 1024 - 64 * 1024)))
+MAX_IMAGE_BYTES = int(os.environ.get("MAX_IMAGE_BYTES", "4400000"))
+MAX_BATCH = int(os.environ.get("MAX_BATCH", "8"))
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def request_id(event) -> str:
+    return event.request_context.request_id or "local"
+
+
+def error_response(error: ApiError, rid: str) -> Response:
+    metrics.add_metric(name=f"Errors_{error.code}", unit=MetricUnit.Count, value=1)
+    body = {"error": {"code": error.code, "message": error.message}, "request_id": rid}
+    return Response(error.status, content_types.APPLICATION_JSON, json.dumps(body))
+
+
+def json_body(event) -> dict:
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    body = event.body
+    if not body:
+        raise ApiError(400, "bad_request", "the request body is empty; send JSON")
+    if event.is_base64_encoded:
+        body = base64.b64decode(body)
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    return data
+
+
+def validated(model: type[BaseModel], data: dict):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(400, "bad_request", f"{where}: {first['msg']}") from None

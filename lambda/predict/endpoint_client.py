@@ -1,0 +1,132 @@
+"""The model kinds this deployment serves and the call to their real-time endpoints.
+
+Kinds are configuration, not code: `ENDPOINT_NAMES` (kind → endpoint), `MODEL_MODALITIES`
+(kind → image | sensors) and `DEFAULT_MODELS` (modality → the kind a request without `model`
+gets). Endpoint failures become the API's 502/503/504/429; the model's own 4xx pass through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+from api_core import ApiError, logger
+
+ENDPOINT_TIMEOUT_S = float(os.environ.get("ENDPOINT_TIMEOUT_S", "25"))  # inside API Gateway's 29 s
+INPUT_FIELDS = {"image": "image_base64", "sensors": "window"}
+#: The error code of a kind whose endpoint does not exist (nothing approved yet): not an outage.
+NOT_DEPLOYED = "model_not_deployed"
+
+
+def endpoint_names() -> dict[str, str]:
+    return json.loads(os.environ.get("ENDPOINT_NAMES", "{}")) or {"patchcore": "ivadas-patchcore", "softpatch": "ivadas-softpatch"}
+
+
+def model_kinds() -> tuple[str, ...]:
+    return tuple(endpoint_names())
+
+
+def modality_of(kind: str) -> str:
+    return json.loads(os.environ.get("MODEL_MODALITIES", "{}")).get(kind, "image")
+
+
+def default_models() -> dict[str, str]:
+    """The kind that answers a request naming none, per modality of what it sends."""
+    configured = json.loads(os.environ.get("DEFAULT_MODELS", "{}"))
+    return configured or {"image": os.environ.get("DEFAULT_MODEL", "patchcore")}
+
+
+def check_model_name(data: dict) -> None:
+    """An unknown `model` is a 404, before the rest of the body is judged."""
+    if isinstance(data.get("model"), str) and data["model"] and data["model"] not in model_kinds():
+        raise ApiError(404, "unknown_model", f"unknown model {data['model']!r}; choose one of {list(model_kinds())}")
+
+
+def resolve_kind(requested: str | None, modality: str) -> str:
+    """The kind to ask: the requested one (which must take this input), else the modality's default."""
+    kind = requested or default_models().get(modality)
+    if not kind:
+        raise ApiError(400, "bad_request", f"no default model for {modality} inputs; name one with 'model'")
+    if kind not in model_kinds():
+        raise ApiError(404, "unknown_model", f"unknown model {kind!r}; choose one of {list(model_kinds())}")
+    if modality_of(kind) != modality:
+        wanted = INPUT_FIELDS[modality_of(kind)]
+        raise ApiError(415, "unsupported_media_type", f"the {kind} model takes {wanted}, not {INPUT_FIELDS[modality]}")
+    return kind
+
+
+_runtime = None
+
+
+def runtime():
+    global _runtime
+    if _runtime is None:
+        config = Config(connect_timeout=3, read_timeout=ENDPOINT_TIMEOUT_S, retries={"max_attempts": 2, "mode": "standard"})
+        _runtime = boto3.client("sagemaker-runtime", config=config)
+    return _runtime
+
+
+def invoke(kind: str, payload: dict, record_errors: bool = True) -> dict:
+    endpoint = endpoint_names().get(kind)
+    if not endpoint:
+        raise ApiError(503, "model_unavailable", f"no endpoint is configured for {kind}")
+    try:
+        response = runtime().invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
+                                             Accept="application/json", Body=json.dumps(payload))
+        return json.loads(response["Body"].read())
+    except ClientError as exc:
+        error = endpoint_error(kind, endpoint, exc)
+    except (ReadTimeoutError, ConnectTimeoutError):
+        error = ApiError(504, "endpoint_timeout", f"the {kind} endpoint did not answer within {ENDPOINT_TIMEOUT_S:.0f} s")
+    except EndpointConnectionError:
+        error = ApiError(503, "model_unavailable", f"the {kind} endpoint cannot be reached")
+    except BotoCoreError as exc:
+        error = ApiError(502, "endpoint_error", f"calling the {kind} endpoint failed: {exc}")
+    if record_errors:
+        logger.warning("endpoint call failed", extra={"kind": kind, "endpoint": endpoint, "status": error.status, "code": error.code})
+    raise error
+
+
+def endpoint_error(kind: str, endpoint: str, exc: ClientError) -> ApiError:
+    """Map SageMaker runtime errors: the model's own 4xx pass through, the rest are 502/503/504/429."""
+    info = exc.response.get("Error", {})
+    code = info.get("Code", "")
+    if code == "ModelError":
+        original_status = int(exc.response.get("OriginalStatusCode", 0) or 0)
+        try:
+            original = json.loads(exc.response.get("OriginalMessage") or "{}").get("error", {})
+        except (json.JSONDecodeError, AttributeError):
+            original = {}
+        if 400 <= original_status < 500 and original.get("code"):
+            return ApiError(original_status, original["code"], original.get("message", "rejected by the model"))
+        if original_status == 503:
+            return ApiError(503, "model_unavailable", f"the {kind} model is not ready")
+        return ApiError(502, "model_error", f"the {kind} model failed on this request")
+    if code in ("ThrottlingException", "TooManyRequestsException"):
+        return ApiError(429, "throttled", "too many requests; retry shortly")
+    if code == "ValidationError" and "not found" in info.get("Message", ""):
+        return ApiError(503, NOT_DEPLOYED, f"no {kind} model is deployed yet; approve a {kind} version to serve it")
+    if code in ("ModelNotReadyException", "ServiceUnavailable", "InternalDependencyException"):
+        return ApiError(503, "model_unavailable", f"the {kind} model is not available ({info.get('Message') or code})")
+    if code in ("InternalFailure", "InternalServerError"):
+        return ApiError(502, "endpoint_error", f"the {kind} endpoint failed ({code})")
+    return ApiError(502, "endpoint_error", f"the {kind} endpoint returned {code}: {info.get('Message', '')}")
+
+
+def describe_all() -> dict[str, dict | ApiError]:
+    """Every kind's endpoint described, concurrently (a kind without an endpoint answers quickly)."""
+
+    def describe(kind):
+        try:
+            return invoke(kind, {"describe": True}, record_errors=False)
+        except ApiError as exc:
+            return exc
+
+    kinds = model_kinds()
+    with ThreadPoolExecutor(max_workers=min(8, len(kinds) or 1)) as pool:
+        return dict(zip(kinds, pool.map(describe, kinds)))
