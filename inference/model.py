@@ -132,3 +132,22 @@ def load_model(location: str | Path, threads: int | None = None, workdir: str | 
     model = kind_info(manifest["kind"]).load(root, manifest, threads)
     model._scratch = scratch  # an unpacked archive lives as long as the model
     return model
+
+
+def check_threshold(threshold) -> float:
+    """A request's override of the decision threshold on the normalised score (default 0.5)."""
+    if threshold is None:
+        return 0.5
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0.0 <= float(threshold) <= 1.0):
+        raise BadRequest(f"threshold must be a number in [0, 1], got {threshold!r}")
+    return float(threshold)
+
+
+def parse_threshold(value):
+    """A threshold from JSON (a number) or a header (text); range-checked by `check_threshold`."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"threshold must be a number in [0, 1], got {value!r}") from None

@@ -63,6 +63,22 @@ register(KindInfo("patchcore", "image", "inference.kinds.patchcore.bundle", IMAG
 register(KindInfo("softpatch", "image", "inference.kinds.patchcore.bundle", IMAGE_OUTPUTS,
                   "SoftPatch: PatchCore whose memory bank is cleaned of defects that slipped into the training images"))
 
+SENSOR_OUTPUTS = ("contributions", "events", "scores")
+SENSOR_SCORING = "inference.sensors.bundle"  # every sensor kind serves its ONNX graph the same way
+
+register(KindInfo("isolation_forest", "sensors", SENSOR_SCORING, SENSOR_OUTPUTS,
+                  "Isolation Forest: how few random splits isolate a reading from normal ones"))
+register(KindInfo("residual_forest", "sensors", SENSOR_SCORING, SENSOR_OUTPUTS,
+                  "Residual forest: each sensor predicted from the others and the time; anomalous beyond k σ of normal residuals"))
+register(KindInfo("pca", "sensors", SENSOR_SCORING, SENSOR_OUTPUTS,
+                  "PCA T² + Q: distance inside and away from the subspace normal readings span"))
+register(KindInfo("lstm_ae", "sensors", SENSOR_SCORING, SENSOR_OUTPUTS,
+                  "LSTM autoencoder: reconstruction error of a window of readings"))
+register(KindInfo("conv_ae", "sensors", SENSOR_SCORING, SENSOR_OUTPUTS,
+                  "Convolutional autoencoder: reconstruction error of a window of readings"))
+register(KindInfo("patchtst", "sensors", SENSOR_SCORING, SENSOR_OUTPUTS,
+                  "PatchTST: error of the next reading forecast by a patch transformer"))
+
 #: Every registered kind, in registration order.
 MODEL_KINDS = tuple(KINDS)
 

@@ -1,0 +1,67 @@
+"""Residual forest: every sensor regressed from the other sensors (and the time of day and week)
+by a random forest; a reading is anomalous when a sensor is further from what the others predict
+than `k_sigma` standard deviations of its normal residuals. The rule of plant engineers who watch
+"temperature too high for this load": it points straight at the sensor that disagrees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.ensemble import RandomForestRegressor
+
+from pipelines.sensors.graphs import residual_graph
+from pipelines.sensors.settings import SettingError
+from pipelines.sensors.training import FittedGraph, train_sensor_kind
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Trees per sensor.
+    n_estimators: int = 50
+    #: Depth limit: deep enough for daily and load-dependent patterns, small enough to serve fast.
+    max_depth: int = 10
+    #: Rows per leaf: a leaf of one row memorises noise and makes residuals look smaller than they are.
+    min_samples_leaf: int = 5
+    #: Threshold in standard deviations of the out-of-bag residuals (the factory rule: 2.5).
+    k_sigma: float = 2.5
+    #: Read the time of day and week when the data has timestamps ("auto" or "false").
+    time_features: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.k_sigma <= 0:
+            raise SettingError(f"k_sigma must be positive, got {self.k_sigma}")
+        if self.time_features not in ("auto", "false"):
+            raise SettingError(f"time_features must be auto or false, got {self.time_features!r}")
+
+
+def uses_time_features(settings: Settings) -> bool:
+    return settings.time_features == "auto"
+
+
+def fixed_threshold(settings: Settings) -> float:
+    return settings.k_sigma
+
+
+def fit(runs: list[np.ndarray], sensors: int, settings: Settings, seed: int, quiet: bool = True) -> FittedGraph:
+    rows = np.concatenate(runs)
+    width = rows.shape[1]
+    regressors, inputs_of, scales = [], [], []
+    for j in range(sensors):
+        columns = [c for c in range(width) if c != j]
+        forest = RandomForestRegressor(n_estimators=settings.n_estimators, max_depth=settings.max_depth,
+                                       min_samples_leaf=settings.min_samples_leaf, oob_score=True, bootstrap=True,
+                                       random_state=seed + j, n_jobs=1).fit(rows[:, columns], rows[:, j])
+        # out-of-bag residuals: in-sample residuals of a forest are far smaller than on new rows
+        residuals = rows[:, j] - forest.oob_prediction_
+        regressors.append(forest)
+        inputs_of.append(columns)
+        scales.append(max(float(np.std(residuals)), 1e-6))
+    return FittedGraph(residual_graph(regressors, inputs_of, np.array(scales), width), context=1, output="errors",
+                       aggregate="max")
+
+
+def train(job):
+    import sys
+
+    return train_sensor_kind(job, sys.modules[__name__])

@@ -1,0 +1,1 @@
+"""Sensor time series in the pipeline: datasets, splits, training glue, evaluation, demo data."""
