@@ -132,12 +132,11 @@ def cmd_predict(args) -> int:
     if args.url:
         return _predict_remote(args)
     from inference.model import load_model
-    from inference.vision.imageio import decode_image
     from inference.vision.render import heatmap_overlay
 
     detector = load_model(args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind))
     detector.model_for(args.class_name)
-    image = decode_image(Path(args.image).read_bytes(), max_bytes=1 << 62)
+    image = detector.decode(Path(args.image).read_bytes(), args.class_name, max_bytes=1 << 62)
     outputs = ("regions",) + (("heatmap",) if args.json else ())
     result, normalised_map = detector.predict_image_with_map(image, args.class_name, args.threshold, outputs)
     _print_verdict(result, args.json)

@@ -19,6 +19,7 @@ from PIL import Image
 from inference.calibration import Calibration
 from inference.errors import BadRequest
 from inference.model import ServedModel, WrongModality
+from inference.limits import MAX_IMAGE_BYTES
 from inference.vision.imageio import decode_image
 from inference.vision.render import heatmap_rgba, png_bytes, regions
 
@@ -49,6 +50,16 @@ class ImageModel(ServedModel):
     def model_for(self, class_name: str) -> ImageScorer:
         return self.scorers[self.check_class(class_name)]
 
+    def white_level(self, class_name: str) -> int | None:
+        """Raw value that becomes white when a high-bit-depth image of this class has no sBIT chunk:
+        learnt from the class's training images (None: they were 8-bit or stated their depth)."""
+        intensity = self.manifest["classes"].get(class_name, {}).get("intensity") or {}
+        return intensity.get("white_level")
+
+    def decode(self, data: bytes, class_name: str, max_bytes: int = MAX_IMAGE_BYTES) -> Image.Image:
+        """Decode request bytes exactly as this class's training images were decoded."""
+        return decode_image(data, max_bytes, self.white_level(class_name))
+
     def score_images(self, images: list[Image.Image], class_name: str, with_maps: bool = True) -> list[RawResult]:
         """Raw scores (and maps) for several images of one class, batched through the kind's scorer."""
         return self.model_for(class_name).score(images, with_maps)
@@ -68,7 +79,7 @@ class ImageModel(ServedModel):
     def predict_bytes(self, data: bytes, class_name: str, threshold: float | None = None, outputs=None) -> dict:
         started = time.perf_counter()
         self.model_for(class_name)  # an unknown class is reported before the image is decoded
-        image = decode_image(data)
+        image = self.decode(data, class_name)
         decoded = time.perf_counter()
         result = self.predict_image(image, class_name, threshold, outputs)
         result["timing_ms"]["decode"] = round((decoded - started) * 1000, 2)

@@ -90,3 +90,42 @@ def test_int8_backbone_trains_and_scores_like_fp32(demo_data, tmp_path, patchcor
     int8 = evaluate_bundle(tmp_path / "q.tar.gz", demo_data, tmp_path / "q", plots=False, quiet=True)
     fp32 = evaluate_bundle(patchcore_bundle[0], demo_data, tmp_path / "f", ["tiles"], plots=False, quiet=True)
     assert int8["classes"]["tiles"]["image_auroc"] >= fp32["classes"]["tiles"]["image_auroc"] - 0.05
+
+
+def _grey_twins(source, eight, twelve):
+    """Two copies of an MVTec-layout folder in grey: 8-bit PNGs, and the same frames at 12 bits in
+    16-bit PNGs without an sBIT chunk (as many industrial cameras write them)."""
+    from PIL import Image
+
+    for path in source.rglob("*.png"):
+        for root in (eight, twelve):
+            (root / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        if "ground_truth" in path.parts:
+            for root in (eight, twelve):
+                (root / path.relative_to(source)).write_bytes(path.read_bytes())
+            continue
+        grey = Image.open(path).convert("L")
+        grey.save(eight / path.relative_to(source))
+        twelve_bit = np.round(np.asarray(grey, np.float64) / 255 * 4095).astype(np.uint16)
+        Image.fromarray(twelve_bit).save(twelve / path.relative_to(source))
+
+
+def test_twelve_bit_frames_train_and_serve_like_their_eight_bit_originals(tmp_path):
+    """The white level is learnt from the training frames, stored in the bundle and used again at serving."""
+    source = generate(tmp_path / "colour", ["tiles"], size=64, train_count=12, test_good_count=3, test_defect_count=2, seed=3)
+    eight, twelve = tmp_path / "eight", tmp_path / "twelve"
+    _grey_twins(source, eight, twelve)
+    config = ModelConfig(image_size=64, coreset_ratio=0.1)
+    reports = {name: train_bundle(root, ["tiles"], config, BackboneSource("resnet18", "random"), tmp_path / f"{name}.tar.gz", quiet=True)
+               for name, root in (("eight", eight), ("twelve", twelve))}
+    intensity = reports["twelve"].manifest["classes"]["tiles"]["intensity"]
+    assert intensity["white_level"] == 4095
+    assert reports["eight"].manifest["classes"]["tiles"]["intensity"] is None
+    assert (reports["twelve"].manifest["classes"]["tiles"]["calibration"]
+            == reports["eight"].manifest["classes"]["tiles"]["calibration"])
+    served = {name: load_model(tmp_path / f"{name}.tar.gz") for name in reports}
+    for image in sorted((eight / "tiles/test").rglob("*.png")):
+        twin = twelve / image.relative_to(eight)
+        expected = served["eight"].predict_bytes(image.read_bytes(), "tiles", outputs=())
+        got = served["twelve"].predict_bytes(twin.read_bytes(), "tiles", outputs=())
+        assert got["raw_score"] == expected["raw_score"], image

@@ -43,6 +43,8 @@ class TrainedClass:
     model: ClassModel
     score_stats: dict = field(default_factory=dict)
     split: dict = field(default_factory=dict)
+    #: white level of high-bit-depth images without sBIT (`inference.vision.imageio.learn_white_level`)
+    intensity: dict | None = None
 
 
 def contents(config: ModelConfig, backbone_path: str | Path, backbone_spec: BackboneSpec, classes: list[TrainedClass],
@@ -91,6 +93,7 @@ def _class_entry(trained: TrainedClass) -> dict:
         "threshold": trained.model.calibration.threshold,
         "score_stats": trained.score_stats,
         "split": trained.split,
+        "intensity": trained.intensity,
     }
 
 

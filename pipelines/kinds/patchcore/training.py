@@ -21,7 +21,7 @@ from inference.kinds.patchcore.config import DEFAULT_CONFIG, ModelConfig
 from inference.kinds.patchcore.extractor import FeatureExtractor
 from inference.kinds.patchcore.model import ClassModel, build_memory_bank
 from inference.vision.backbone import BackboneSpec, OnnxBackbone
-from inference.vision.imageio import load_image_file
+from inference.vision.imageio import learn_white_level, load_image_file
 from pipelines.kinds import TrainingJob, TrainingReport
 from pipelines.vision.backbones import BackboneSource, resolve_backbone
 from pipelines.vision.datasets import ClassData, Sample, read_class
@@ -32,12 +32,12 @@ log = logging.getLogger(__name__)
 INT8_CALIBRATION_IMAGES = 32  # training images (spread over the classes) that set the INT8 activation ranges
 
 
-def load_images(samples: list[Sample], data: ClassData, desc: str, quiet: bool = False):
+def load_images(samples: list[Sample], data: ClassData, desc: str, quiet: bool = False, white_level: int | None = None):
     """Decoded images of `samples`; an image that fails to decode is reported and skipped."""
     images, kept = [], []
     for sample in tqdm(samples, desc=desc, unit="img", disable=quiet, leave=False):
         try:
-            images.append(load_image_file(sample.path))
+            images.append(load_image_file(sample.path, white_level=white_level))
             kept.append(sample)
         except (IvadasError, OSError) as exc:
             data.problem(sample.path, f"unreadable image: {exc}")
@@ -57,11 +57,17 @@ def embed_all(extractor: FeatureExtractor, images: list, desc: str, quiet: bool 
     return np.concatenate(parts), grid
 
 
+def class_intensity(split: ClassSplit) -> dict | None:
+    """How high-bit-depth images of the class become 8-bit: learnt from the images that fit the model."""
+    return learn_white_level([s.path for s in split.fit])
+
+
 def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit, config: ModelConfig,
-                quiet: bool = False) -> tuple[TrainedClass, dict]:
+                quiet: bool = False, intensity: dict | None = None) -> tuple[TrainedClass, dict]:
     timings = {}
     started = time.perf_counter()
-    images, _ = load_images(split.fit, data, f"{data.name}: load", quiet)
+    white_level = (intensity or {}).get("white_level")
+    images, _ = load_images(split.fit, data, f"{data.name}: load", quiet, white_level)
     if len(images) < 1:
         raise DatasetError(f"class {data.name!r}: no readable training images")
     embeddings, grid = embed_all(extractor, images, f"{data.name}: embed", quiet)
@@ -74,19 +80,20 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
     del embeddings
     started = time.perf_counter()
     model = ClassModel(bank, config, grid)
-    model.calibration, score_stats = _calibrate(extractor, model, data, split, config, quiet)
+    model.calibration, score_stats = _calibrate(extractor, model, data, split, config, quiet, white_level)
     timings["calibration_s"] = time.perf_counter() - started
-    trained = TrainedClass(data.name, model, score_stats, {**split.to_dict(), "problems": data.problems})
+    trained = TrainedClass(data.name, model, score_stats, {**split.to_dict(), "problems": data.problems}, intensity)
     return trained, timings
 
 
-def _calibrate(extractor, model: ClassModel, data: ClassData, split: ClassSplit, config: ModelConfig, quiet: bool):
+def _calibrate(extractor, model: ClassModel, data: ClassData, split: ClassSplit, config: ModelConfig, quiet: bool,
+               white_level: int | None = None):
     normal = split.calibration + [s for s in split.validation if not s.is_anomaly]
     anomalous = [s for s in split.validation if s.is_anomaly]
     if not normal:
         raise DatasetError(f"class {data.name!r}: no normal image is left for calibration; add images to train/good")
-    normal_scores = _raw_scores(extractor, model, normal, data, "calibrate normal", quiet)
-    anomalous_scores = _raw_scores(extractor, model, anomalous, data, "calibrate anomalous", quiet)
+    normal_scores = _raw_scores(extractor, model, normal, data, "calibrate normal", quiet, white_level)
+    anomalous_scores = _raw_scores(extractor, model, anomalous, data, "calibrate anomalous", quiet, white_level)
     calibration = calibrate(normal_scores, anomalous_scores, config.normal_quantile)
     stats = {
         "normal_mean": float(np.mean(normal_scores)),
@@ -97,8 +104,8 @@ def _calibrate(extractor, model: ClassModel, data: ClassData, split: ClassSplit,
     return calibration, stats
 
 
-def _raw_scores(extractor, model: ClassModel, samples, data, desc, quiet) -> np.ndarray:
-    images, _ = load_images(samples, data, f"{data.name}: {desc}", quiet)
+def _raw_scores(extractor, model: ClassModel, samples, data, desc, quiet, white_level=None) -> np.ndarray:
+    images, _ = load_images(samples, data, f"{data.name}: {desc}", quiet, white_level)
     if not images:
         return np.zeros(0)
     embeddings, _ = embed_all(extractor, images, f"{data.name}: {desc}", quiet)
@@ -129,6 +136,7 @@ def train_bundle(
         name: split_from_keys(data, split_keys[name]) if split_keys and name in split_keys else split_class(data, config.seed)
         for name, data in datasets.items()
     }
+    intensities = {name: class_intensity(split) for name, split in splits.items()}
     if quantize:
         from pipelines.vision.quantize import quantize_backbone
 
@@ -136,13 +144,14 @@ def train_bundle(
         per_class = max(1, INT8_CALIBRATION_IMAGES // len(classes))
         calibration_images = []
         for name in classes:
-            calibration_images += load_images(splits[name].fit[:per_class], datasets[name], "int8 calibration", quiet)[0]
+            calibration_images += load_images(splits[name].fit[:per_class], datasets[name], "int8 calibration", quiet,
+                                              (intensities[name] or {}).get("white_level"))[0]
         onnx_path, spec = quantize_backbone(onnx_path, spec, calibration_images, config.image_size)
     extractor = build_extractor(onnx_path, spec, config)
     trained, timings = [], {}
     for name in tqdm(classes, desc=f"train {config.kind}", unit="class", disable=quiet):
         started = time.perf_counter()
-        result, class_timings = train_class(extractor, datasets[name], splits[name], config, quiet)
+        result, class_timings = train_class(extractor, datasets[name], splits[name], config, quiet, intensities[name])
         class_timings["total_s"] = time.perf_counter() - started
         trained.append(result)
         timings[name] = class_timings
