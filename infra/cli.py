@@ -116,7 +116,8 @@ def cmd_evaluate(args) -> int:
     if not bundle.exists():
         raise FileNotFoundError(f"no model bundle at {bundle}; train one first or pass --bundle")
     report = modality(bundle_modality(bundle)).evaluate(bundle, args.data, output, _csv(args.classes) if args.classes else None,
-                                                         quiet=args.quiet)
+                                                         split=args.split, quiet=args.quiet)
+    print(f"split: {args.split} ({report.get('split', {}).get('description', '')})")
     print(f"{'class':<16}{'image AUROC':>12}{'pixel AUROC':>12}{'PRO':>8}{'F1':>8}")
     for name, values in {**report["classes"], "mean": report["mean"]}.items():
         print(f"{name:<16}" + "".join(f"{_fmt(values.get(k)):>{w}}" for k, w in (("image_auroc", 12), ("pixel_auroc", 12), ("aupro", 8), ("f1", 8))))
@@ -349,12 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a bundle on its held-out test split")
+    evaluate = sub.add_parser("evaluate", help="evaluate a bundle on its held-out test split (or every test image)")
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--bundle", help="model.tar.gz (default: the last one trained for --model)")
     _add_model_choice(evaluate)
     evaluate.add_argument("--classes")
     evaluate.add_argument("--output", help="report folder (default: $IVADAS_HOME/reports/<model>)")
+    evaluate.add_argument("--split", choices=("heldout", "all"), default="heldout",
+                          help="heldout: only test images that neither trained the model nor chose its threshold; "
+                               "all: every test image, as published tables (the report says which)")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -20,6 +20,8 @@ def parse(argv):
     parser.add_argument("--input", default=str(PROCESSING / "input" / "data"))
     parser.add_argument("--output", default=str(PROCESSING / "evaluation"))
     parser.add_argument("--classes", default="")
+    parser.add_argument("--split", choices=("heldout", "all"), default="heldout",
+                        help="heldout: the evaluation split recorded at training; all: every test image")
     return parser.parse_args(argv)
 
 
@@ -43,8 +45,8 @@ def main(argv=None) -> None:
     classes = [c for c in args.classes.split(",") if c] or None
     bundle = bundle_path(args.model)
     chosen = modality(bundle_modality(bundle))
-    report = chosen.evaluate(bundle, args.input, args.output, classes, quiet=True)
-    print(f"evaluate: mean {chosen.GATE_METRIC} {report['mean'].get(chosen.GATE_METRIC)}")
+    report = chosen.evaluate(bundle, args.input, args.output, classes, split=args.split, quiet=True)
+    print(f"evaluate ({args.split} split): mean {chosen.GATE_METRIC} {report['mean'].get(chosen.GATE_METRIC)}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,20 @@
-"""Evaluate a bundle on the evaluation split through the serving code path; report and plots.
+"""Evaluate a bundle on test images through the serving code path; report and plots.
 
-Outputs in `output_dir`: `evaluation.json` (per class and mean, plus the SageMaker model-quality
-metrics block), `roc_<class>.png`, `histogram_<class>.png`, `examples_<class>.png`.
+Two splits (`SPLITS`): `heldout` (the default) scores only the evaluation split recorded at
+training, images that neither fitted the memory bank nor chose the threshold; `all` scores every
+test image, as published tables do. The report says which one it used. Ranking metrics (image
+AUROC, pixel AUROC, AUPRO) use raw scores and raw maps; F1, precision, recall and accuracy use the
+class threshold.
+
+Outputs in `output_dir`: `evaluation.json` (per class and mean, the split, plus the SageMaker
+model-quality metrics block), `roc_<class>.png`, `histogram_<class>.png`, `examples_<class>.png`.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,83 +27,172 @@ from inference.errors import DatasetError, IvadasError
 from inference.vision.imageio import load_image_file
 
 from pipelines import metrics
-from pipelines.vision.datasets import read_class
+from pipelines.vision.datasets import ClassData, Sample, read_class
 
 METRIC_KEYS = ("image_auroc", "pixel_auroc", "aupro", "f1")
+SPLITS = {
+    "heldout": "the evaluation split recorded at training: test images that neither fitted the model nor chose "
+               "its threshold",
+    "all": "every test image, comparable to published tables; it includes the validation images the threshold was "
+           "chosen on (threshold_images per class), so F1, precision, recall and accuracy are optimistic; ranking "
+           "metrics do not use the threshold",
+}
 
 
-def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, plots: bool = True, quiet: bool = False,
-                    detector: ImageModel | None = None) -> dict:
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown evaluation split {split!r}; choose one of {list(SPLITS)}")
+    return split
+
+
+def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, split: str = "heldout", quiet: bool = False,
+                    plots: bool = True, detector: ImageModel | None = None) -> dict:
+    """Score `classes` of `data_root` on `split` and write `evaluation.json` (and plots) to `output_dir`."""
+    return evaluate_splits(bundle_path, data_root, output_dir, classes, (split,), quiet, plots, detector)[split]
+
+
+def evaluate_splits(bundle_path, data_root, output_dir, classes=None, splits=("heldout", "all"), quiet: bool = False,
+                    plots: bool = True, detector: ImageModel | None = None) -> dict[str, dict]:
+    """One report per split, scoring every image once. With several splits, each report goes to
+    `output_dir/<split>/`; with one, to `output_dir`."""
+    splits = tuple(check_split(s) for s in splits)
     detector = detector or load_model(bundle_path)
     classes = classes or detector.classes
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    per_class = {}
+    folders = {s: output_dir if len(splits) == 1 else output_dir / s for s in splits}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    per_class: dict[str, dict] = {s: {} for s in splits}
     for name in classes:
         detector.model_for(name)
-        result = evaluate_class(detector, data_root, name, quiet)
-        if plots:
-            write_plots(result, output_dir, name)
-        per_class[name] = result["metrics"]
-    report = {
-        "model": {"kind": detector.kind, "version": detector.version, "modality": detector.modality},
-        "classes": per_class,
-        "mean": _mean_metrics(per_class),
-    }
-    report["binary_classification_metrics"] = sagemaker_metrics(report["mean"], per_class)
-    (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2, sort_keys=True))
-    return report
+        data = read_class(data_root, name)
+        wanted = {s: evaluation_samples(detector, data, name, s) for s in splits}  # refusals before any scoring
+        union = {sample.key: sample for chosen in wanted.values() for sample in chosen}
+        scored = score_class(detector, data, name, list(union.values()), quiet, keep_images=plots)
+        validation = _recorded(detector, name).get("validation")
+        validation = None if validation is None else set(validation)
+        for s in splits:
+            result = scored.subset({sample.key for sample in wanted[s]})
+            result.metrics["threshold_images"] = (
+                None if validation is None else sum(sample.key in validation for sample in result.samples))
+            result.metrics["problems"] = data.problems
+            if plots:
+                write_plots(result, folders[s], name, detector.model_for(name).calibration)
+            per_class[s][name] = result.metrics
+    reports = {}
+    for s in splits:
+        report = {
+            "model": {"kind": detector.kind, "version": detector.version, "modality": detector.modality},
+            "split": {"name": s, "description": SPLITS[s]},
+            "classes": per_class[s],
+            "mean": _mean_metrics(per_class[s]),
+        }
+        report["binary_classification_metrics"] = sagemaker_metrics(report["mean"], per_class[s])
+        (folders[s] / "evaluation.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+        reports[s] = report
+    return reports
 
 
-def evaluation_samples(detector: ImageModel, data, name: str):
-    """The class's evaluation split as recorded at training (falls back to the whole test set)."""
-    split = detector.manifest["classes"][name].get("split", {})
-    wanted = set(split.get("evaluation", [])) if split else None
-    samples = [s for s in data.test if wanted is None or s.key in wanted]
+def _recorded(detector: ImageModel, name: str) -> dict:
+    return detector.manifest["classes"][name].get("split") or {}
+
+
+def evaluation_samples(detector: ImageModel, data: ClassData, name: str, split: str = "heldout") -> list[Sample]:
+    """The test images of `split`; `heldout` needs the split the bundle recorded at training."""
+    check_split(split)
+    if split == "all":
+        samples = list(data.test)
+    else:
+        recorded = _recorded(detector, name).get("evaluation")
+        if not recorded:
+            raise DatasetError(
+                f"class {name!r}: the bundle records no evaluation split, so the test images its threshold was "
+                f"chosen on are unknown and held-out metrics cannot be computed; use --split all to score the whole "
+                f"test set (the report says so)")
+        by_key = {s.key: s for s in data.test}
+        missing = [key for key in recorded if key not in by_key]
+        if missing:
+            raise DatasetError(f"class {name!r}: {len(missing)} image(s) of the recorded evaluation split are not "
+                               f"readable in {data.root}, e.g. {missing[0]}")
+        samples = [by_key[key] for key in recorded]
     if not samples:
         raise DatasetError(f"class {name!r} has no test images to evaluate in {data.root}")
     return samples
 
 
-def evaluate_class(detector: ImageModel, data_root, name: str, quiet: bool = False) -> dict:
-    data = read_class(data_root, name)
-    samples = evaluation_samples(detector, data, name)
+@dataclass
+class ScoredClass:
+    """Raw scores (and maps, masks, thumbnails) of the test images of one class, in sample order."""
+
+    samples: list[Sample]
+    labels: np.ndarray
+    raw_scores: np.ndarray
+    raw_maps: list[np.ndarray | None]
+    masks: list[np.ndarray | None]
+    images: list[Image.Image | None]
+    threshold: float
+    calibration: object
+    seconds_per_image: float
+    metrics: dict = field(default_factory=dict)
+
+    def subset(self, keys: set[str]) -> "ScoredClass":
+        keep = [i for i, s in enumerate(self.samples) if s.key in keys]
+        part = ScoredClass([self.samples[i] for i in keep], self.labels[keep], self.raw_scores[keep],
+                           [self.raw_maps[i] for i in keep], [self.masks[i] for i in keep],
+                           [self.images[i] for i in keep], self.threshold, self.calibration, self.seconds_per_image)
+        part.metrics = class_metrics(part)
+        return part
+
+
+def score_class(detector: ImageModel, data: ClassData, name: str, samples: list[Sample], quiet: bool = False,
+                keep_images: bool = True) -> ScoredClass:
+    """Raw scores of `samples` through the serving scorer; maps only where they are needed."""
     calibration = detector.model_for(name).calibration
     size = detector.manifest["preprocessing"]["image_size"]
+    with_maps = keep_images or any(s.mask is not None for s in samples)
+    white_level = detector.white_level(name)
     labels, scores, maps, masks, images, kept = [], [], [], [], [], []
     started = time.perf_counter()
     for sample in tqdm(samples, desc=f"evaluate {name}", unit="img", disable=quiet, leave=False):
         try:
-            image = load_image_file(sample.path)
+            image = load_image_file(sample.path, white_level=white_level)
         except IvadasError as exc:
             data.problem(sample.path, f"unreadable image: {exc}")
             continue
-        raw = detector.score_images([image], name)[0]
+        raw = detector.score_images([image], name, with_maps)[0]
         labels.append(int(sample.is_anomaly))
-        scores.append(float(calibration.normalise(raw.raw_score)))
-        maps.append(calibration.normalise(raw.raw_map).astype(np.float32))
-        masks.append(_mask(sample, size))
-        images.append(image.resize((size, size)))
+        scores.append(float(raw.raw_score))
+        maps.append(None if raw.raw_map is None else raw.raw_map.astype(np.float32))
+        masks.append(_mask(sample, size) if (sample.mask is not None or not sample.is_anomaly) else None)
+        images.append(image.resize((size, size)) if keep_images else None)
         kept.append(sample)
     elapsed = time.perf_counter() - started
-    labels, scores = np.array(labels), np.array(scores)
-    with_masks = [i for i, s in enumerate(kept) if s.mask is not None or not s.is_anomaly]
-    has_pixel_truth = any(kept[i].mask is not None for i in with_masks)
-    pixel_masks = np.stack([masks[i] for i in with_masks]) if has_pixel_truth else None
-    pixel_maps = np.stack([maps[i] for i in with_masks]) if has_pixel_truth else None
-    result_metrics = {
-        "image_auroc": metrics.image_auroc(labels, scores),
-        "pixel_auroc": metrics.pixel_auroc(pixel_masks, pixel_maps) if has_pixel_truth else None,
-        "aupro": metrics.aupro(pixel_masks, pixel_maps) if has_pixel_truth else None,
-        **metrics.threshold_metrics(labels, scores >= 0.5),
+    return ScoredClass(kept, np.array(labels, dtype=int), np.array(scores, dtype=np.float64), maps, masks, images,
+                       calibration.threshold, calibration, elapsed / max(len(kept), 1))
+
+
+def class_metrics(scored: ScoredClass) -> dict:
+    """Ranking metrics on raw scores and maps; thresholded metrics on the class threshold."""
+    labels, scores = scored.labels, scored.raw_scores
+    # pixel truth: anomalous images with a mask, and normal images (all-normal masks)
+    pixel = [i for i, s in enumerate(scored.samples) if s.mask is not None and scored.raw_maps[i] is not None]
+    normal = [i for i, s in enumerate(scored.samples) if not s.is_anomaly and scored.raw_maps[i] is not None]
+    pixel_masks = pixel_maps = None
+    if pixel:
+        chosen = pixel + normal
+        pixel_masks = np.stack([scored.masks[i] for i in chosen])
+        pixel_maps = np.stack([scored.raw_maps[i] for i in chosen])
+    return {
+        "image_auroc": metrics.image_auroc(labels, scores) if len(labels) else None,
+        "pixel_auroc": metrics.pixel_auroc(pixel_masks, pixel_maps) if pixel else None,
+        "aupro": metrics.aupro(pixel_masks, pixel_maps) if pixel else None,
+        **metrics.threshold_metrics(labels, scores >= scored.threshold),
         "images": int(len(labels)),
         "anomalous": int(labels.sum()),
-        "threshold": calibration.threshold,
-        "calibration": calibration.method,
-        "seconds_per_image": elapsed / max(len(labels), 1),
-        "problems": data.problems,
+        "threshold": scored.threshold,
+        "calibration": scored.calibration.method,
+        "seconds_per_image": scored.seconds_per_image,
     }
-    return {"metrics": result_metrics, "labels": labels, "scores": scores, "maps": maps, "images": images, "samples": kept}
 
 
 def _mask(sample, size: int) -> np.ndarray:
@@ -124,7 +220,7 @@ def sagemaker_metrics(mean: dict, per_class: dict) -> dict:
     return block
 
 
-def write_plots(result: dict, output_dir: Path, name: str) -> None:
+def write_plots(result: ScoredClass, output_dir: Path, name: str, calibration) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,11 +228,11 @@ def write_plots(result: dict, output_dir: Path, name: str) -> None:
 
     from inference.vision.render import colourise
 
-    labels, scores = result["labels"], result["scores"]
-    if labels.min() != labels.max():
+    labels, scores = result.labels, result.raw_scores
+    if len(labels) and labels.min() != labels.max():
         fpr, tpr = metrics.roc_points(labels, scores)
         fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.plot(fpr, tpr, label=f"AUROC {result['metrics']['image_auroc']:.3f}")
+        ax.plot(fpr, tpr, label=f"AUROC {result.metrics['image_auroc']:.3f}")
         ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{name}: image ROC")
         ax.legend(loc="lower right")
@@ -144,26 +240,28 @@ def write_plots(result: dict, output_dir: Path, name: str) -> None:
         fig.savefig(output_dir / f"roc_{name}.png", dpi=110)
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.linspace(0, 1, 41)
-    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
-    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="anomalous")
-    ax.axvline(0.5, color="black", linestyle="--", linewidth=1, label="threshold")
-    ax.set(xlabel="anomaly score (normalised)", ylabel="images", title=f"{name}: score histogram")
+    if len(scores):
+        bins = np.linspace(min(scores.min(), calibration.threshold), max(scores.max(), calibration.threshold), 41)
+        ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
+        ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="anomalous")
+    ax.axvline(calibration.threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+    ax.set(xlabel="raw anomaly score", ylabel="images", title=f"{name}: score histogram")
     ax.legend()
     fig.tight_layout()
     fig.savefig(output_dir / f"histogram_{name}.png", dpi=110)
     plt.close(fig)
-    _example_grid(result, output_dir / f"examples_{name}.png", colourise)
+    if len(scores) and result.raw_maps[0] is not None and result.images[0] is not None:
+        _example_grid(result, output_dir / f"examples_{name}.png", colourise, calibration)
 
 
-def _example_grid(result: dict, path: Path, colourise, count: int = 8) -> None:
-    order = np.argsort(-result["scores"])
-    picks = list(order[: count // 2]) + list(order[-(count // 2):])
-    size = result["images"][0].size[0]
+def _example_grid(result: ScoredClass, path: Path, colourise, calibration, count: int = 8) -> None:
+    order = np.argsort(-result.raw_scores)
+    picks = list(dict.fromkeys(list(order[: count // 2]) + list(order[-(count // 2):])))
+    size = result.images[0].size[0]
     grid = Image.new("RGB", (size * len(picks), size * 2), "white")
     for column, index in enumerate(picks):
-        image = result["images"][index].convert("RGB")
-        heat = Image.fromarray(colourise(result["maps"][index]))
+        image = result.images[index].convert("RGB")
+        heat = Image.fromarray(colourise(calibration.normalise(result.raw_maps[index])))
         grid.paste(image, (column * size, 0))
         grid.paste(Image.blend(image, heat, 0.5), (column * size, size))
     grid.save(path)

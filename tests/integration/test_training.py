@@ -129,3 +129,28 @@ def test_twelve_bit_frames_train_and_serve_like_their_eight_bit_originals(tmp_pa
         expected = served["eight"].predict_bytes(image.read_bytes(), "tiles", outputs=())
         got = served["twelve"].predict_bytes(twin.read_bytes(), "tiles", outputs=())
         assert got["raw_score"] == expected["raw_score"], image
+
+
+def test_cli_and_evaluate_step_choose_the_split(patchcore_bundle, demo_data, tmp_path, capsys):
+    from infra.cli import main as cli
+    from pipelines.steps.evaluate import main as step
+
+    bundle, report = patchcore_bundle
+    every = {name: len(read_class(demo_data, name).test) for name in ("tiles", "fabric")}
+    held = {name: len(report.manifest["classes"][name]["split"]["evaluation"]) for name in every}
+    assert all(held[name] < every[name] for name in every)
+
+    assert cli(["evaluate", "--data", str(demo_data), "--bundle", str(bundle), "--output", str(tmp_path / "all"),
+                "--split", "all", "--quiet"]) == 0
+    assert "split: all" in capsys.readouterr().out
+    written = json.loads((tmp_path / "all/evaluation.json").read_text())
+    assert written["split"]["name"] == "all"
+    assert {name: m["images"] for name, m in written["classes"].items()} == every
+    assert all(m["threshold_images"] == every[name] - held[name] for name, m in written["classes"].items())
+
+    step(["--model", str(bundle), "--input", str(demo_data), "--output", str(tmp_path / "step")])
+    written = json.loads((tmp_path / "step/evaluation.json").read_text())
+    assert written["split"]["name"] == "heldout"
+    assert {name: m["images"] for name, m in written["classes"].items()} == held
+    step(["--model", str(bundle), "--input", str(demo_data), "--output", str(tmp_path / "step-all"), "--split", "all"])
+    assert json.loads((tmp_path / "step-all/evaluation.json").read_text())["split"]["name"] == "all"
