@@ -45,3 +45,20 @@ def call(url: str, path: str, body: dict | None = None, timeout: float = 30) -> 
         raise ApiCallFailed(f"{error.get('message', exc.reason)} (HTTP {exc.code})", exc.code, error.get("code", "http_error")) from None
     except (urllib.error.URLError, OSError) as exc:
         raise ApiCallFailed(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+
+
+
+def predict_window_remote(url: str, csv_body: bytes, asset: str, model: str | None = None,
+                          threshold: float | None = None, timeout: float = 30) -> dict:
+    """POST /predict with the readings of a CSV window (header row; a timestamp column is sent as such)."""
+    from inference.sensors.sensor_model import read_csv_window
+
+    names, rows, timestamps = read_csv_window(csv_body)
+    body = {"class_name": asset, "window": rows, "sensors": names}
+    if timestamps is not None:
+        body["timestamps"] = timestamps
+    if model:
+        body["model"] = model
+    if threshold is not None:
+        body["threshold"] = threshold
+    return call(url, "/predict", body, timeout)

@@ -86,3 +86,24 @@ def png_bytes_of(path: Path) -> bytes:
 
 
 requires_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared (real data and backbone) is not present")
+
+
+SENSOR_ASSETS = ("pump-1", "pump-2")
+
+
+@pytest.fixture(scope="session")
+def sensor_data(tmp_path_factory) -> Path:
+    """Two pumps, 1,200 readings each at 2.5 min (two days), labelled faults in the second half."""
+    from pipelines.sensors.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("sensors") / "demo", SENSOR_ASSETS, rows=1200, seed=1)
+
+
+@pytest.fixture(scope="session")
+def sensor_bundle(sensor_data, tmp_path_factory):
+    """A PCA sensor bundle (the quickest sensor kind to train) of both pumps."""
+    from pipelines.kinds import TrainingJob, train
+
+    output = tmp_path_factory.mktemp("bundle-pca") / "model.tar.gz"
+    report = train(TrainingJob("pca", sensor_data, list(SENSOR_ASSETS), {}, output, lineage={"version": "sensors-1"}, quiet=True))
+    return output, report

@@ -79,7 +79,11 @@ register(KindInfo("conv_ae", "sensors", SENSOR_SCORING, SENSOR_OUTPUTS,
 register(KindInfo("patchtst", "sensors", SENSOR_SCORING, SENSOR_OUTPUTS,
                   "PatchTST: error of the next reading forecast by a patch transformer"))
 
+#: The kind a request that names none gets, per modality of what it sends (a deployment may choose
+#: others). PCA for sensors: see pipelines/sensors/BENCHMARKS.md.
+DEFAULT_KINDS = {"image": "patchcore", "sensors": "pca"}
+
 #: Every registered kind, in registration order.
 MODEL_KINDS = tuple(KINDS)
 
-__all__ = ["KINDS", "KindInfo", "MODALITIES", "MODEL_KINDS", "kind_info", "kinds_of", "register"]
+__all__ = ["DEFAULT_KINDS", "KINDS", "KindInfo", "MODALITIES", "MODEL_KINDS", "kind_info", "kinds_of", "register"]

@@ -19,7 +19,8 @@ from inference.errors import BadRequest
 from inference.model import ServedModel, WrongModality, check_threshold, parse_threshold
 from inference.sensors.events import find_spans
 from inference.sensors.scorer import ScoredSeries, SeriesScorer
-from inference.sensors.window import MAX_WINDOW_ROWS, SensorWindow, parse_window
+from inference.sensors.window import (IGNORED_COLUMNS, LABEL_COLUMNS, MAX_WINDOW_ROWS, TIMESTAMP_COLUMNS, SensorWindow,
+                                      parse_window)
 
 #: Sensors listed for an event or the peak row (the rest are in the full contributions list).
 TOP_SENSORS = 3
@@ -49,10 +50,14 @@ class SensorModel(ServedModel):
             raise WrongModality(f"the {self.kind} model takes text/csv or application/json windows, not {content_type}")
         class_name = self.class_from_attributes(attributes)
         scorer = self.scorer_for(class_name)
-        names, rows, timestamps = read_csv_window(body, self.manifest["classes"][class_name].get("timestamp_column"),
-                                                  self.manifest["classes"][class_name].get("label_columns", []))
-        window = parse_window(rows, names, timestamps, list(scorer.spec.columns), list(scorer.spec.sensors))
+        window = self.csv_window(body, class_name)
         return self.predict_window(window, class_name, parse_threshold(attributes.get("threshold")), attributes.get("outputs"))
+
+    def csv_window(self, body: bytes, asset: str) -> SensorWindow:
+        """A CSV window (header row) checked against the asset, its timestamp column read as such."""
+        spec, entry = self.scorer_for(asset).spec, self.manifest["classes"][asset]
+        names, rows, timestamps = read_csv_window(body, entry.get("timestamp_column"), entry.get("label_columns"))
+        return parse_window(rows, names, timestamps, list(spec.columns), list(spec.sensors))
 
     def predict_window(self, window: SensorWindow, class_name: str, threshold: float | None = None, outputs=None) -> dict:
         """Verdict for one checked window; `threshold` overrides 0.5 on the normalised score."""
@@ -81,7 +86,7 @@ class SensorModel(ServedModel):
         if "events" in outputs:
             result["events"] = self.events(scored, normalised, window, threshold)
         if "scores" in outputs:
-            result["scores"] = [None if np.isnan(v) else round(float(v), 5) for v in normalised]
+            result["scores"] = [None if np.isnan(v) else round(float(v), 6) for v in normalised]
         result["timing_ms"] = {"model": round((model_done - started) * 1000, 2),
                                "outputs": round((time.perf_counter() - model_done) * 1000, 2)}
         return result
@@ -140,8 +145,13 @@ class SensorModel(ServedModel):
         return {"max_window_rows": MAX_WINDOW_ROWS}
 
 
-def read_csv_window(body: bytes, timestamp_column: str | None, label_columns) -> tuple[list[str], list[list[float]], list | None]:
-    """(sensor names, rows, timestamps) of a CSV window with a header row; `,` `;` or tab separated."""
+def read_csv_window(body: bytes, timestamp_column: str | None = None,
+                    label_columns=None) -> tuple[list[str], list[list[float]], list | None]:
+    """(sensor names, rows, timestamps) of a CSV window with a header row; `,` `;` or tab separated.
+
+    Without `timestamp_column` (or when the body has no such column) a column of a usual timestamp
+    name is the time; label columns (and change points) are never readings.
+    """
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -152,7 +162,10 @@ def read_csv_window(body: bytes, timestamp_column: str | None, label_columns) ->
     delimiter = sniff_delimiter(lines[0])
     table = list(csv.reader(lines, delimiter=delimiter))
     header = [name.strip() for name in table[0]]
-    skip = {name for name in label_columns if name in header}
+    lowered = [name.lower() for name in header]
+    skip = {name for name in header if name in (label_columns or ()) or name.lower() in LABEL_COLUMNS + IGNORED_COLUMNS}
+    if timestamp_column not in header:  # not given, or the sender names its time column differently
+        timestamp_column = next((header[lowered.index(n)] for n in TIMESTAMP_COLUMNS if n in lowered), None)
     time_index = header.index(timestamp_column) if timestamp_column in header else None
     sensor_indices = [i for i, name in enumerate(header) if i != time_index and name not in skip]
     rows, timestamps = [], [] if time_index is not None else None

@@ -17,6 +17,11 @@ import numpy as np
 
 from inference.errors import BadRequest, PayloadTooLarge
 
+#: Column names that are not sensors, recognised in files and CSV bodies (case-insensitive).
+TIMESTAMP_COLUMNS = ("timestamp", "datetime", "time", "date")
+LABEL_COLUMNS = ("anomaly", "label", "is_anomaly")
+IGNORED_COLUMNS = ("changepoint",)
+
 #: Most rows one window may hold: a day of 1 Hz data is 86,400; windows are minutes or hours.
 MAX_WINDOW_ROWS = 10_000
 MAX_SENSORS = 512

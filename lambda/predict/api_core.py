@@ -59,4 +59,6 @@ def validated(model: type[BaseModel], data: dict):
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
+        if first["type"] == "too_long" and first["loc"][:1] in (("window",), ("items",)):
+            raise ApiError(413, "payload_too_large", f"{where}: {first['msg']}") from None
         raise ApiError(400, "bad_request", f"{where}: {first['msg']}") from None

@@ -1,7 +1,9 @@
 """Every inspection, recorded: DynamoDB + S3 on AWS, SQLite + a folder locally, one interface.
 
-A record holds time, class, model kind and version, scores, verdict and request id; the image
-itself is kept for anomalous results when `store_anomalous_images` is on.
+A record holds time, class (or asset), model kind and version, scores, verdict and request id, and
+in `detail` what the kind adds that an engineer looks for later (a sensor window's rows, its peak,
+its events and their top sensors); the image itself is kept for anomalous results when
+`store_anomalous_images` is on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from decimal import Decimal
 from pathlib import Path
 
 FIELDS = ("request_id", "timestamp", "class_name", "model_kind", "model_version", "anomaly_score", "raw_score",
-          "threshold", "is_anomaly", "image_key")
+          "threshold", "is_anomaly", "image_key", "detail")
+#: What a sensor verdict adds to its record (the full per-row scores stay out: they are in the answer).
+DETAIL_KEYS = ("rows", "scored_rows", "peak_at", "events")
+TOP_CONTRIBUTIONS = 3
 RETENTION_DAYS = 90
 
 
@@ -32,7 +37,21 @@ def inspection_record(result: dict, request_id: str) -> dict:
         "threshold": float(result["threshold"]),
         "is_anomaly": bool(result["is_anomaly"]),
         "image_key": None,
+        "detail": json.dumps(_detail(result)) if _detail(result) else None,
     }
+
+
+def _detail(result: dict) -> dict:
+    detail = {key: result[key] for key in DETAIL_KEYS if key in result}
+    if result.get("contributions"):
+        detail["contributions"] = result["contributions"][:TOP_CONTRIBUTIONS]
+    return detail
+
+
+def _plain_detail(record: dict) -> dict:
+    """The record as the API returns it: `detail` as an object, not the text it is stored as."""
+    text = record.get("detail")
+    return {**record, "detail": json.loads(text) if text else None}
 
 
 def _matches(record: dict, class_name: str | None, verdict: str | None) -> bool:
@@ -55,8 +74,11 @@ class SqliteInspectionLog:
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS inspections (request_id TEXT PRIMARY KEY, timestamp TEXT, class_name TEXT, "
                        "model_kind TEXT, model_version TEXT, anomaly_score REAL, raw_score REAL, threshold REAL, "
-                       "is_anomaly INTEGER, image_key TEXT)")
+                       "is_anomaly INTEGER, image_key TEXT, detail TEXT)")
             db.execute("CREATE INDEX IF NOT EXISTS by_time ON inspections (timestamp)")
+            columns = {row[1] for row in db.execute("PRAGMA table_info(inspections)")}
+            if "detail" not in columns:  # a log written before sensor verdicts had details
+                db.execute("ALTER TABLE inspections ADD COLUMN detail TEXT")
 
     def _connect(self):
         return sqlite3.connect(self.database, timeout=10)
@@ -81,7 +103,7 @@ class SqliteInspectionLog:
         with self._connect() as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(query + " ORDER BY timestamp DESC LIMIT ?", params + [limit]).fetchall()
-        return [{**dict(row), "is_anomaly": bool(row["is_anomaly"])} for row in rows]
+        return [_plain_detail({**dict(row), "is_anomaly": bool(row["is_anomaly"])}) for row in rows]
 
 
 class DynamoInspectionLog:
@@ -132,7 +154,7 @@ class DynamoInspectionLog:
         for key in ("anomaly_score", "raw_score", "threshold"):
             record[key] = float(record[key]) if record[key] is not None else None
         record["is_anomaly"] = bool(record["is_anomaly"])
-        return record
+        return _plain_detail(record)
 
 
 def from_environment():

@@ -1,5 +1,6 @@
 """The IVADAS API behind API Gateway, one Lambda for every route (route groups in `routes_*.py`):
-POST /predict, POST /predict/batch, GET /health, /models, /inspections.
+POST /predict, POST /predict/batch, GET /health, /models, /inspections, and the sensor feed's results
+(GET /assets, /assets/{asset}/series, /assets/{asset}/events).
 
 It validates and limits requests before calling anything, invokes the real-time endpoint of the
 requested model kind through `sagemaker-runtime` (`endpoint_client.py`), maps endpoint failures to
@@ -21,10 +22,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 import routes_inspections
 import routes_models
 import routes_predict
+import routes_sensors
 from api_core import MAX_BODY_BYTES, ApiError, error_response, logger, metrics, request_id
 
 app = APIGatewayRestResolver()
-for routes in (routes_predict, routes_models, routes_inspections):
+for routes in (routes_predict, routes_models, routes_inspections, routes_sensors):
     app.include_router(routes.router)
 
 

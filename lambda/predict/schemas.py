@@ -7,10 +7,11 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
-Output = Literal["heatmap", "regions", "contributions", "events", "detections"]
+Output = Literal["heatmap", "regions", "contributions", "events", "scores", "detections"]
 #: A sensor reading: a JSON number (strings are refused, not parsed); NaN and infinity are refused.
 Reading = Union[StrictInt, StrictFloat]
 #: Most rows one window may hold (a day of 1 Hz data is 86,400; windows are minutes, not days).
+#: The same limits as the endpoint's (`inference.sensors.window`); this asset ships without it.
 MAX_WINDOW_ROWS = 10_000
 MAX_SENSORS = 512
 
@@ -109,8 +110,12 @@ class PredictResponse(BaseModel):
     is_anomaly: bool
     heatmap_png_base64: str | None = None
     regions: list[Region] | None = None
-    contributions: list[dict] | None = None
-    events: list[dict] | None = None
+    contributions: list[dict] | None = Field(default=None, description="each sensor's share of the score at the peak row")
+    events: list[dict] | None = Field(default=None, description="spans at or above the threshold, with their top sensors")
+    scores: list[float | None] | None = Field(default=None, description="normalised score of every row (null before the context is full)")
+    rows: int | None = Field(default=None, description="rows of the window")
+    scored_rows: int | None = None
+    peak_at: str | int | float | None = Field(default=None, description="timestamp (or row) of the window's highest score")
     detections: list[dict] | None = None
     timing_ms: dict[str, float]
     request_id: str

@@ -25,11 +25,9 @@ import pandas as pd
 
 from inference.errors import DatasetError
 from inference.sensors.sensor_model import sniff_delimiter
+from inference.sensors.window import IGNORED_COLUMNS, LABEL_COLUMNS, TIMESTAMP_COLUMNS
 
 TABLE_SUFFIXES = (".csv", ".parquet")
-TIMESTAMP_COLUMNS = ("timestamp", "datetime", "time", "date")
-LABEL_COLUMNS = ("anomaly", "label", "is_anomaly")
-IGNORED_COLUMNS = ("changepoint",)
 #: A sensor with more unparsable or missing readings than this share is left out of the model.
 MAX_MISSING_FRACTION = 0.2
 #: An interval this many times the median interval is a gap.

@@ -28,13 +28,16 @@ from pipelines.sensors.datasets import filled, read_asset
 from pipelines.sensors.splits import SegmentSplit
 
 METRIC_KEYS = ("auroc", "f1", "precision", "recall", "far", "mar", "event_recall", "event_precision")
-SPLITS = ("heldout", "all")
+SPLITS = {
+    "heldout": "the rows after each recording's training period: neither fitted nor used to choose the threshold",
+    "all": "every row the model was not fitted on: the evaluation period and the calibration rows that chose the threshold",
+}
 
 
 def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, split: str = "heldout", quiet: bool = False,
                     plots: bool = True, model: SensorModel | None = None) -> dict:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise ValueError(f"unknown evaluation split {split!r}; choose one of {list(SPLITS)}")
     model = model or load_model(bundle_path)
     classes = classes or model.classes
     output_dir = Path(output_dir)
@@ -48,7 +51,7 @@ def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, split: str
     mean = {key: _mean([m[key] for m in per_class.values()]) for key in METRIC_KEYS}
     report = {
         "model": {"kind": model.kind, "version": model.version, "modality": model.modality},
-        "split": split,
+        "split": {"name": split, "description": SPLITS[split]},
         "classes": per_class,
         "mean": mean,
         "binary_classification_metrics": {key: {"value": mean[key], "standard_deviation": float(np.std(

@@ -1,0 +1,196 @@
+"""The API and the scheduled sensor feed with sensor models behind a SageMaker-runtime client that
+answers as AWS does (the endpoint's own 4xx arrive as ModelError with the original status)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from inference.errors import IvadasError
+from inference.model import load_model
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "lambda" / "predict"))
+import endpoint_client  # noqa: E402
+import predict_app  # noqa: E402
+import routes_predict  # noqa: E402
+import sensor_feed  # noqa: E402
+
+ENDPOINTS = {"patchcore": "ivadas-patchcore", "pca": "ivadas-pca", "lstm_ae": "ivadas-lstm_ae"}
+
+
+class Runtime:
+    """`sagemaker-runtime` for in-process models: InvokeEndpoint with AWS's error shapes."""
+
+    def __init__(self, models: dict):
+        self.models = models  # endpoint name → ServedModel
+        self.calls = 0
+
+    def invoke_endpoint(self, EndpointName, ContentType, Accept, Body):
+        self.calls += 1
+        model = self.models.get(EndpointName)
+        if model is None:
+            raise ClientError({"Error": {"Code": "ValidationError", "Message": f"Endpoint {EndpointName} not found."}}, "InvokeEndpoint")
+        request = json.loads(Body)
+        try:
+            answer = {**model.describe(), "metrics": {}} if request.get("describe") else model.predict(request)
+        except IvadasError as exc:
+            raise ClientError({"Error": {"Code": "ModelError", "Message": "Received client error"},
+                               "OriginalStatusCode": exc.status, "OriginalMessage": json.dumps(exc.to_dict())}, "InvokeEndpoint")
+        return {"Body": io.BytesIO(json.dumps(answer).encode()), "ContentType": "application/json"}
+
+
+class Context:
+    function_name = "ivadas-predict"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ivadas-predict"
+    aws_request_id = "lambda-request"
+
+    def __init__(self, remaining_ms: int = 29_000):
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self):
+        return self.remaining_ms
+
+
+@pytest.fixture(scope="module")
+def windowed_bundle(sensor_data, tmp_path_factory):
+    """An LSTM autoencoder over 8-row windows: scoring a row needs the 7 before it."""
+    from pipelines.kinds import TrainingJob, train
+
+    output = tmp_path_factory.mktemp("bundle-lstm") / "model.tar.gz"
+    train(TrainingJob("lstm_ae", sensor_data, ["pump-1"], {"window": "8", "epochs": "2", "hidden": "8"}, output, quiet=True))
+    return output
+
+
+@pytest.fixture
+def api(monkeypatch, tmp_path, sensor_bundle, windowed_bundle):
+    runtime = Runtime({"ivadas-pca": load_model(sensor_bundle[0]), "ivadas-lstm_ae": load_model(windowed_bundle)})
+    env = {"ENDPOINT_NAMES": json.dumps(ENDPOINTS),
+           "MODEL_MODALITIES": json.dumps({"patchcore": "image", "pca": "sensors", "lstm_ae": "sensors"}),
+           "DEFAULT_MODELS": json.dumps({"image": "patchcore", "sensors": "pca"}),
+           "INSPECTION_LOG": "sqlite", "INSPECTION_DB": str(tmp_path / "log.sqlite"), "SENSOR_STORE": str(tmp_path / "store")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(endpoint_client, "_runtime", runtime)
+    monkeypatch.setattr(routes_predict, "_log", None)
+    monkeypatch.setattr(sensor_feed, "_min_rows", {})
+    return runtime
+
+
+def call(method, path, body=None, query=None):
+    event = {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": {"Content-Type": "application/json"},
+             "multiValueHeaders": {}, "queryStringParameters": query, "multiValueQueryStringParameters": None,
+             "pathParameters": {"proxy": path[1:]}, "stageVariables": None, "isBase64Encoded": False,
+             "body": None if body is None else json.dumps(body),
+             "requestContext": {"requestId": str(uuid.uuid4()), "stage": "prod", "path": path, "httpMethod": method,
+                                "resourcePath": "/{proxy+}", "identity": {"sourceIp": "10.0.0.1"}}}
+    response = predict_app.handler(event, Context())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def pump_rows(sensor_data, asset="pump-2"):
+    from pipelines.sensors.datasets import read_asset
+
+    data = read_asset(sensor_data, asset)
+    return data.columns, data.segments[0]
+
+
+def test_a_window_goes_to_the_default_sensor_model_and_its_events_are_logged(api, sensor_data):
+    columns, segment = pump_rows(sensor_data)
+    body = {"class_name": "pump-2", "window": segment.values[760:830].tolist(), "sensors": columns,
+            "timestamps": segment.timestamps[760:830]}
+    status, result = call("POST", "/predict", body)
+    assert status == 200 and result["model"]["kind"] == "pca" and result["is_anomaly"] is True
+    assert result["contributions"][0]["sensor"] == "bearing_temp" and result["events"] and len(result["scores"]) == 70
+    assert result["peak_at"] in segment.timestamps[760:830] and result["rows"] == 70
+    status, history = call("GET", "/inspections", query={"class_name": "pump-2"})
+    assert status == 200 and history["inspections"][0]["detail"]["events"] == result["events"]
+    assert history["inspections"][0]["detail"]["contributions"] == result["contributions"][:3]
+
+
+def test_bad_windows_are_refused_by_the_api_or_passed_on_from_the_model(api, sensor_data):
+    columns, segment = pump_rows(sensor_data)
+    good = {"class_name": "pump-2", "window": segment.values[600:610].tolist(), "sensors": columns}
+    calls = api.calls
+    for body, status, words in [
+        ({**good, "window": [["1.5"] * 6]}, 400, "window"),
+        ({**good, "window": segment.values[:1].tolist() * 10_001}, 413, "window"),
+        ({**good, "timestamps": ["2026-01-01T00:00:00Z"]}, 400, "timestamps has 1 entries for 10 rows"),
+        ({**good, "image_base64": "aGVsbG8="}, 400, "exactly one of image_base64"),
+        ({**good, "model": "patchcore"}, 415, "takes image_base64, not window"),
+        ({**good, "model": "bananas"}, 404, "unknown model"),
+    ]:
+        got_status, got = call("POST", "/predict", body)
+        assert got_status == status and words in got["error"]["message"], (body.keys(), got)
+    assert api.calls == calls  # refused before any endpoint was called
+    got_status, got = call("POST", "/predict", {**good, "sensors": columns[:-1] + ["humidity"]})
+    assert got_status == 400 and "unknown sensor(s) ['humidity']" in got["error"]["message"]
+    got_status, got = call("POST", "/predict", {**good, "class_name": "pump-9"})
+    assert got_status == 404 and got["error"]["code"] == "unknown_class"
+    status, listed = call("GET", "/models")
+    sensors = {m["kind"]: m for m in listed["models"] if m["modality"] == "sensors"}
+    assert sensors["pca"]["default"] is True and "pump-2" in sensors["pca"]["classes"]
+    assert sensors["pca"]["classes"]["pump-2"]["sensors"] == columns
+
+
+def write_file(store: Path, asset: str, name: str, columns, timestamps, rows, text=None) -> None:
+    folder = store / "sensors" / asset / "incoming"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(["timestamp", *columns])] + [",".join([t, *map(repr, r)]) for t, r in zip(timestamps, rows)]
+    (folder / name).write_text(text if text is not None else "\n".join(lines) + "\n")
+
+
+def test_the_feed_scores_files_as_one_series_and_keeps_what_it_cannot_score(api, sensor_data, tmp_path):
+    store = tmp_path / "store"
+    columns, segment = pump_rows(sensor_data, "pump-1")
+    values, stamps = segment.values.tolist(), segment.timestamps
+    write_file(store, "pump-1", "a-0600.csv", columns, stamps[600:700], values[600:700])
+    write_file(store, "pump-1", "b-0700.csv", columns, stamps[700:830], values[700:830])
+    write_file(store, "pump-1", "c-bad.csv", columns, [], [], text="timestamp,motor_current\n2026-03-04T00:00:00Z,broken\n")
+    write_file(store, "pump-1", "d-unknown.csv", ["humidity"], stamps[830:840], [[1.0]] * 10)
+
+    summary = sensor_feed.handler({"model": "lstm_ae"}, Context(300_000))
+    assert summary["assets"]["pump-1"] == {"scored": 2, "failed": 2, "waiting": 0}
+    folder = store / "sensors" / "pump-1"
+    assert sorted(p.name for p in (folder / "processed").iterdir()) == ["a-0600.csv", "b-0700.csv"]
+    assert not any((folder / "incoming").iterdir())
+    reasons = {p.name: json.loads(p.read_text())["reason"] for p in (folder / "failed").glob("*.error.json")}
+    assert "not a number" in reasons["c-bad.csv.error.json"] and "humidity" in reasons["d-unknown.csv.error.json"]
+
+    first, second = [json.loads(p.read_text()) for p in sorted((folder / "results").iterdir())]
+    assert first["scores"][:7] == [None] * 7 and all(s is not None for s in first["scores"][7:])
+    assert all(s is not None for s in second["scores"])  # the first file's last rows gave the context
+    reference = load_model_for(api, "ivadas-lstm_ae").predict(
+        {"class_name": "pump-1", "window": values[600:830], "sensors": columns, "timestamps": stamps[600:830]})
+    assert second["scores"] == reference["scores"][100:]  # scored as one continuous series
+
+    status, series = call("GET", "/assets/pump-1/series", query={"limit": "200"})
+    assert status == 200 and len(series["timestamps"]) == 200 and series["timestamps"][-1] == stamps[829]
+    assert series["scores"] == (first["scores"] + second["scores"])[-200:] and series["sensors"] == columns
+    status, assets = call("GET", "/assets")
+    assert assets["assets"][0]["asset"] == "pump-1" and assets["assets"][0]["failed_files"] == 2
+    status, events = call("GET", "/assets/pump-1/events")
+    assert status == 200 and [e["start"] for e in events["events"]] == sorted({e["start"] for e in events["events"]}, reverse=True)
+    status, history = call("GET", "/inspections", query={"class_name": "pump-1"})
+    assert len(history["inspections"]) == 2 and history["inspections"][0]["request_id"].startswith("feed-")
+    assert call("GET", "/assets/pump-3/series")[0] == 404 and call("GET", "/assets/..%2Fetc/series")[0] == 400
+
+
+def test_a_file_waits_while_the_endpoint_is_down(api, sensor_data, tmp_path):
+    columns, segment = pump_rows(sensor_data, "pump-1")
+    write_file(tmp_path / "store", "pump-1", "a.csv", columns, segment.timestamps[:20], segment.values[:20].tolist())
+    api.models.clear()  # no endpoint: SageMaker answers ValidationError "not found"
+    summary = sensor_feed.handler({"model": "pca"}, Context(300_000))
+    assert summary["assets"]["pump-1"] == {"scored": 0, "failed": 0, "waiting": 1}
+    assert (tmp_path / "store" / "sensors" / "pump-1" / "incoming" / "a.csv").is_file()
+
+
+def load_model_for(runtime: Runtime, endpoint: str):
+    return runtime.models[endpoint]

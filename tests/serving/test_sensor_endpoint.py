@@ -1,0 +1,135 @@
+"""A sensor model's endpoint as a real process: windows in JSON and CSV, explanations, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.serving.conftest import free_port, http, png_bytes, wait_for
+
+
+@pytest.fixture(scope="module")
+def sensor_endpoint(sensor_bundle, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("sensor-endpoint") / "server.log"
+    env = {**os.environ, "IVADAS_MODEL_DIR": str(sensor_bundle[0].parent), "SAGEMAKER_BIND_TO_PORT": str(port),
+           "SAGEMAKER_BIND_HOST": "127.0.0.1", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "inference.serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(url + "/ping", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def pump(sensor_data):
+    from pipelines.sensors.datasets import read_asset
+
+    data = read_asset(sensor_data, "pump-2")
+    return data.columns, data.segments[0]
+
+
+def invoke(url, body, headers=None):
+    return http("POST", url + "/invocations", body, headers)
+
+
+def window(pump, start: int, stop: int, **extra) -> dict:
+    columns, segment = pump
+    return {"class_name": "pump-2", "window": segment.values[start:stop].tolist(), "sensors": columns,
+            "timestamps": segment.timestamps[start:stop], **extra}
+
+
+def test_ping_and_describe_name_the_sensors(sensor_endpoint):
+    assert http("GET", sensor_endpoint + "/ping") == (200, {"status": "healthy", "kind": "pca", "modality": "sensors"})
+    status, described = invoke(sensor_endpoint, {"describe": True})
+    assert status == 200 and described["modality"] == "sensors" and described["version"] == "sensors-1"
+    assert described["outputs"] == ["contributions", "events", "scores"]
+    pump = described["classes"]["pump-2"]
+    assert pump["sensors"][:2] == ["motor_current", "flow_rate"] and pump["min_rows"] == 1 and pump["threshold"] == 0.5
+
+
+def test_a_drifting_bearing_is_an_event_driven_by_its_temperature(sensor_endpoint, pump):
+    status, result = invoke(sensor_endpoint, window(pump, 760, 830))
+    assert status == 200 and result["is_anomaly"] is True and result["rows"] == 70
+    assert result["contributions"][0]["sensor"] == "bearing_temp"
+    assert abs(sum(c["share"] for c in result["contributions"]) - 1.0) < 1e-3
+    assert result["events"] and all(e["top_sensors"][0]["sensor"] == "bearing_temp" for e in result["events"])
+    first = result["events"][0]
+    assert first["start"] in pump[1].timestamps[760:830] and first["duration_s"] >= 0
+    assert len(result["scores"]) == 70 and max(result["scores"]) == result["anomaly_score"]
+
+
+def test_a_normal_stretch_is_normal_and_outputs_can_be_chosen(sensor_endpoint, pump):
+    status, result = invoke(sensor_endpoint, window(pump, 600, 670, outputs=["events"]))
+    assert status == 200 and result["is_anomaly"] is False and result["events"] == []
+    assert "contributions" not in result and "scores" not in result
+
+
+def test_columns_in_any_order_and_a_csv_body_give_the_same_answer(sensor_endpoint, pump):
+    columns, segment = pump
+    _, reference = invoke(sensor_endpoint, window(pump, 760, 790))
+    order = list(reversed(range(len(columns))))
+    shuffled = {"class_name": "pump-2", "sensors": [columns[i] for i in order],
+                "window": [[row[i] for i in order] for row in segment.values[760:790].tolist()],
+                "timestamps": segment.timestamps[760:790]}
+    _, reordered = invoke(sensor_endpoint, shuffled)
+    assert reordered["anomaly_score"] == reference["anomaly_score"] and reordered["peak_at"] == reference["peak_at"]
+    lines = [";".join(["datetime", *columns, "anomaly"])]
+    lines += [";".join([t, *map(repr, row), "0"]) for t, row in zip(segment.timestamps[760:790], segment.values[760:790].tolist())]
+    status, from_csv = invoke(sensor_endpoint, "\n".join(lines).encode(),
+                              {"Content-Type": "text/csv", "X-Amzn-SageMaker-Custom-Attributes": "class_name=pump-2"})
+    assert status == 200 and from_csv["anomaly_score"] == reference["anomaly_score"] and from_csv["peak_at"] == reference["peak_at"]
+
+
+def test_every_bad_window_is_a_clear_error_and_the_server_keeps_serving(sensor_endpoint, pump):
+    columns, segment = pump
+    good = window(pump, 600, 610)
+    rows = good["window"]
+    cases = [
+        ({**good, "sensors": None, "window": [r[:-1] for r in rows]}, 400, "6 sensors"),
+        ({**good, "sensors": columns[:-1] + ["humidity"]}, 400, "unknown sensor(s) ['humidity']"),
+        ({**good, "sensors": columns[:-1] + [columns[0]]}, 400, "more than once"),
+        ({**good, "window": [rows[0][:3] + ["hot"] + rows[0][4:]] + rows[1:]}, 400, "is not a number"),
+        ({**good, "window": [[True] + rows[0][1:]] + rows[1:]}, 400, "is not a number"),
+        ({**good, "window": []}, 400, "non-empty list"),
+        ({**good, "window": rows[:3] + [rows[3][:-1]] + rows[4:]}, 400, "same number of readings"),
+        ({**good, "timestamps": good["timestamps"][:5] + good["timestamps"][4:9]}, 400, "repeats the row before"),
+        ({**good, "timestamps": list(reversed(good["timestamps"]))}, 400, "is earlier than the row before"),
+        ({**good, "timestamps": good["timestamps"][:-1]}, 400, "one entry per row"),
+        ({**good, "timestamps": ["yesterday"] + good["timestamps"][1:]}, 400, "not ISO 8601"),
+        ({**good, "window": rows * 1001}, 413, "at most 10000"),
+        ({**good, "class_name": "pump-9"}, 404, "unknown asset 'pump-9'"),
+        ({"class_name": "pump-2", "image_base64": b64_png()}, 415, "sensor windows: send window"),
+    ]
+    for body, status, message in cases:
+        got_status, got = invoke(sensor_endpoint, {k: v for k, v in body.items() if v is not None})
+        assert (got_status, got["error"]["code"] != "") == (status, True), (message, got)
+        assert message in got["error"]["message"], (message, got)
+    nan_body = json.dumps(good).replace(repr(rows[2][1]), "NaN", 1).encode()
+    status, got = invoke(sensor_endpoint, nan_body)
+    assert status == 400 and "NaN or infinite" in got["error"]["message"]
+    status, got = invoke(sensor_endpoint, png_bytes(), {"Content-Type": "image/png", "X-Amzn-SageMaker-Custom-Attributes": "class_name=pump-2"})
+    assert status == 415 and "text/csv" in got["error"]["message"]
+    status, got = invoke(sensor_endpoint, b"datetime,motor_current\n2026-01-01,oops\n",
+                         {"Content-Type": "text/csv", "X-Amzn-SageMaker-Custom-Attributes": "class_name=pump-2"})
+    assert status == 400 and "'oops' is not a number" in got["error"]["message"]
+    assert invoke(sensor_endpoint, good)[0] == 200
+
+
+def test_an_image_model_asked_for_a_window_says_what_it_takes(endpoint):
+    status, got = http("POST", endpoint + "/invocations", {"class_name": "tiles", "window": [[1.0, 2.0]]})
+    assert status == 415 and "send image_base64, not window" in got["error"]["message"]
+
+
+def b64_png() -> str:
+    import base64
+
+    return base64.b64encode(png_bytes()).decode()
