@@ -9,17 +9,20 @@
 4. A watcher: when the served version of a kind changes in the registry, the endpoint switches to
    it with a graceful worker reload (SIGHUP): requests in flight finish on the old model; a kind
    approved for the first time gets its endpoint started.
-Ctrl-C stops everything.
+
+Ctrl-C, SIGTERM (`docker stop`, systemd, `timeout`) and SIGHUP (the terminal closed) stop every
+server before `ivadas up` exits; if `ivadas up` dies without stopping them (SIGKILL, OOM killer),
+the servers stop on their own (see `lifeline.py`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -31,6 +34,8 @@ from inference.kinds import MODEL_KINDS, kind_info, kinds_of
 from pipelines.definition import model_package_group
 from pipelines.local_runner import LocalPipeline, RunParameters, source_revision
 from pipelines.registry import APPROVED, LocalRegistry, ModelVersion
+
+from .lifeline import Lifeline
 
 DEMO_APPROVAL = "demo: approved automatically by `ivadas up` (synthetic data)"
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,9 +51,14 @@ class Demo:
     settings: dict
 
     def generate(self, root: Path) -> None:
+        """Write the demo data to `root`, all or nothing: a run stopped while generating leaves no
+        half dataset that the next run would train on."""
         from pipelines.vision.synthetic import generate
 
-        generate(root, self.classes)
+        partial = root.with_name(f".{root.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        generate(partial, self.classes)
+        partial.rename(root)  # replaces an empty `root`, the only kind this is called on
 
 
 #: What `ivadas up` trains when nothing is approved yet. Random backbone weights are a loud
@@ -79,8 +89,12 @@ class StackSettings:
     gateway_workers: int = 4
     endpoint_workers: int = 1
     poll_seconds: float = 2.0
-    echo: object = print
+    echo: object = None  # default: print each line at once, so a log shows progress as it happens
     extra_env: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.echo is None:
+            self.echo = _print_now
 
     @property
     def store(self) -> Path:
@@ -118,6 +132,7 @@ class LocalStack:
         self.ports: dict[str, int] = {}
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._lifeline = Lifeline()
 
     # --------------------------------------------------------------------------- models
 
@@ -125,8 +140,7 @@ class LocalStack:
         """The served version of every kind to serve: the demo's (or the data's) kinds, trained and
         approved here if nothing is approved yet, and any other kind that already has an approval."""
         s = self.settings
-        wanted = {kind: modality for modality, demo in DEMOS.items() for kind in demo.kinds} if s.data is None else \
-            {kind: s.data_modality for kind in (DEMOS[s.data_modality].kinds if s.data_modality in DEMOS else kinds_of(s.data_modality))}
+        wanted = self._kinds_to_train()
         served = {}
         for kind in MODEL_KINDS:
             version = self.registry.served(model_package_group(s.pipeline, kind))
@@ -135,6 +149,26 @@ class LocalStack:
             if version is not None:
                 served[kind] = version
         return served
+
+    def _kinds_to_train(self) -> dict[str, str]:
+        """Kind → modality of every kind trained here when it has no approved version: with `--data`,
+        the kinds of the data's modality; else the kinds of every demo that has a chosen class."""
+        s = self.settings
+        if s.data is not None:
+            kinds = DEMOS[s.data_modality].kinds if s.data_modality in DEMOS else kinds_of(s.data_modality)
+            return {kind: s.data_modality for kind in kinds}
+        every_demo_class = [name for demo in DEMOS.values() for name in demo.classes]
+        unknown = [name for name in s.classes if name not in every_demo_class]
+        if unknown:
+            raise ValueError(f"the demo has no class {', '.join(map(repr, unknown))}; its classes are "
+                             f"{', '.join(every_demo_class)} (use --data DIR to train on your own data)")
+        return {kind: modality for modality, demo in DEMOS.items() if self._demo_classes(modality) for kind in demo.kinds}
+
+    def _demo_classes(self, modality: str) -> tuple[str, ...]:
+        """The classes of the modality's demo to train: those chosen with `--classes`, else all."""
+        demo = DEMOS[modality]
+        chosen = self.settings.classes
+        return tuple(name for name in chosen if name in demo.classes) if chosen else demo.classes
 
     def _train_and_approve(self, kind: str, modality: str) -> ModelVersion:
         s = self.settings
@@ -152,7 +186,7 @@ class LocalStack:
             settings.update({k: v for k, v in (("backbone", s.backbone), ("weights", s.weights)) if v})
         from pipelines.modalities import modality as modality_module
 
-        classes = tuple(s.classes) or (DEMOS[modality].classes if demo else tuple(modality_module(modality).list_classes(data)))
+        classes = self._demo_classes(modality) if demo else tuple(s.classes) or tuple(modality_module(modality).list_classes(data))
         s.echo(f"no approved {kind} model: training one on {'the DEMO data' if demo else data} ({', '.join(classes)}"
                + (f"; backbone {settings['backbone']}" if "backbone" in settings else "") + ") ...")
         pipeline = LocalPipeline(s.store, s.pipeline, echo=lambda line: s.echo("  " + line))
@@ -195,7 +229,7 @@ class LocalStack:
                           self._log(f"endpoint-{kind}"))
         runtime_env = {"IVADAS_GATEWAY_ROLE": "runtime", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.runtime_port),
                        "IVADAS_LOCAL_ENDPOINTS_FILE": str(s.endpoints_file)}
-        self.processes["runtime"] = self._spawn([sys.executable, "-m", "infra.local.serve_gateway"], runtime_env, self._log("runtime"))
+        self.processes["runtime"] = self._spawn("infra.local.serve_gateway", runtime_env, self._log("runtime"))
         gateway_env = {
             "IVADAS_GATEWAY_ROLE": "api", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.port),
             "IVADAS_GATEWAY_WORKERS": str(s.gateway_workers), "IVADAS_UI_DIR": str(ROOT / "ui"),
@@ -209,7 +243,7 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": "ivadas-api", "POWERTOOLS_METRICS_NAMESPACE": "IVADAS",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
         }
-        self.processes["gateway"] = self._spawn([sys.executable, "-m", "infra.local.serve_gateway"], gateway_env, self._log("gateway"))
+        self.processes["gateway"] = self._spawn("infra.local.serve_gateway", gateway_env, self._log("gateway"))
         _wait_healthy(f"{s.url}/health", self.processes["gateway"], "the gateway", self._log("gateway"))
         self._watcher = threading.Thread(target=self._watch, name="registry-watcher", daemon=True)
         self._watcher.start()
@@ -226,7 +260,7 @@ class LocalStack:
         link = self.stage(kind, version)
         env = {"IVADAS_MODEL_DIR": str(link), "SAGEMAKER_BIND_HOST": s.host, "SAGEMAKER_BIND_TO_PORT": str(port),
                "SAGEMAKER_MODEL_SERVER_WORKERS": str(s.endpoint_workers)}
-        self.processes[kind] = self._spawn([sys.executable, "-m", "inference.serve"], env, self._log(f"endpoint-{kind}"))
+        self.processes[kind] = self._spawn("inference.serve", env, self._log(f"endpoint-{kind}"))
         self.ports[kind] = port
         self._write_endpoints()
 
@@ -246,10 +280,14 @@ class LocalStack:
         partial.write_text(json.dumps({s.endpoint_name(kind): f"{s.host}:{port}" for kind, port in self.ports.items()}))
         partial.replace(path)
 
-    def _spawn(self, command, env: dict, log_path: Path) -> subprocess.Popen:
+    def _spawn(self, module: str, env: dict, log_path: Path) -> subprocess.Popen:
+        """`python -m module` as a server of this stack: tied to its lifeline, in a session of its own
+        (a Ctrl-C in the terminal reaches only `ivadas up`, which stops the servers in order; and the
+        server and its workers form one process group that `stop` can kill as a whole)."""
         with open(log_path, "ab") as log:  # the child keeps its own descriptor
-            return subprocess.Popen(command, env={**os.environ, **self.settings.extra_env, **env}, stdout=log,
-                                    stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+            return subprocess.Popen(self._lifeline.command(module), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                    env={**os.environ, **self.settings.extra_env, **env, **self._lifeline.env},
+                                    pass_fds=self._lifeline.pass_fds, start_new_session=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.poll_seconds):
@@ -271,17 +309,22 @@ class LocalStack:
         self.processes[kind].send_signal(signal.SIGHUP)  # new workers load it; old ones finish their requests
         self.settings.echo(f"{kind} endpoint switching to {version.id}")
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 15) -> None:
+        """Stop every server gracefully (requests in flight finish); kill what is still running after
+        `timeout_s`, workers included. Returns when every server has exited and freed its port."""
         self._stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join()  # it may be starting an endpoint: let it finish, so that one is stopped too
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + timeout_s
         for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                _kill_process_group(process)
+        self._lifeline.close()
 
     def summary(self) -> str:
         lines = [f"IVADAS is running at {self.settings.url}  (UI: {self.settings.url}/, API: POST {self.settings.url}/predict)"]
@@ -299,12 +342,25 @@ class LocalStack:
             if weights.startswith("random"):
                 lines.append(f"  WARNING: the {kind} backbone has RANDOM weights (no ImageNet weights were available): "
                              "fine for the synthetic demo, near chance on real images")
-        lines.append("Ctrl-C stops everything.")
+        lines.append("Ctrl-C (or SIGTERM) stops everything.")
         return "\n".join(lines)
 
     def _backbone_weights(self, kind: str) -> str:
         manifest = json.loads((self.settings.store / "serving" / kind / "current" / "manifest.json").read_text())
         return manifest.get("backbone", {}).get("weights", "")
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+def _kill_process_group(process: subprocess.Popen) -> None:
+    """SIGKILL a server started in its own session, and every worker it forked."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def _split(version_id: str) -> tuple[str, int]:
@@ -336,7 +392,22 @@ def _wait_healthy(url: str, process: subprocess.Popen, what: str, log: Path, tim
     raise RuntimeError(f"{what} did not become healthy within {timeout_s:.0f} s; see {log}")
 
 
+class StopRequested(Exception):
+    """A signal asked `ivadas up` to stop."""
+
+
+#: Ctrl-C; what `docker stop`, systemd and `timeout` send; what a closed terminal sends.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _request_stop(signum, frame):
+    raise StopRequested(signal.Signals(signum).name)
+
+
 def run_until_interrupted(settings: StackSettings) -> int:
+    """Train if needed, serve until a stop signal or a server's death, then stop every server.
+    Must run in the main thread (it handles the stop signals)."""
+    previous = {signum: signal.signal(signum, _request_stop) for signum in STOP_SIGNALS}
     stack = LocalStack(settings)
     try:
         stack.start()
@@ -345,9 +416,12 @@ def run_until_interrupted(settings: StackSettings) -> int:
             time.sleep(1)
         settings.echo("a server stopped unexpectedly; see the logs in " + str(settings.store / "logs"))
         return 1
-    except KeyboardInterrupt:
-        settings.echo("stopping ...")
+    except StopRequested as request:
+        settings.echo(f"stopping ({request}) ...")
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave servers behind
+        for signum in STOP_SIGNALS:  # a second signal must not cut the stop short and leave servers behind
+            signal.signal(signum, signal.SIG_IGN)
         stack.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
