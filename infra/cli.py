@@ -378,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the whole system locally: train the demo if needed, serve API and UI")
     up.add_argument("--data", help="train on this MVTec-layout folder instead of the synthetic demo")
-    up.add_argument("--classes", help="classes of --data (default: all)")
+    up.add_argument("--classes", help="classes to train, of --data or of the built-in demo (default: all; "
+                                      "one demo class, e.g. tiles, makes the first start quicker)")
     up.add_argument("--backbone", help="default: resnet18 for the demo, wide_resnet50_2 for --data")
     up.add_argument("--weights", help="default: auto-or-random for the demo, auto for --data")
     up.add_argument("--host", default="127.0.0.1")
