@@ -229,3 +229,15 @@ def test_servers_stop_on_their_own_when_up_is_killed(demo_home, tmp_path):
         up.process.send_signal(signal.SIGKILL)
         assert up.process.wait(timeout=STOP_TIMEOUT_S) == -signal.SIGKILL
         assert_all_gone(up, started, wait_s=STOP_TIMEOUT_S)
+
+
+def test_a_class_the_demo_does_not_have_is_one_clear_error_before_any_work(tmp_path, monkeypatch, capsys):
+    from infra.cli import main
+
+    monkeypatch.setenv("IVADAS_HOME", str(tmp_path))
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    assert main(["up", "--classes", "tiles,bolts", "--port", str(free_port()), "--runtime-port", str(free_port())]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: the demo has no class 'bolts'; its classes are tiles, ") and "--data DIR" in line
+    assert not (tmp_path / "demo-data").exists()
+    assert {signum: signal.getsignal(signum) for signum in handlers} == handlers  # the caller's handlers are back
