@@ -10,6 +10,7 @@ in its own process so that peak memory is its own.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import platform
 import time
@@ -19,15 +20,19 @@ SPEED_BACKBONES = (("resnet18", False), ("wide_resnet50_2", False), ("wide_resne
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=("quality", "speed", "load", "all"), default="all",
-                        help="load runs the local stack under load (loopback only)")
+    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "all"), default="all",
+                        help="int8 compares INT8 recipes with FP32 features; load runs the local stack under load (loopback only)")
     parser.add_argument("--data", help="MVTec-layout dataset for the quality suite")
     parser.add_argument("--classes", help="classes of --data (default: all)")
     parser.add_argument("--onnx-backbone", help="ONNX feature extractor for the quality suite (layer2, layer3 outputs)")
     parser.add_argument("--quality-image-size", type=int, default=224)
     parser.add_argument("--variants", help="comma-separated words; run only quality variants whose name contains one (e.g. int8)")
-    parser.add_argument("--train-limit", type=int, default=200, help="training images per class")
+    parser.add_argument("--seeds", default="0,1,2", help="quality: seeds of the training split (which training images, "
+                        "calibration and validation images, coreset start); rows are mean and spread over them")
+    parser.add_argument("--splits", default="heldout,all", help="quality: evaluation splits to report (heldout, all)")
+    parser.add_argument("--train-limit", type=int, default=200, help="training images per class, drawn per seed")
     parser.add_argument("--test-limit", type=int, default=0, help="evaluation images per class (0 = all)")
+    parser.add_argument("--int8-images", type=int, default=8, help="int8: test images the feature error is measured on")
     parser.add_argument("--speed-train-images", type=int, default=200)
     parser.add_argument("--speed-queries", type=int, default=60)
     parser.add_argument("--weights", default="auto", help="weights of the built-in backbones for the speed suite (auto falls back to random: speed does not depend on weights)")
@@ -43,6 +48,8 @@ def run_bench(args) -> None:
         if not (args.data and args.onnx_backbone):
             raise ValueError("the quality suite needs --data and --onnx-backbone")
         sections.append(_quality_section(args, workdir))
+    if args.suite in ("int8", "all"):
+        sections.append(_int8_section(args, workdir))
     if args.suite in ("speed", "all"):
         sections.append(_speed_section(args, workdir))
     if args.suite in ("load", "all"):
@@ -71,13 +78,24 @@ def _measured(function, args):
 # ----------------------------------------------------------------------------------- quality
 
 
-def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test_limit: int, target: Path) -> Path:
-    """Symlinked copy of the dataset with at most `train_limit` / `test_limit` images per class."""
+def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test_limit: int, target: Path,
+                     seed: int = 0) -> Path:
+    """Symlinked copy of the dataset: `train_limit` training images per class drawn with `seed`
+    (all when 0) and at most `test_limit` test images (every one when 0)."""
+    import shutil
+
+    import numpy as np
+
     from pipelines.vision.datasets import read_class
 
+    if target.exists():
+        shutil.rmtree(target)  # never mix the draw of another seed or limit
     for name in classes:
         data = read_class(data_root, name, verify_images=False)
-        picks = data.train[::max(1, len(data.train) // train_limit)][:train_limit] if train_limit else data.train
+        picks = data.train
+        if train_limit and len(picks) > train_limit:
+            chosen = np.random.default_rng(seed).choice(len(picks), size=train_limit, replace=False)
+            picks = [picks[i] for i in sorted(chosen)]
         tests = data.test
         if test_limit and len(tests) > test_limit:
             step = len(tests) / test_limit
@@ -85,8 +103,7 @@ def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test
         for sample in picks + tests:
             link = target / name / Path(sample.key)
             link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists():
-                link.symlink_to(sample.path.resolve())
+            link.symlink_to(sample.path.resolve())
             if sample.mask is not None:
                 mask_link = target / name / "ground_truth" / sample.defect / sample.mask.name
                 mask_link.parent.mkdir(parents=True, exist_ok=True)
@@ -95,23 +112,25 @@ def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test
     return target
 
 
-def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, backbone: str, int8: bool, workdir: str) -> dict:
+def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, backbone: str, int8: bool, workdir: str,
+                        splits: tuple[str, ...] = ("heldout", "all")) -> dict:
     import inference  # noqa: F401
     from inference.kinds.patchcore.config import ModelConfig
 
     from pipelines.vision.backbones import BackboneSource
-    from pipelines.vision.evaluation import evaluate_bundle
+    from pipelines.vision.evaluation import evaluate_splits
     from pipelines.kinds.patchcore.training import train_bundle
 
     config = ModelConfig.from_dict(config_dict)
     discriminator = config.noise_method if config.kind == "softpatch" else None
-    label = "-".join(filter(None, [config.kind, discriminator, str(config.coreset_ratio), "int8" if int8 else "fp32"]))
+    label = "-".join(filter(None, [config.kind, discriminator, str(config.coreset_ratio), "int8" if int8 else "fp32",
+                                   f"seed{config.seed}"]))
     bundle = Path(workdir) / f"{label}.tar.gz"
     started = time.perf_counter()
     report = train_bundle(data_root, classes, config, BackboneSource(backbone), bundle, quantize=int8, quiet=True)
     train_s = time.perf_counter() - started
-    evaluation = evaluate_bundle(bundle, data_root, Path(workdir) / label, classes, plots=False, quiet=True)
-    return {"train_s": train_s, "timings": report.timings, "evaluation": evaluation}
+    evaluations = evaluate_splits(bundle, data_root, Path(workdir) / label, classes, splits, plots=False, quiet=True)
+    return {"train_s": train_s, "timings": report.timings, "evaluations": evaluations}
 
 
 QUALITY_VARIANTS = (
@@ -121,43 +140,224 @@ QUALITY_VARIANTS = (
     ("SoftPatch, LOF discriminator (1 % coreset)", {"kind": "softpatch", "noise_method": "lof"}, False),
     ("PatchCore INT8 backbone", {"kind": "patchcore"}, True),
 )
+#: the FP32 row the INT8 row is compared with, seed by seed
+INT8_REFERENCE = "PatchCore (1 % coreset)"
+
+
+def _csv_list(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def _quality_section(args, workdir: Path) -> str:
     from inference.kinds.patchcore.config import DEFAULT_CONFIG
 
     from pipelines.vision.datasets import list_classes
+    from pipelines.vision.evaluation import check_split
 
     classes = args.classes.split(",") if args.classes else list_classes(args.data)
-    data = _limited_dataset(Path(args.data), classes, args.train_limit, args.test_limit, workdir / "quality-data")
-    rows = []
-    wanted = [w.strip().lower() for w in (args.variants or "").split(",") if w.strip()]
-    for label, overrides, int8 in QUALITY_VARIANTS:
-        if wanted and not any(w in label.lower() for w in wanted):
-            continue
-        config = {**DEFAULT_CONFIG.to_dict(), "image_size": args.quality_image_size, **overrides}
-        print(f"quality: {label} ...", flush=True)
-        result = isolated(_train_and_evaluate, str(data), classes, config, args.onnx_backbone, int8, str(workdir))
-        for name, metrics in result["evaluation"]["classes"].items():
-            rows.append((label, name, metrics, result["timings"][name]["total_s"], result["peak_rss_mb"]))
+    seeds = [int(s) for s in _csv_list(args.seeds)]
+    splits = tuple(check_split(s) for s in _csv_list(args.splits))
+    wanted = [w.lower() for w in _csv_list(args.variants)]
+    variants = [v for v in QUALITY_VARIANTS if not wanted or any(w in v[0].lower() for w in wanted)]
+    # results[label][seed] = {"evaluations": {split: report}, "timings": ..., "peak_rss_mb": ...}
+    results: dict[str, dict[int, dict]] = {}
+    for seed in seeds:
+        data = _limited_dataset(Path(args.data), classes, args.train_limit, args.test_limit, workdir / f"quality-data-{seed}", seed)
+        for label, overrides, int8 in variants:
+            config = {**DEFAULT_CONFIG.to_dict(), "image_size": args.quality_image_size, "seed": seed, **overrides}
+            print(f"quality: {label}, seed {seed} ...", flush=True)
+            results.setdefault(label, {})[seed] = isolated(_train_and_evaluate, str(data), classes, config, args.onnx_backbone,
+                                                           int8, str(workdir), splits)
+            # every finished run is kept, so that a long suite interrupted half-way still leaves its numbers
+            (workdir / "quality-results.json").write_text(json.dumps(results, indent=1, default=str))
+    return quality_tables(results, classes, splits, args)
+
+
+def _spread(values: list[float], digits: int = 4) -> str:
+    """`mean ± sd` (n − 1) of the values, or the value alone, or n/a."""
+    import numpy as np
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+
+def _class_mean(reports: list[dict], classes: list[str], key: str) -> list[float | None]:
+    """Per seed, the mean of `key` over the classes (None when a class has no value)."""
+    import numpy as np
+
+    means = []
+    for report in reports:
+        values = [report["classes"][c].get(key) for c in classes]
+        means.append(None if any(v is None for v in values) else float(np.mean(values)))
+    return means
+
+
+def quality_tables(results: dict, classes: list[str], splits: tuple[str, ...], args) -> str:
+    """Markdown: mean ± standard deviation over seeds, per variant, class and split."""
+    import numpy as np
+
+    seeds = sorted({seed for by_seed in results.values() for seed in by_seed})
     lines = [
         "## Quality",
         "",
-        f"Dataset `{args.data}` ({args.train_limit or 'all'} training images per class, evaluation split "
-        f"{'all' if not args.test_limit else f'of at most {args.test_limit} test images'}), backbone "
-        f"`{args.onnx_backbone}`, {args.quality_image_size} px. Metrics on the held-out evaluation split only.",
+        f"Dataset `{args.data}`: per seed, {args.train_limit or 'all'} `train/good` images per class drawn with that seed "
+        f"(the seed also draws the calibration and validation images and the coreset's start); "
+        f"{'every test image' if not args.test_limit else f'at most {args.test_limit} test images'}. Backbone "
+        f"`{args.onnx_backbone}`, {args.quality_image_size} px. Seeds {', '.join(map(str, seeds))}; each cell is the mean "
+        "± the standard deviation over the seeds (n − 1). Split `heldout`: only test images that neither fitted the model "
+        "nor chose its threshold; `all`: every test image, as published tables (F1 there is optimistic: the threshold "
+        "was chosen on part of it). Ranking metrics on raw scores.",
         "",
-        "| model | class | image AUROC | pixel AUROC | PRO | F1 | eval images | train s | peak MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | class | split | image AUROC | pixel AUROC | PRO | F1 | eval images | train s | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, name, m, train_s, rss in rows:
-        lines.append(f"| {label} | {name} | {_f(m['image_auroc'])} | {_f(m['pixel_auroc'])} | {_f(m['aupro'])} | "
-                     f"{_f(m['f1'])} | {m['images']} | {train_s:.1f} | {rss:.0f} |")
+    for label, by_seed in results.items():
+        runs = [by_seed[s] for s in sorted(by_seed)]
+        for split in splits:
+            reports = [run["evaluations"][split] for run in runs]
+            for name in classes:
+                per = [r["classes"][name] for r in reports]
+                lines.append(
+                    f"| {label} | {name} | {split} | {_spread([m['image_auroc'] for m in per])} | "
+                    f"{_spread([m['pixel_auroc'] for m in per])} | {_spread([m['aupro'] for m in per])} | "
+                    f"{_spread([m['f1'] for m in per])} | {per[0]['images']} | "
+                    f"{np.mean([run['timings'][name]['total_s'] for run in runs]):.1f} | "
+                    f"{max(run['peak_rss_mb'] for run in runs):.0f} |")
+            lines.append(f"| {label} | **mean** | {split} | {_spread(_class_mean(reports, classes, 'image_auroc'))} | "
+                         f"{_spread(_class_mean(reports, classes, 'pixel_auroc'))} | "
+                         f"{_spread(_class_mean(reports, classes, 'aupro'))} | {_spread(_class_mean(reports, classes, 'f1'))} "
+                         "| | | |")
+    int8 = next((label for label, _, q in QUALITY_VARIANTS if q and label in results), None)
+    if int8 and INT8_REFERENCE in results:
+        common = sorted(set(results[int8]) & set(results[INT8_REFERENCE]))
+        lines += ["", f"INT8 against FP32 ({INT8_REFERENCE}), seed by seed (image AUROC difference, points):", "",
+                  "| class | split | INT8 − FP32 |", "|---|---|---|"]
+        for split in splits:
+            for name in classes + ["mean"]:
+                deltas = []
+                for seed in common:
+                    q, f = (results[v][seed]["evaluations"][split] for v in (int8, INT8_REFERENCE))
+                    if name == "mean":
+                        a, b = _class_mean([q], classes, "image_auroc")[0], _class_mean([f], classes, "image_auroc")[0]
+                    else:
+                        a, b = q["classes"][name]["image_auroc"], f["classes"][name]["image_auroc"]
+                    deltas.append(None if a is None or b is None else 100 * (a - b))
+                lines.append(f"| {name} | {split} | {_spread(deltas, 2)} |")
     return "\n".join(lines)
 
 
 def _f(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+# -------------------------------------------------------------------------------------- int8
+
+
+def _int8_one(recipe: str, backbone: str, calibration_paths: list[str], test_paths: list[str], image_size: int,
+              workdir: str, latency_runs: int) -> dict:
+    """Feature error of one INT8 recipe against FP32: on this CPU, and as CPUs without VNNI compute it."""
+    import numpy as np
+
+    import inference  # noqa: F401
+    from inference.kinds.patchcore.config import DEFAULT_CONFIG
+    from inference.kinds.patchcore.features import patch_embeddings
+    from inference.vision.backbone import OnnxBackbone
+    from inference.vision.imageio import load_image_file, to_model_input
+
+    from pipelines.vision.backbones import BackboneSource, resolve_backbone
+    from pipelines.vision.int8_emulation import emulate
+    from pipelines.vision.quantize import quantize_backbone
+
+    source_path, spec = resolve_backbone(BackboneSource(backbone))
+    int8_path, int8_spec = quantize_backbone(source_path, spec, [load_image_file(p) for p in calibration_paths],
+                                             image_size, recipe=recipe)
+    batch = to_model_input([load_image_file(p) for p in test_paths], image_size, spec.mean, spec.std)
+
+    def embeddings(path, spec_of_path) -> np.ndarray:
+        runner = OnnxBackbone(path, spec_of_path)
+        maps = [runner(batch[i : i + 1]) for i in range(len(batch))]
+        layers = [np.concatenate([m[k] for m in maps]) for k in range(len(spec.layers))]
+        return patch_embeddings(layers, DEFAULT_CONFIG.patch_size, DEFAULT_CONFIG.embedding_dim)[0]
+
+    def latency_ms(path, spec_of_path) -> float:
+        runner = OnnxBackbone(path, spec_of_path)
+        runner(batch[:1])
+        times = []
+        for i in range(latency_runs):
+            started = time.perf_counter()
+            runner(batch[i % len(batch) : i % len(batch) + 1])
+            times.append((time.perf_counter() - started) * 1000)
+        return float(np.percentile(times, 50))
+
+    def error(a, b) -> float:
+        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+    fp32 = embeddings(source_path, spec)
+    here = embeddings(int8_path, int8_spec)
+    without_vnni_path = Path(workdir) / f"int8-{recipe}-without-vnni.onnx"
+    exact_path = Path(workdir) / f"int8-{recipe}-exact.onnx"
+    rewritten = emulate(int8_path, without_vnni_path, saturate=True)
+    emulate(int8_path, exact_path, saturate=False)
+    without_vnni = embeddings(without_vnni_path, int8_spec)
+    exact = embeddings(exact_path, int8_spec)
+    return {
+        "recipe": recipe, "rewritten": rewritten, "error_here": error(here, fp32), "error_without_vnni": error(without_vnni, fp32),
+        "error_exact": error(exact, fp32), "without_vnni_vs_exact": error(without_vnni, exact),
+        "emulation_vs_here": error(exact, here),
+        "int8_ms": latency_ms(int8_path, int8_spec), "fp32_ms": latency_ms(source_path, spec),
+    }
+
+
+def _int8_section(args, workdir: Path) -> str:
+    import numpy as np
+
+    from pipelines.kinds.patchcore.training import INT8_CALIBRATION_IMAGES
+    from pipelines.vision.datasets import list_classes, read_class
+    from pipelines.vision.quantize import DEFAULT_RECIPE, RECIPES
+
+    if not (args.data and args.onnx_backbone):
+        raise ValueError("the int8 suite needs --data and --onnx-backbone")
+    classes = args.classes.split(",") if args.classes else list_classes(args.data)
+    rng = np.random.default_rng(0)
+    calibration, tests = [], []
+    for name in classes:
+        data = read_class(args.data, name)
+        calibration += [str(data.train[i].path) for i in rng.choice(len(data.train), INT8_CALIBRATION_IMAGES // len(classes), replace=False)]
+        tests += [str(data.test[i].path) for i in rng.choice(len(data.test), args.int8_images // len(classes), replace=False)]
+    rows = []
+    for recipe in RECIPES:
+        print(f"int8: {recipe} ...", flush=True)
+        rows.append(isolated(_int8_one, recipe, args.onnx_backbone, calibration, tests, args.quality_image_size,
+                             str(workdir), args.speed_queries))
+    lines = [
+        "## INT8 features against FP32",
+        "",
+        f"Backbone `{args.onnx_backbone}`, {args.quality_image_size} px; calibrated on {len(calibration)} training images "
+        f"of {', '.join(classes)} (as `--int8` does), measured on {len(tests)} test images. Feature error: "
+        "‖E_int8 − E_fp32‖ / ‖E_fp32‖ over every PatchCore patch embedding (what the memory bank stores and searches). "
+        "'Without VNNI' is the graph rewritten by `pipelines/vision/int8_emulation.py` into the arithmetic of ONNX "
+        "Runtime's x86 kernel on CPUs without VNNI (int16 saturating pair sums); 'exact' is the same rewrite without "
+        "saturation (VNNI, ARM). Backbone latency: one image, p50 of "
+        f"{args.speed_queries} runs, this CPU.",
+        "",
+        "| recipe | error on this CPU | error without VNNI | error exact | without VNNI vs exact | "
+        "emulation (exact) vs this CPU | INT8 ms | FP32 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mark = " (default)" if r["recipe"] == DEFAULT_RECIPE else ""
+        if r["rewritten"]:
+            emulated = (f"{r['error_without_vnni']:.2%} | {r['error_exact']:.2%} | {r['without_vnni_vs_exact']:.2%} | "
+                        f"{r['emulation_vs_here']:.2%}")
+        else:  # U8 weights run ONNX Runtime's U8U8 kernel, which widens to int16 before multiplying: exact
+            emulated = "same as this CPU (U8U8 kernels are exact) | | 0 | "
+        lines.append(f"| `{r['recipe']}`{mark}: {RECIPES[r['recipe']].summary} | {r['error_here']:.2%} | {emulated} | "
+                     f"{r['int8_ms']:.1f} | {r['fp32_ms']:.1f} |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------- speed
@@ -240,6 +440,19 @@ def _speed_section(args, workdir: Path) -> str:
     return "\n".join(lines)
 
 
+def bench_command(args) -> str:
+    """The command line that reproduces this run (the options that differ from their defaults)."""
+    parts = [f"ivadas bench --suite {args.suite}"]
+    if args.suite in ("quality", "int8", "all") and args.data:
+        parts.append(f"--data {args.data} --onnx-backbone {args.onnx_backbone}")
+        for option, default in (("classes", None), ("variants", None), ("seeds", "0,1,2"), ("splits", "heldout,all"),
+                                ("train_limit", 200), ("test_limit", 0), ("quality_image_size", 224)):
+            value = getattr(args, option, default)
+            if value not in (default, None, ""):
+                parts.append(f"--{option.replace('_', '-')} {value}")
+    return " ".join(parts)
+
+
 def _machine_section(args) -> str:
     import faiss
     import numpy
@@ -258,16 +471,25 @@ def _machine_section(args) -> str:
     return "\n".join([
         "# IVADAS benchmark",
         "",
-        f"Command: `ivadas bench --suite {args.suite}"
-        + (f" --data {args.data} --onnx-backbone {args.onnx_backbone}" if args.data else "")
-        + (f" --test-limit {args.test_limit}" if args.test_limit else "") + "`",
+        f"Command: `{bench_command(args)}`",
         "",
         f"Machine: {cpu}, {multiprocessing.cpu_count()} vCPU, {platform.system()} {platform.machine()}; "
         f"Python {platform.python_version()}, IVADAS {inference.__version__}, onnxruntime {onnxruntime.__version__}, "
-        f"faiss {faiss.__version__}, numpy {numpy.__version__}.",
-        "",
-        "Peer measured on the same machine: anomalib 2.7.0 PatchCore (wide_resnet50_2, layers 2+3, 1 % coreset, "
-        "200 images, 256 px, CPU): 298 s to train one class, 144 ms p50 / 162 ms p95 per image.",
+        f"faiss {faiss.__version__}, numpy {numpy.__version__}. INT8 instructions: {cpu_int8_features()}.",
     ])
+
+
+def cpu_int8_features() -> str:
+    """The x86 instruction sets ONNX Runtime's INT8 kernels choose between, as this CPU reports them."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    names = {"avx2": "AVX2", "avx512bw": "AVX-512 BW", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+             "amx_int8": "AMX INT8"}
+    present = [label for flag, label in names.items() if flag in flags]
+    vnni = any(flag in flags for flag in ("avx512_vnni", "avx_vnni"))
+    return (", ".join(present) or "none of AVX2/AVX-512/VNNI") + ("" if vnni else " (no VNNI)")
 
 

@@ -29,9 +29,10 @@ class BackboneSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     weights: str = "unknown"  # "imagenet", "random", a file's sha256 ...
     precision: str = "fp32"  # or "int8"
+    quantization: str | None = None  # the INT8 recipe (pipelines/vision/quantize.py), e.g. "qdq-u8s8-w7-percentile"
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "name": self.name,
             "layers": list(self.layers),
             "mean": list(self.mean),
@@ -39,6 +40,9 @@ class BackboneSpec:
             "weights": self.weights,
             "precision": self.precision,
         }
+        if self.quantization:
+            data["quantization"] = self.quantization
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "BackboneSpec":
@@ -49,6 +53,7 @@ class BackboneSpec:
             std=tuple(data["std"]),
             weights=data.get("weights", "unknown"),
             precision=data.get("precision", "fp32"),
+            quantization=data.get("quantization"),
         )
 
 

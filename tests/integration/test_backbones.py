@@ -114,3 +114,66 @@ def test_custom_onnx_with_its_own_layer_names(tmp_path, backbone):
 
     with pytest.raises(BundleError, match="no output"):
         OnnxBackbone(path, BackboneSpec("custom", ("layer2",)))
+
+
+def _int8_images(count: int = 4):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(count)]
+
+
+def _conv_weights(path) -> dict[str, np.ndarray]:
+    """Quantized weight of every INT8 convolution or matrix product of a QDQ graph."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    initializers = {i.name: i for i in graph.initializer}
+    produced_by = {output: node for node in graph.node for output in node.output}
+    weights = {}
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm", "MatMul"):
+            continue
+        dequantize = produced_by.get(node.input[1])
+        if dequantize is not None and dequantize.op_type == "DequantizeLinear" and dequantize.input[0] in initializers:
+            weights[node.name] = numpy_helper.to_array(initializers[dequantize.input[0]])
+    return weights
+
+
+def test_int8_features_cannot_depend_on_vnni(backbone, tmp_path, monkeypatch):
+    """x86 CPUs without VNNI multiply u8 activations by s8 weights with vpmaddubsw, which adds each
+    pair of products into a saturating int16: |a·w + a'·w'| ≤ 2 · 255 · max|w| must stay ≤ 32767, or
+    the sums clip there and not on VNNI CPUs (which accumulate in int32). Weights within ±64 keep every
+    CPU on exact integer sums, so a bundle gives the same features on every instance type."""
+    from pipelines.vision.quantize import quantize_backbone
+
+    monkeypatch.setenv("IVADAS_CACHE", str(tmp_path / "cache"))
+    path, spec = quantize_backbone(backbone[0], backbone[1], _int8_images(), 64)
+    assert spec.precision == "int8"
+    weights = _conv_weights(path)
+    assert len(weights) >= 15  # every convolution of resnet18's first three stages is INT8
+    for name, weight in weights.items():
+        assert weight.dtype == np.int8, name
+        assert 2 * 255 * int(np.abs(weight.astype(np.int32)).max()) <= 32767, name
+
+
+def test_int8_backbone_of_a_read_only_onnx_goes_to_the_cache(backbone, tmp_path, monkeypatch):
+    """A custom ONNX often sits in a read-only folder (a shared volume, a package)."""
+    import os
+    import shutil
+
+    from pipelines.vision.quantize import quantize_backbone
+
+    monkeypatch.setenv("IVADAS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    source = folder / "model.onnx"
+    shutil.copy(backbone[0], source)
+    os.chmod(folder, 0o555)
+    try:
+        path, _ = quantize_backbone(source, backbone[1], _int8_images(2), 64)
+    finally:
+        os.chmod(folder, 0o755)
+    assert path.is_file() and (tmp_path / "cache") in path.parents
+    assert sorted(p.name for p in folder.iterdir()) == ["model.onnx"]

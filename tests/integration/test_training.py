@@ -87,6 +87,7 @@ def test_int8_backbone_trains_and_scores_like_fp32(demo_data, tmp_path, patchcor
     report = train_bundle(demo_data, ["tiles"], small_config, BackboneSource("resnet18", "random"), tmp_path / "q.tar.gz",
                           quantize=True, quiet=True)
     assert report.manifest["backbone"]["precision"] == "int8"
+    assert report.manifest["backbone"]["quantization"] == "qdq-u8s8-w7-percentile"
     int8 = evaluate_bundle(tmp_path / "q.tar.gz", demo_data, tmp_path / "q", plots=False, quiet=True)
     fp32 = evaluate_bundle(patchcore_bundle[0], demo_data, tmp_path / "f", ["tiles"], plots=False, quiet=True)
     assert int8["classes"]["tiles"]["image_auroc"] >= fp32["classes"]["tiles"]["image_auroc"] - 0.05

@@ -1,0 +1,79 @@
+"""The benchmark's quality tables: seeds drawn honestly, spread computed right, INT8 compared seed by seed."""
+
+from argparse import Namespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.bench import INT8_REFERENCE, _limited_dataset, quality_tables
+
+
+def _report(aurocs: dict[str, float], images: int = 10) -> dict:
+    return {"classes": {name: {"image_auroc": value, "pixel_auroc": None, "aupro": None, "f1": 0.5, "images": images}
+                        for name, value in aurocs.items()}}
+
+
+def _run(heldout: dict, every: dict) -> dict:
+    timings = {name: {"total_s": 2.0} for name in heldout}
+    return {"evaluations": {"heldout": _report(heldout, 8), "all": _report(every, 10)}, "timings": timings, "peak_rss_mb": 100.0}
+
+
+ARGS = Namespace(data="d", train_limit=200, test_limit=0, onnx_backbone="b.onnx", quality_image_size=224)
+
+
+def test_rows_are_mean_and_spread_over_seeds_for_both_splits():
+    results = {INT8_REFERENCE: {0: _run({"a": 0.90, "b": 0.80}, {"a": 0.91, "b": 0.81}),
+                                1: _run({"a": 0.94, "b": 0.70}, {"a": 0.93, "b": 0.71}),
+                                2: _run({"a": 0.92, "b": 0.75}, {"a": 0.92, "b": 0.76})}}
+    text = quality_tables(results, ["a", "b"], ("heldout", "all"), ARGS)
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:4]): line for line in text.splitlines() if line.startswith("| Patch")}
+    assert f"{0.92:.4f} ± {np.std([0.90, 0.94, 0.92], ddof=1):.4f}" in rows[(INT8_REFERENCE, "a", "heldout")]
+    assert f"{0.75:.4f} ± {0.05:.4f}" in rows[(INT8_REFERENCE, "b", "heldout")]
+    class_means = [0.85, 0.82, 0.835]  # mean over classes, seed by seed
+    assert f"{np.mean(class_means):.4f} ± {np.std(class_means, ddof=1):.4f}" in rows[(INT8_REFERENCE, "**mean**", "heldout")]
+    assert f"{np.mean([0.91, 0.93, 0.92]):.4f}" in rows[(INT8_REFERENCE, "a", "all")]
+    assert "| 8 |" in rows[(INT8_REFERENCE, "a", "heldout")] and "| 10 |" in rows[(INT8_REFERENCE, "a", "all")]
+
+
+def test_int8_is_compared_with_fp32_seed_by_seed():
+    results = {INT8_REFERENCE: {0: _run({"a": 0.90}, {"a": 0.90}), 1: _run({"a": 0.80}, {"a": 0.80})},
+               "PatchCore INT8 backbone": {0: _run({"a": 0.89}, {"a": 0.90}), 1: _run({"a": 0.78}, {"a": 0.80})}}
+    text = quality_tables(results, ["a"], ("heldout", "all"), ARGS)
+    # paired differences: −1 and −2 points; unpaired means would hide the spread of the split
+    assert f"| a | heldout | -1.50 ± {np.std([-1.0, -2.0], ddof=1):.2f} |" in text
+    assert "| a | all | 0.00 ± 0.00 |" in text
+
+
+def _dataset(root, count=20):
+    for i in range(count):
+        path = root / f"part/train/good/{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (16, 16), i).save(path)
+    for name in ("good", "crack"):
+        path = root / f"part/test/{name}/x.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (16, 16), 0).save(path)
+    return root
+
+
+def _drawn(folder) -> list[str]:
+    return sorted(p.name for p in (folder / "part/train/good").iterdir())
+
+
+def test_training_images_are_drawn_per_seed_and_reproducibly(tmp_path):
+    data = _dataset(tmp_path / "data")
+    first = _drawn(_limited_dataset(data, ["part"], 8, 0, tmp_path / "s0", seed=0))
+    again = _drawn(_limited_dataset(data, ["part"], 8, 0, tmp_path / "s0", seed=0))
+    other = _drawn(_limited_dataset(data, ["part"], 8, 0, tmp_path / "s0", seed=1))
+    assert len(first) == 8 and first == again and other != first
+    assert len(_drawn(_limited_dataset(data, ["part"], 5, 0, tmp_path / "s0", seed=1))) == 5  # no leftovers of a bigger draw
+    everything = _limited_dataset(data, ["part"], 0, 0, tmp_path / "all", seed=0)
+    assert len(_drawn(everything)) == 20 and (everything / "part/test/crack/x.png").exists()
+
+
+@pytest.mark.parametrize("values,expected", [([0.5], "0.5000"), ([None], "n/a"), ([0.5, 0.7], f"0.6000 ± {np.std([0.5, 0.7], ddof=1):.4f}")])
+def test_spread_formatting(values, expected):
+    from pipelines.bench import _spread
+
+    assert _spread(values) == expected
