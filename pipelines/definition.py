@@ -18,6 +18,11 @@ PROCESSING_ROOT = "/opt/ml/processing"
 EVALUATION_FILE = "evaluation.json"
 GATE_METRIC = "image_auroc"
 DEFAULT_GATE = 0.9
+#: What the Evaluate step adds to `evaluation.json` for the steps after it (see `gate_and_registration`).
+QUALITY_GATE_KEY = "quality_gate"
+REGISTRATION_KEY = "registration"
+#: DataSnapshot's value when the caller did not say which snapshot of the data a run reads.
+UNKNOWN_SNAPSHOT = "unknown"
 #: An explicit SDK config: no telemetry calls while building, and no defaults from the user's
 #: own SageMaker config files leaking into what should be the same bytes everywhere.
 SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
@@ -44,8 +49,33 @@ class PipelineSettings:
     tags: dict = field(default_factory=dict)
 
 
+def resource_slug(kind: str) -> str:
+    """A kind's name as SageMaker resource names allow it (letters, digits, hyphens: `isolation_forest` → `isolation-forest`)."""
+    return kind.replace("_", "-")
+
+
 def model_package_group(prefix: str, kind: str) -> str:
-    return f"{prefix}-{kind}"
+    return f"{prefix}-{resource_slug(kind)}"
+
+
+def gate_and_registration(report: dict, metric: str, kind: str) -> dict:
+    """The sections the QualityGate and Register steps read from `evaluation.json`.
+
+    The gate's metric and its value are spelt out because the pipeline cannot know which metric a
+    kind is judged on, and `defined` is a boolean because a condition that compares a null fails with
+    an error that says nothing about the data: the gate first asks whether the value exists and fails
+    with a reason when it does not (a split without anomalies has no ranking metric). The package
+    group is named here because SageMaker names cannot hold the underscores kind names may have.
+    """
+    value = report.get("mean", {}).get(metric)
+    defined = isinstance(value, (int, float)) and value == value  # NaN is undefined too
+    reason = "" if defined else (
+        f"mean {metric} is undefined: no class or asset has both normal and anomalous evaluation data, so the gate "
+        f"cannot judge the model; add labelled anomalies to the evaluation data")
+    return {
+        QUALITY_GATE_KEY: {"metric": metric, "value": float(value) if defined else None, "defined": defined, "reason": reason},
+        REGISTRATION_KEY: {"model_kind": kind, "group_suffix": resource_slug(kind)},
+    }
 
 
 def _sdk():
@@ -58,7 +88,8 @@ def _sdk():
     from sagemaker.core.processing import Processor
     from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
     from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition
-    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.conditions import ConditionEquals, ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join, JsonGet
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
     from sagemaker.core.workflow.pipeline_context import PipelineSession
@@ -67,15 +98,20 @@ def _sdk():
     from sagemaker.mlops.workflow.fail_step import FailStep
     from sagemaker.mlops.workflow.model_step import ModelStep
     from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.pipeline_experiment_config import PipelineExperimentConfig
     from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
     from sagemaker.train.model_trainer import ModelTrainer
 
     return SimpleNamespace(**{k: v for k, v in locals().items()})
 
 
-def parameters(sdk, settings: PipelineSettings) -> dict:
-    p = SimpleNamespace(
+def parameters(sdk, settings: PipelineSettings) -> SimpleNamespace:
+    return SimpleNamespace(
         data_uri=sdk.ParameterString("DataUri", default_value=settings.data_uri),
+        # The content hash of the data under DataUri (`pipelines.aws.start` computes it). Step caching keys
+        # on a step's arguments, never on the files they point at: with the hash among them, changed data
+        # under the same URI is a cache miss instead of a model trained on yesterday's files.
+        data_snapshot=sdk.ParameterString("DataSnapshot", default_value=UNKNOWN_SNAPSHOT),
         classes=sdk.ParameterString("Classes", default_value=settings.classes),
         model_kind=sdk.ParameterString("ModelKind", default_value=settings.model_kind),
         backbone=sdk.ParameterString("Backbone", default_value="wide_resnet50_2"),
@@ -88,23 +124,31 @@ def parameters(sdk, settings: PipelineSettings) -> dict:
         training_instance=sdk.ParameterString("TrainingInstanceType", default_value=settings.training_instance_type),
         source_revision=sdk.ParameterString("SourceRevision", default_value=settings.source_revision),
     )
-    return p
 
 
-def _processor(sdk, session, settings: PipelineSettings, instance, step: str):
+def _processor(sdk, session, settings: PipelineSettings, p, step: str):
     return sdk.Processor(
         role=settings.role_arn,
         image_uri=settings.image_uri,
         instance_count=1,
-        instance_type=instance,
+        instance_type=p.processing_instance,
         entrypoint=["python", "-m", f"pipelines.steps.{step}"],
         sagemaker_session=session,
-        env={"IVADAS_STEP": step},
+        # Environment is part of a processing step's cache key; the snapshot makes it the data's too.
+        env={"IVADAS_STEP": step, "IVADAS_DATA_SNAPSHOT": p.data_snapshot},
     )
 
 
-def _s3(settings: PipelineSettings, *parts) -> str:
-    return "s3://" + "/".join([settings.artifacts_bucket, "pipelines", settings.name, *parts])
+def _output_uri(sdk, settings: PipelineSettings, step: str):
+    """Where a step writes: under this execution's ID, so that no run overwrites what an earlier run
+    registered (metrics of a model version), two runs never race, and a cached step's outputs stay
+    the ones it produced."""
+    root = "s3://" + "/".join([settings.artifacts_bucket, "pipelines", settings.name, "executions"])
+    return sdk.Join(on="/", values=[root, sdk.ExecutionVariables.PIPELINE_EXECUTION_ID, step])
+
+
+def _evaluation_value(sdk, evaluate, evaluation_file, *path: str):
+    return sdk.JsonGet(step_name=evaluate.name, property_file=evaluation_file, json_path=".".join(path))
 
 
 def build_pipeline(settings: PipelineSettings = PipelineSettings()):
@@ -116,10 +160,11 @@ def build_pipeline(settings: PipelineSettings = PipelineSettings()):
 
     preprocess = sdk.ProcessingStep(
         name="Preprocess",
-        step_args=_processor(sdk, session, settings, p.processing_instance, "preprocess").run(
+        step_args=_processor(sdk, session, settings, p, "preprocess").run(
             inputs=[_processing_input(sdk, "data", p.data_uri, f"{PROCESSING_ROOT}/input/data")],
-            outputs=[_processing_output(sdk, "manifest", f"{PROCESSING_ROOT}/output/manifest", _s3(settings, "preprocess"))],
-            arguments=["--classes", p.classes],
+            outputs=[_processing_output(sdk, "manifest", f"{PROCESSING_ROOT}/output/manifest",
+                                        _output_uri(sdk, settings, "preprocess"))],
+            arguments=["--classes", p.classes, "--kind", p.model_kind],
         ),
         cache_config=cache,
     )
@@ -131,7 +176,7 @@ def build_pipeline(settings: PipelineSettings = PipelineSettings()):
         training_image=settings.image_uri,
         compute=sdk.Compute(instance_type=p.training_instance, instance_count=1, volume_size_in_gb=50),
         stopping_condition=sdk.StoppingCondition(max_runtime_in_seconds=4 * 3600),
-        output_data_config=sdk.OutputDataConfig(s3_output_path=_s3(settings, "train")),
+        output_data_config=sdk.OutputDataConfig(s3_output_path=_output_uri(sdk, settings, "train")),
         base_job_name=f"{settings.name}-train",
         hyperparameters={
             "model": p.model_kind,
@@ -142,6 +187,7 @@ def build_pipeline(settings: PipelineSettings = PipelineSettings()):
             "image_size": p.image_size,
             "source_revision": p.source_revision,
             "data_uri": p.data_uri,
+            "data_snapshot": p.data_snapshot,  # hyperparameters are a training step's cache key
         },
     )
     train = sdk.TrainingStep(
@@ -157,36 +203,59 @@ def build_pipeline(settings: PipelineSettings = PipelineSettings()):
     evaluation_file = sdk.PropertyFile(name="Evaluation", output_name="evaluation", path=EVALUATION_FILE)
     evaluate = sdk.ProcessingStep(
         name="Evaluate",
-        step_args=_processor(sdk, session, settings, p.processing_instance, "evaluate").run(
+        step_args=_processor(sdk, session, settings, p, "evaluate").run(
             inputs=[
                 _processing_input(sdk, "model", model_uri, f"{PROCESSING_ROOT}/model"),
                 _processing_input(sdk, "data", p.data_uri, f"{PROCESSING_ROOT}/input/data"),
             ],
-            outputs=[_processing_output(sdk, "evaluation", f"{PROCESSING_ROOT}/evaluation", _s3(settings, "evaluate"))],
+            outputs=[_processing_output(sdk, "evaluation", f"{PROCESSING_ROOT}/evaluation",
+                                        _output_uri(sdk, settings, "evaluate"))],
             arguments=["--classes", p.classes],
         ),
         property_files=[evaluation_file],
         cache_config=cache,
     )
     evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
-    mean_auroc = sdk.JsonGet(step_name=evaluate.name, property_file=evaluation_file, json_path=f"mean.{GATE_METRIC}")
-
-    register = sdk.ModelStep(name="Register", step_args=_register_args(sdk, session, settings, p, model_uri, evaluation_uri))
-    fail = sdk.FailStep(
-        name="QualityGateFailed",
-        error_message=sdk.Join(on=" ", values=["mean image AUROC", mean_auroc, "is below the gate", p.gate]),
-    )
-    gate = sdk.ConditionStep(
-        name="QualityGate",
-        conditions=[sdk.ConditionGreaterThanOrEqualTo(left=mean_auroc, right=p.gate)],
-        if_steps=[register],
-        else_steps=[fail],
-    )
+    gate = _quality_gate(sdk, session, settings, p, evaluate, evaluation_file, model_uri, evaluation_uri)
     return sdk.Pipeline(
         name=settings.name,
         parameters=list(vars(p).values()),
         steps=[preprocess, train, evaluate, gate],
         sagemaker_session=session,
+        # Explicit (it is also the SDK's default): the pipeline role needs the Experiments actions for it.
+        pipeline_experiment_config=sdk.PipelineExperimentConfig(
+            sdk.ExecutionVariables.PIPELINE_NAME, sdk.ExecutionVariables.PIPELINE_EXECUTION_ID),
+    )
+
+
+def _quality_gate(sdk, session, settings, p, evaluate, evaluation_file, model_uri, evaluation_uri):
+    """QualityGate: is the gate's metric defined at all → is it at least the gate → Register.
+
+    A condition comparing a null errors out without saying why, so the first condition asks the
+    boolean `quality_gate.defined` and fails with the evaluation's own reason when it is false.
+    """
+    def value(*path):
+        return _evaluation_value(sdk, evaluate, evaluation_file, *path)
+
+    metric, measured = value(QUALITY_GATE_KEY, "metric"), value(QUALITY_GATE_KEY, "value")
+    register = sdk.ModelStep(name="Register", step_args=_register_args(
+        sdk, session, settings, p, model_uri, evaluation_uri, group_suffix=value(REGISTRATION_KEY, "group_suffix")))
+    below = sdk.FailStep(
+        name="QualityGateFailed",
+        error_message=sdk.Join(on=" ", values=["mean", metric, measured, "is below the gate", p.gate]),
+    )
+    threshold = sdk.ConditionStep(
+        name="QualityGateThreshold",
+        conditions=[sdk.ConditionGreaterThanOrEqualTo(left=measured, right=p.gate)],
+        if_steps=[register],
+        else_steps=[below],
+    )
+    undefined = sdk.FailStep(name="QualityGateUndefined", error_message=value(QUALITY_GATE_KEY, "reason"))
+    return sdk.ConditionStep(
+        name="QualityGate",
+        conditions=[sdk.ConditionEquals(left=value(QUALITY_GATE_KEY, "defined"), right=True)],
+        if_steps=[threshold],
+        else_steps=[undefined],
     )
 
 
@@ -204,8 +273,9 @@ def _processing_output(sdk, name, source, destination):
     )
 
 
-def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evaluation_uri):
-    """CreateModelPackage request for the model package group of this model kind."""
+def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evaluation_uri, group_suffix):
+    """CreateModelPackage request for the model package group of this model kind (its SageMaker-safe name
+    comes from the evaluation, which read the kind from the trained bundle)."""
     session.init_model_step_arguments(SimpleNamespace(sagemaker_session=session))
     metrics = sdk.ModelMetrics(model_statistics=sdk.MetricsSource(
         content_type="application/json", s3_uri=sdk.Join(on="/", values=[evaluation_uri, EVALUATION_FILE])))
@@ -216,7 +286,7 @@ def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evalu
         content_types=["application/json", "image/png", "image/jpeg"],
         response_types=["application/json"],
         inference_instances=["ml.c6i.xlarge", "ml.c6i.2xlarge", "ml.m5.xlarge"],
-        model_package_group_name=sdk.Join(on="-", values=[settings.name, p.model_kind]),
+        model_package_group_name=sdk.Join(on="-", values=[settings.name, group_suffix]),
         model_metrics=metrics._to_request_dict(),
         approval_status=p.approval,
         customer_metadata_properties={
@@ -225,6 +295,7 @@ def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evalu
             "model_kind": p.model_kind,
             "backbone": p.backbone,
             "source_revision": p.source_revision,
+            "data_snapshot": p.data_snapshot,
         },
         domain="COMPUTER_VISION",
         task="IMAGE_SEGMENTATION",

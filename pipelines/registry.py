@@ -79,8 +79,13 @@ def parse_version_id(text: str, prefix: str = "") -> tuple[str, int]:
     group, _, number = tail.rpartition("/")
     if not group or not number.isdigit():
         raise RegistryError(f"{text!r} is not a model version; use GROUP/NUMBER, e.g. {prefix or 'ivadas-training'}-patchcore/1")
-    if prefix and not group.startswith(prefix + "-") and group in ("patchcore", "softpatch"):
-        group = f"{prefix}-{group}"
+    if prefix and not group.startswith(prefix + "-"):
+        from inference.kinds import MODEL_KINDS
+        from pipelines.definition import model_package_group, resource_slug
+
+        kinds = {name: name for name in MODEL_KINDS} | {resource_slug(name): name for name in MODEL_KINDS}
+        if group in kinds:  # a kind's name stands for its group (`isolation_forest/2`)
+            group = model_package_group(prefix, kinds[group])
     return group, int(number)
 
 

@@ -5,11 +5,13 @@ output folder. The bundle's modality decides how its data is read and scored."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from inference.bundle import MANIFEST, read_manifest
 from inference.errors import BundleError
+from pipelines.definition import EVALUATION_FILE, gate_and_registration
 from pipelines.modalities import modality
 from pipelines.steps.conventions import PROCESSING, run_step
 
@@ -46,7 +48,21 @@ def main(argv=None) -> None:
     bundle = bundle_path(args.model)
     chosen = modality(bundle_modality(bundle))
     report = chosen.evaluate(bundle, args.input, args.output, classes, split=args.split, quiet=True)
+    add_gate_and_registration(Path(args.output) / EVALUATION_FILE, report, chosen.GATE_METRIC, bundle_kind(bundle))
     print(f"evaluate ({args.split} split): mean {chosen.GATE_METRIC} {report['mean'].get(chosen.GATE_METRIC)}")
+
+
+def bundle_kind(path: Path) -> str:
+    from inference.bundle import manifest_of
+
+    return (manifest_of(path) if path.is_file() else read_manifest(path))["kind"]
+
+
+def add_gate_and_registration(path: Path, report: dict, metric: str, kind: str) -> None:
+    """The quality gate's value (or why it has none) and the package group, for the pipeline's later steps."""
+    written = json.loads(path.read_text())
+    written.update(gate_and_registration(report, metric, kind))
+    path.write_text(json.dumps(written, indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":

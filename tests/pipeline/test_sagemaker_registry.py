@@ -64,20 +64,55 @@ def test_forbidden_transitions_change_nothing(client):
     assert registry.get(GROUP, 1).status == REJECTED and len(registry.get(GROUP, 1).history) == 2
 
 
-def test_start_pipeline_execution_with_parameters(client, monkeypatch):
+def upload_dataset(s3, files: dict[str, bytes]) -> None:
+    s3.create_bucket(Bucket="data")
+    for key, body in files.items():
+        s3.put_object(Bucket="data", Key=f"datasets/{key}", Body=body)
+
+
+def start_parameters(client, execution: str) -> dict:
+    parameters = client.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution)["PipelineParameters"]
+    return {p["Name"]: p["Value"] for p in parameters}
+
+
+def test_start_passes_parameters_and_the_data_snapshot(client, monkeypatch):
     import pipelines.definition as definition
 
-    monkeypatch.setattr(definition, "definition_json", lambda settings: json.dumps({"Version": "2020-12-01", "Steps": []}))
-    monkeypatch.setattr(aws, "definition_json", definition.definition_json)
+    monkeypatch.setattr(aws, "definition_json", lambda settings: json.dumps({"Version": "2020-12-01", "Steps": [], "Parameters": [
+        {"Name": "DataUri", "Type": "String", "DefaultValue": "s3://data/datasets"}]}))
     settings = PipelineSettings(role_arn="arn:aws:iam::123456789012:role/ivadas-pipeline")
     arn = aws.upsert(settings, client)
     assert arn.endswith(":pipeline/ivadas-training")
-    execution = aws.start("ivadas-training", {"Classes": "tiles,fabric", "ModelKind": "softpatch", "AurocGate": 0.95}, client)
-    described = client.describe_pipeline_execution(PipelineExecutionArn=execution)
-    assert described["PipelineExecutionArn"] == execution
-    parameters = client.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution)["PipelineParameters"]
-    assert {p["Name"]: p["Value"] for p in parameters} == {"Classes": "tiles,fabric", "ModelKind": "softpatch", "AurocGate": "0.95"}
+    s3 = boto3.client("s3", region_name="us-east-1")
+    upload_dataset(s3, {"tiles/train/good/0.png": b"a", "fabric/train/good/0.png": b"b", "wood/train/good/0.png": b"c"})
+    execution = aws.start("ivadas-training", {"Classes": "tiles,fabric", "ModelKind": "softpatch", "AurocGate": 0.95}, client, s3=s3)
+    parameters = start_parameters(client, execution)
+    snapshot = parameters.pop("DataSnapshot")
+    assert parameters == {"Classes": "tiles,fabric", "ModelKind": "softpatch", "AurocGate": "0.95"}
+    assert snapshot == aws.data_snapshot(s3, "s3://data/datasets", ["tiles", "fabric"]) and len(snapshot) == 20
     assert aws.upsert(settings, client) == arn  # second upsert updates the same pipeline
+    assert definition.UNKNOWN_SNAPSHOT != snapshot
+
+
+def test_the_snapshot_changes_with_the_data_a_run_reads_and_only_with_it(client):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    upload_dataset(s3, {"tiles/train/good/0.png": b"a", "wood/train/good/0.png": b"c"})
+    before = aws.data_snapshot(s3, "s3://data/datasets", ["tiles"])
+    s3.put_object(Bucket="data", Key="datasets/wood/train/good/0.png", Body=b"changed")  # another class
+    assert aws.data_snapshot(s3, "s3://data/datasets/", ["tiles"]) == before
+    s3.put_object(Bucket="data", Key="datasets/tiles/train/good/0.png", Body=b"changed")
+    assert aws.data_snapshot(s3, "s3://data/datasets", ["tiles"]) != before
+    with pytest.raises(ValueError, match="no data under s3://data/datasets for bolts"):
+        aws.data_snapshot(s3, "s3://data/datasets", ["bolts"])
+    with pytest.raises(ValueError, match="is not an s3:// URI"):
+        aws.data_snapshot(s3, "/local/folder", ["tiles"])
+
+
+def test_a_given_snapshot_is_passed_as_is(client, monkeypatch):
+    monkeypatch.setattr(aws, "definition_json", lambda settings: json.dumps({"Version": "2020-12-01", "Steps": []}))
+    aws.upsert(PipelineSettings(role_arn="arn:aws:iam::123456789012:role/ivadas-pipeline"), client)
+    execution = aws.start("ivadas-training", {"DataUri": "s3://data/x", "DataSnapshot": "abc123"}, client)
+    assert start_parameters(client, execution) == {"DataUri": "s3://data/x", "DataSnapshot": "abc123"}
 
 
 def test_status_reports_steps_and_failure():
