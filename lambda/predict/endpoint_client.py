@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -18,6 +19,10 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 from api_core import ApiError, logger
 
 ENDPOINT_TIMEOUT_S = float(os.environ.get("ENDPOINT_TIMEOUT_S", "25"))  # inside API Gateway's 29 s
+CONNECT_TIMEOUT_S = 2.0
+#: Kept back from the Lambda's remaining time for what follows a slow model: the 504 (or the answer),
+#: the inspection record and the metrics. Without it the Lambda dies mid-call and nothing answers.
+RESPONSE_RESERVE_S = float(os.environ.get("RESPONSE_RESERVE_S", "2.5"))
 INPUT_FIELDS = {"image": "image_base64", "sensors": "window"}
 #: The error code of a kind whose endpoint does not exist (nothing approved yet): not an outage.
 NOT_DEPLOYED = "model_not_deployed"
@@ -60,29 +65,56 @@ def resolve_kind(requested: str | None, modality: str) -> str:
     return kind
 
 
+#: A client set from outside (the tests' doubles); None: one client per read timeout, made on demand.
 _runtime = None
+_runtimes: dict[tuple, object] = {}
+#: time.monotonic() at which this invocation's Lambda is stopped (None outside a Lambda invocation)
+_deadline: float | None = None
 
 
-def runtime():
-    global _runtime
-    if _runtime is None:
-        config = Config(connect_timeout=3, read_timeout=ENDPOINT_TIMEOUT_S, retries={"max_attempts": 2, "mode": "standard"})
-        _runtime = boto3.client("sagemaker-runtime", config=config)
-    return _runtime
+def start_budget(context) -> None:
+    """Note when this invocation ends (the handler calls it first), so endpoint calls fit inside it."""
+    global _deadline
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    _deadline = time.monotonic() + remaining() / 1000 if callable(remaining) else None
+
+
+def read_budget() -> float:
+    """Seconds an endpoint call may wait for its answer now: the configured limit, or less when the
+    Lambda's remaining time minus the reserve and a connection attempt is shorter."""
+    if _deadline is None:
+        return ENDPOINT_TIMEOUT_S
+    return min(ENDPOINT_TIMEOUT_S, _deadline - time.monotonic() - RESPONSE_RESERVE_S - CONNECT_TIMEOUT_S)
+
+
+def runtime(read_timeout: float = ENDPOINT_TIMEOUT_S):
+    """The SageMaker runtime client for a read timeout (whole seconds). One attempt only: botocore
+    retries a read timeout by default, which doubles the wait past the Lambda's own timeout."""
+    if _runtime is not None:
+        return _runtime
+    seconds = max(1, int(read_timeout))
+    key = (seconds, os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", ""), os.environ.get("AWS_DEFAULT_REGION", ""))
+    if key not in _runtimes:
+        config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=seconds, retries={"total_max_attempts": 1})
+        _runtimes[key] = boto3.client("sagemaker-runtime", config=config)
+    return _runtimes[key]
 
 
 def invoke(kind: str, payload: dict, record_errors: bool = True) -> dict:
     endpoint = endpoint_names().get(kind)
     if not endpoint:
         raise ApiError(503, "model_unavailable", f"no endpoint is configured for {kind}")
+    budget = read_budget()
+    if budget < 1:  # no time left to wait for any answer
+        raise ApiError(504, "endpoint_timeout", f"no time was left to ask the {kind} endpoint within this request")
     try:
-        response = runtime().invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
-                                             Accept="application/json", Body=json.dumps(payload))
+        response = runtime(budget).invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
+                                                   Accept="application/json", Body=json.dumps(payload))
         return json.loads(response["Body"].read())
     except ClientError as exc:
         error = endpoint_error(kind, endpoint, exc)
     except (ReadTimeoutError, ConnectTimeoutError):
-        error = ApiError(504, "endpoint_timeout", f"the {kind} endpoint did not answer within {ENDPOINT_TIMEOUT_S:.0f} s")
+        error = ApiError(504, "endpoint_timeout", f"the {kind} endpoint did not answer within {int(budget)} s")
     except EndpointConnectionError:
         error = ApiError(503, "model_unavailable", f"the {kind} endpoint cannot be reached")
     except BotoCoreError as exc:

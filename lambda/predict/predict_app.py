@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
+import endpoint_client
 import routes_inspections
 import routes_models
 import routes_predict
@@ -73,6 +74,7 @@ def origin_allowed(event: dict) -> bool:
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
     started = time.perf_counter()
+    endpoint_client.start_budget(context)  # endpoint calls must end before this invocation does
     rid = (event.get("requestContext") or {}).get("requestId", "local")
     refusal = None
     if not origin_allowed(event):
