@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import math
 import re
+from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+from inference.kinds import MODEL_KINDS
+from pipelines.definition import model_package_group, resource_slug
+
+INSTANCE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+#: Families whose instances carry local NVMe instance storage. SageMaker encrypts those volumes in
+#: hardware and CreateEndpointConfig fails when a KmsKeyId is given for them, so the endpoint
+#: volume key is left out there. Names with a storage `d` (m5d, c6gd, g4dn, p4de, ...) are matched by
+#: pattern; these have local NVMe without the letter. Omitting the key on a family that could take
+#: it only falls back to SageMaker's own volume encryption, so the list errs on the side of omitting.
+LOCAL_NVME_FAMILIES = frozenset({"g5", "g6", "g6e", "g7", "g7e", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200",
+                                 "trn1", "trn1n", "trn2", "dl1"})
+STORAGE_D = re.compile(r"^[a-z]+\d+[a-z]*d[a-z]*$")
+#: SageMaker names (endpoints, configs, models, package groups) allow letters, digits and hyphens.
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+#: Room left in a 63-character SageMaker name after the endpoint name: `-v<version>-<8 hex>`.
+VERSIONED_SUFFIX = len("-v99999-") + 8
+
+
+@lru_cache(maxsize=1)
+def hosting_instance_types() -> frozenset[str]:
+    """The instance types SageMaker hosting accepts, from the API model botocore ships (offline)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("ProductionVariantInstanceType").enum)
+
+
+def has_local_nvme(instance_type: str) -> bool:
+    family = instance_type.split(".")[1]
+    return family in LOCAL_NVME_FAMILIES or bool(STORAGE_D.match(family))
 
 
 class IvadasConfig(BaseModel):
@@ -17,13 +48,20 @@ class IvadasConfig(BaseModel):
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     region: str = Field(default="eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     classes: tuple[str, ...] = ("tiles", "fabric", "wood")
-    default_model: Literal["patchcore", "softpatch"] = "patchcore"
+    default_model: str = "patchcore"
     approval_mode: Literal["manual", "auto"] = "manual"
     auroc_gate: float = Field(default=0.9, ge=0.0, le=1.0)
     training_instance_type: str = "ml.m5.2xlarge"
     processing_instance_type: str = "ml.m5.xlarge"
     endpoint_instance_type: str = "ml.c6i.xlarge"
+    endpoint_min_instances: int = Field(default=1, ge=1, le=20)
     endpoint_max_instances: int = Field(default=4, ge=1, le=20)
+    # Blue/green deployment of a newly approved version (deploy Lambda, UpdateEndpoint).
+    canary_percent: int = Field(default=25, ge=1, le=50, description="share of the green fleet taking canary traffic")
+    canary_wait_seconds: int = Field(default=300, ge=0, le=3600, description="canary traffic before the rest shifts")
+    bake_seconds: int = Field(default=600, ge=0, le=3600, description="alarms watched on the full green fleet")
+    deployment_timeout_seconds: int = Field(default=3600, ge=600, le=14400)
+    reconcile_minutes: int = Field(default=15, ge=5, le=60, description="how often registry and endpoints are compared")
     alarm_email: str = ""
     api_rate_limit: int = Field(default=50, ge=1, description="requests per second, steady state")
     waf_rate_limit: int = Field(default=1000, ge=100, description="requests per 5 minutes per IP")
@@ -34,11 +72,25 @@ class IvadasConfig(BaseModel):
     def split_classes(cls, value):
         return tuple(c.strip() for c in value.split(",") if c.strip()) if isinstance(value, str) else value
 
-    @field_validator("training_instance_type", "processing_instance_type", "endpoint_instance_type")
+    @field_validator("default_model")
+    @classmethod
+    def registered_kind(cls, value: str) -> str:
+        if value not in MODEL_KINDS:
+            raise ValueError(f"{value!r} is not a registered model kind; choose one of {list(MODEL_KINDS)}")
+        return value
+
+    @field_validator("training_instance_type", "processing_instance_type")
     @classmethod
     def instance_type(cls, value: str) -> str:
         if not INSTANCE.match(value):
             raise ValueError(f"{value!r} is not a SageMaker instance type like ml.m5.xlarge")
+        return value
+
+    @field_validator("endpoint_instance_type")
+    @classmethod
+    def hosting_instance_type(cls, value: str) -> str:
+        if value not in hosting_instance_types():
+            raise ValueError(f"{value!r} is not an instance type SageMaker real-time endpoints offer (e.g. ml.c6i.xlarge)")
         return value
 
     @field_validator("alarm_email")
@@ -47,6 +99,22 @@ class IvadasConfig(BaseModel):
         if value and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
             raise ValueError(f"{value!r} is not an e-mail address")
         return value
+
+    @model_validator(mode="after")
+    def consistent(self) -> "IvadasConfig":
+        if self.endpoint_min_instances > self.endpoint_max_instances:
+            raise ValueError(f"endpointMinInstances ({self.endpoint_min_instances}) is above endpointMaxInstances "
+                             f"({self.endpoint_max_instances})")
+        if self.canary_wait_seconds + self.bake_seconds + 1800 > self.deployment_timeout_seconds:
+            raise ValueError("deploymentTimeoutSeconds must leave 30 minutes for provisioning the new fleet beyond "
+                             "canaryWaitSeconds + bakeSeconds")
+        for kind in MODEL_KINDS:
+            # models and endpoint configs are named after the endpoint plus a versioned suffix
+            for name, room in ((self.endpoint_name(kind), VERSIONED_SUFFIX), (self.model_package_group(kind), 0)):
+                if not SAGEMAKER_NAME.match(name) or len(name) + room > 63:
+                    raise ValueError(f"{name!r} is not a usable SageMaker name (letters, digits and hyphens, with room "
+                                     f"for {room} more characters within 63): shorten the environment name")
+        return self
 
     @property
     def prefix(self) -> str:
@@ -57,10 +125,30 @@ class IvadasConfig(BaseModel):
         return f"{self.prefix}-training"
 
     def endpoint_name(self, kind: str) -> str:
-        return f"{self.prefix}-{kind}"
+        return f"{self.prefix}-{resource_slug(kind)}"
 
     def model_package_group(self, kind: str) -> str:
-        return f"{self.pipeline_name}-{kind}"
+        return model_package_group(self.pipeline_name, kind)
+
+    @property
+    def endpoint_volume_kms_supported(self) -> bool:
+        """Whether the endpoint's storage volume can take our KMS key (not on local-NVMe instance types)."""
+        return not has_local_nvme(self.endpoint_instance_type)
+
+    @property
+    def deploy_lambda_timeout_seconds(self) -> int:
+        """One reconciliation: a handful of SageMaker calls, never a wait for an endpoint."""
+        return 60
+
+    @property
+    def deploy_queue_visibility_seconds(self) -> int:
+        # AWS recommends at least six times the function timeout for an SQS event source.
+        return 6 * self.deploy_lambda_timeout_seconds
+
+    @property
+    def deploy_queue_max_receives(self) -> int:
+        """Enough retries of a busy endpoint to outlast the longest deployment (plus 30 minutes) before the DLQ."""
+        return math.ceil((self.deployment_timeout_seconds + 1800) / self.deploy_queue_visibility_seconds)
 
     @classmethod
     def from_context(cls, node) -> "IvadasConfig":

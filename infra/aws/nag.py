@@ -70,9 +70,13 @@ def acknowledge_findings(edge: Stack, main) -> None:
         _ack(function, "AwsSolutions-L1", "Python 3.11 is the runtime of the container images and of the pinned Powertools "
                                           "layer; the functions move with them.")
     _ack_wildcards(main.serving.function.role, GRANTS + (
-        "the deploy function creates versioned models, endpoint configs and endpoints under this project's prefix, reads "
-        "this pipeline's model packages, and registers scaling targets whose IDs embed the endpoint name; "
-        "X-Ray tracing (PutTraceSegments) has no resource-level permissions."))
+        "the deploy function creates versioned models, endpoint configs and endpoints under this project's prefix and "
+        "reads and records transitions of this pipeline's model packages; ListModelPackages and the Application Auto "
+        "Scaling Describe actions have no resource-level permissions; scalable targets have generated IDs; target "
+        "tracking alarms are named TargetTracking-endpoint/<our endpoint>-*; X-Ray tracing (PutTraceSegments) has no "
+        "resource-level permissions."))
+    _ack(main.serving.dead_letters, "AwsSolutions-SQS3",
+         "This queue is the dead-letter queue of the deployment queue; a dead-letter queue of its own would hide failures.")
     _ack_wildcards(main.api.function.role, GRANTS + (
         "inspection images are written under inspections/; X-Ray tracing (PutTraceSegments) has no resource-level permissions."))
     _ack(main.api.origin_secret, "AwsSolutions-SMG4",

@@ -1,214 +1,285 @@
-"""Registry approval → endpoint: keeps each model kind's real-time endpoint on its served version.
+"""Registry → endpoint: keeps each model kind's real-time endpoint on the version the registry serves.
 
-Triggered by EventBridge "SageMaker Model Package State Change" events for the IVADAS model package
-groups. The served version of a group is the most recently approved one still approved:
-- no endpoint yet and a version is approved → create model, endpoint config, endpoint;
-- otherwise → update the endpoint with a blue/green deployment that rolls back automatically on
-  the endpoint's CloudWatch alarms (5xx, model latency);
-- "SageMaker Endpoint State Change" to InService → register target-tracking auto-scaling;
-- the served version rejected → redeploy the previous approved one (or leave the endpoint alone
-  and say so if none is left); any other event → ignored.
+Triggers reach this function through one SQS FIFO queue whose message group is the model kind, so
+a kind's deployments run one after another and never race, while kinds proceed in parallel:
+- "SageMaker Model Package State Change" of a kind's package group (approvals and rejections);
+- "SageMaker Endpoint State Change" of a kind's endpoint (back in service, failed);
+- a schedule ("IVADAS Reconcile") that compares registry and endpoint when no event came.
+
+Whatever the trigger, the served version (latest approval record, `approvals.py`) is compared with
+what the endpoint serves:
+- the endpoint is busy (creating, updating, rolling back): the message returns to the queue and is
+  retried until the endpoint is in service again (after enough failed tries it lands in the
+  dead-letter queue, which has an alarm);
+- the last deployment did not end on its version (SageMaker rolled it back on an alarm, or the
+  update failed): that version is rejected in the registry with the reason, so registry and endpoint
+  agree again, and `DeploymentRolledBack` is counted (alarm);
+- a failed endpoint: its version is rejected likewise (`DeploymentFailed`) and the endpoint deleted;
+- nothing approved (the only approved version was rejected): the endpoint is deleted, so nothing
+  serves a version the registry refused; `/predict` answers 503 `model_not_deployed` until an approval;
+- no endpoint: create it; another version: blue/green update with automatic rollback on the
+  endpoint's alarms (canary with two instances or more, all at once with a bake time on one);
+- in sync: make sure auto-scaling is registered (it is deregistered before an instance-type change).
+Every pass emits `ServedVersionMismatch` (1 while registry and endpoint disagree); an alarm fires
+when they disagree for longer than a deployment takes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from pydantic import BaseModel, TypeAdapter
 
-logger = Logger(service="ivadas-deploy")
+import approvals
+import endpoints
+from endpoints import BUSY, EndpointBusy, Hosting
 
-APPROVED, REJECTED = "Approved", "Rejected"
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "ivadas-deploy")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IVADAS")
+logger = Logger(service=SERVICE)
 
-
-def settings() -> dict:
-    return {
-        "endpoint_prefix": os.environ.get("ENDPOINT_PREFIX", "ivadas"),
-        "group_prefix": os.environ.get("MODEL_PACKAGE_GROUP_PREFIX", "ivadas-training"),
-        "role_arn": os.environ["SAGEMAKER_ROLE_ARN"],
-        "instance_type": os.environ.get("ENDPOINT_INSTANCE_TYPE", "ml.c6i.xlarge"),
-        "instance_count": int(os.environ.get("ENDPOINT_INSTANCE_COUNT", "1")),
-        "max_instances": int(os.environ.get("ENDPOINT_MAX_INSTANCES", "4")),
-        "invocations_per_instance": float(os.environ.get("TARGET_INVOCATIONS_PER_INSTANCE", "600")),
-        "capture_uri": os.environ.get("DATA_CAPTURE_URI", ""),
-        "kms_key": os.environ.get("KMS_KEY_ID", ""),
-        "alarm_names": json.loads(os.environ.get("ROLLBACK_ALARMS", "{}")),  # kind → [alarm names]
-        "workers": os.environ.get("ENDPOINT_WORKERS", "2"),
-    }
+PACKAGE_EVENT, ENDPOINT_EVENT, RECONCILE_EVENT = (
+    "SageMaker Model Package State Change", "SageMaker Endpoint State Change", "IVADAS Reconcile")
+#: Endpoint statuses no deployment can change; an operator has to look (the message ends in the DLQ).
+NEEDS_OPERATOR = frozenset({"UpdateRollbackFailed"})
 
 
-def kind_of(group: str, group_prefix: str) -> str | None:
-    match = re.fullmatch(re.escape(group_prefix) + r"-(patchcore|softpatch)", group)
-    return match.group(1) if match else None
+class DeploymentNeedsOperator(Exception):
+    """The endpoint is in a state this function must not resolve on its own."""
 
 
-def served_package(sagemaker, group: str) -> dict | None:
-    """Latest approved package by approval time (LastModifiedTime of an approved package)."""
-    packages = []
-    for page in sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group, ModelApprovalStatus=APPROVED):
-        packages += page["ModelPackageSummaryList"]
-    if not packages:
-        return None
-    described = [sagemaker.describe_model_package(ModelPackageName=p["ModelPackageArn"]) for p in packages]
-    return max(described, key=lambda p: (p.get("LastModifiedTime") or p["CreationTime"], p["ModelPackageVersion"]))
+class Target(BaseModel):
+    """One model kind's registry group, endpoint and the alarms that roll its deployments back."""
+
+    group: str
+    endpoint: str
+    alarms: list[str] = []
 
 
-def endpoint_exists(sagemaker, name: str) -> dict | None:
-    try:
-        return sagemaker.describe_endpoint(EndpointName=name)
-    except sagemaker.exceptions.ClientError as exc:
-        if "Could not find" in str(exc) or "does not exist" in str(exc) or "not found" in str(exc).lower():
-            return None
-        raise
+@dataclass(frozen=True)
+class Settings:
+    targets: dict[str, Target]
+    hosting: Hosting
+
+    def kind_of_group(self, group: str) -> str | None:
+        return next((kind for kind, t in self.targets.items() if t.group == group), None)
+
+    def kind_of_endpoint(self, name: str) -> str | None:
+        return next((kind for kind, t in self.targets.items() if t.endpoint == name), None)
 
 
-def resource_name(endpoint: str, package: dict) -> str:
-    return f"{endpoint}-v{package['ModelPackageVersion']}"[:63]
-
-
-def evaluation_summary(package: dict, s3=None) -> str:
-    """Compact metrics from the package's evaluation.json, for `GET /models` (env values ≤ 1024 chars)."""
-    uri = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri", "")
-    if not uri.startswith("s3://"):
-        return ""
-    try:
-        bucket, key = uri[5:].split("/", 1)
-        report = json.loads((s3 or boto3.client("s3")).get_object(Bucket=bucket, Key=key)["Body"].read())
-    except Exception:  # metrics are informative: a missing report must not block a deployment
-        logger.exception("evaluation report unavailable", extra={"uri": uri})
-        return ""
-    keys = ("image_auroc", "pixel_auroc", "aupro", "f1")
-    summary = {"mean": {k: report.get("mean", {}).get(k) for k in keys},
-               "classes": {name: {k: m.get(k) for k in keys} for name, m in report.get("classes", {}).items()}}
-    text = json.dumps(summary, separators=(",", ":"))
-    return text if len(text) <= 1024 else json.dumps({"mean": summary["mean"]}, separators=(",", ":"))
-
-
-def create_model_and_config(sagemaker, s: dict, kind: str, endpoint: str, package: dict, s3=None) -> str:
-    name = resource_name(endpoint, package)
-    container = package["InferenceSpecification"]["Containers"][0]
-    metrics = evaluation_summary(package, s3)
-    environment = {
-        "IVADAS_MODEL_VERSION": f"{package['ModelPackageGroupName']}/{package['ModelPackageVersion']}",
-        "SAGEMAKER_MODEL_SERVER_WORKERS": s["workers"],
-        "IVADAS_MODEL_KIND": kind,
-    }
-    if metrics:
-        environment["IVADAS_MODEL_METRICS"] = metrics
-    sagemaker.create_model(
-        ModelName=name, ExecutionRoleArn=s["role_arn"],
-        PrimaryContainer={"Image": container["Image"], "ModelDataUrl": container["ModelDataUrl"], "Environment": environment},
-        Tags=[{"Key": "ivadas:model-package", "Value": package["ModelPackageArn"]}],
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    env = os.environ
+    hosting = Hosting(
+        role_arn=env["SAGEMAKER_ROLE_ARN"], instance_type=env.get("ENDPOINT_INSTANCE_TYPE", "ml.c6i.xlarge"),
+        min_instances=int(env.get("ENDPOINT_MIN_INSTANCES", "1")), max_instances=int(env.get("ENDPOINT_MAX_INSTANCES", "4")),
+        invocations_per_instance=float(env.get("TARGET_INVOCATIONS_PER_INSTANCE", "600")),
+        capture_uri=env.get("DATA_CAPTURE_URI", ""), capture_kms_key=env.get("DATA_CAPTURE_KMS_KEY_ID", ""),
+        volume_kms_key=env.get("ENDPOINT_VOLUME_KMS_KEY_ID", ""), workers=env.get("ENDPOINT_WORKERS", "2"),
+        canary_percent=int(env.get("CANARY_PERCENT", "25")), canary_wait_seconds=int(env.get("CANARY_WAIT_SECONDS", "300")),
+        bake_seconds=int(env.get("BAKE_SECONDS", "600")),
+        deployment_timeout_seconds=int(env.get("DEPLOYMENT_TIMEOUT_SECONDS", "3600")),
     )
-    config = {
-        "EndpointConfigName": name,
-        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": s["instance_count"],
-                                "InstanceType": s["instance_type"]}],
+    targets = TypeAdapter(dict[str, Target]).validate_json(env.get("DEPLOY_TARGETS", "{}"))
+    return Settings(targets, hosting)
+
+
+@dataclass
+class Clients:
+    sagemaker: object = field(default_factory=lambda: boto3.client("sagemaker"))
+    autoscaling: object = field(default_factory=lambda: boto3.client("application-autoscaling"))
+    cloudwatch: object = field(default_factory=lambda: boto3.client("cloudwatch"))
+    s3: object = field(default_factory=lambda: boto3.client("s3"))
+
+
+_clients: Clients | None = None
+
+
+def clients() -> Clients:
+    """The AWS clients, made once per Lambda container."""
+    global _clients
+    if _clients is None:
+        _clients = Clients()
+    return _clients
+
+
+def count(name: str, value: float, kind: str, **metadata) -> None:
+    """One CloudWatch metric in embedded format; the kind and details ride along as metadata."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+        for key, item in {"kind": kind, **metadata}.items():
+            metric.add_metadata(key=key, value=item)
+
+
+# ------------------------------------------------------------------------------------------ events
+
+def kind_of_event(event: dict, s: Settings) -> str | None:
+    detail = event.get("detail") or {}
+    kind_by_type = {
+        PACKAGE_EVENT: lambda: s.kind_of_group(detail.get("ModelPackageGroupName", "")),
+        ENDPOINT_EVENT: lambda: s.kind_of_endpoint(detail.get("EndpointName", "")),
+        RECONCILE_EVENT: lambda: detail.get("kind") if detail.get("kind") in s.targets else None,
     }
-    if s["capture_uri"]:
-        config["DataCaptureConfig"] = {
-            "EnableCapture": True, "InitialSamplingPercentage": 20, "DestinationS3Uri": f"{s['capture_uri'].rstrip('/')}/{kind}",
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
-        }
-        if s["kms_key"]:
-            config["DataCaptureConfig"]["KmsKeyId"] = s["kms_key"]
-    if s["kms_key"]:
-        config["KmsKeyId"] = s["kms_key"]
-    sagemaker.create_endpoint_config(**config)
-    return name
+    find = kind_by_type.get(event.get("detail-type"))
+    return find() if find else None
 
 
-def blue_green_request(endpoint: str, config_name: str, alarms: list[str]) -> dict:
-    """UpdateEndpoint with a canary blue/green shift and automatic rollback on the alarms."""
-    return {
-        "EndpointName": endpoint,
-        "EndpointConfigName": config_name,
-        "RetainAllVariantProperties": False,
-        "DeploymentConfig": {
-            "BlueGreenUpdatePolicy": {
-                "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 300,
-                                                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}},
-                "TerminationWaitInSeconds": 300,
-                "MaximumExecutionTimeoutInSeconds": 3600,
-            },
-            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in alarms]},
-        },
-    }
-
-
-def register_autoscaling(autoscaling, s: dict, endpoint: str) -> None:
-    resource = f"endpoint/{endpoint}/variant/AllTraffic"
-    autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
-                                         ScalableDimension="sagemaker:variant:DesiredInstanceCount",
-                                         MinCapacity=s["instance_count"], MaxCapacity=s["max_instances"])
-    autoscaling.put_scaling_policy(
-        PolicyName=f"{endpoint}-invocations", ServiceNamespace="sagemaker", ResourceId=resource,
-        ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": s["invocations_per_instance"],
-            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-            "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
-        },
-    )
-
-
-def on_endpoint_in_service(detail: dict, s: dict, autoscaling=None) -> dict:
-    name = detail.get("EndpointName", "")
-    if detail.get("EndpointStatus") != "IN_SERVICE" or not re.fullmatch(re.escape(s["endpoint_prefix"]) + r"-(patchcore|softpatch)", name):
-        return {"action": "ignored", "reason": f"endpoint {name!r} {detail.get('EndpointStatus')}"}
-    register_autoscaling(autoscaling or boto3.client("application-autoscaling"), s, name)
-    return {"action": "autoscaling registered", "endpoint": name}
-
-
-def current_package_arn(sagemaker, endpoint: dict) -> str | None:
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    model_name = config["ProductionVariants"][0]["ModelName"]
-    tags = sagemaker.list_tags(ResourceArn=sagemaker.describe_model(ModelName=model_name)["ModelArn"]).get("Tags", [])
-    return next((t["Value"] for t in tags if t["Key"] == "ivadas:model-package"), None)
-
-
-def reconcile(event: dict, sagemaker=None, autoscaling=None, s3=None) -> dict:
-    """Bring the endpoint of the event's model kind to the served version; returns what it did."""
+def handle_event(event: dict, aws: Clients | None = None) -> dict:
+    """Bring the endpoint of the event's model kind to the registry's served version."""
     s = settings()
-    detail = event.get("detail", {})
-    if event.get("detail-type") == "SageMaker Endpoint State Change":
-        return on_endpoint_in_service(detail, s, autoscaling)
-    if event.get("detail-type") != "SageMaker Model Package State Change":
-        return {"action": "ignored", "reason": "not a model package state change"}
-    status = detail.get("ModelApprovalStatus")
-    group = detail.get("ModelPackageGroupName", "")
-    kind = kind_of(group, s["group_prefix"])
-    if kind is None or status not in (APPROVED, REJECTED):
-        return {"action": "ignored", "reason": f"status {status} of group {group!r} does not change what is served"}
-    sagemaker = sagemaker or boto3.client("sagemaker")
-    autoscaling = autoscaling or boto3.client("application-autoscaling")
-    endpoint_name = f"{s['endpoint_prefix']}-{kind}"
-    package = served_package(sagemaker, group)
-    existing = endpoint_exists(sagemaker, endpoint_name)
-    if package is None:
-        reason = "no approved version is left" if existing else "nothing is approved yet"
-        logger.warning(reason, extra={"group": group, "endpoint": endpoint_name})
-        return {"action": "none", "reason": reason, "endpoint": endpoint_name}
-    if existing and current_package_arn(sagemaker, existing) == package["ModelPackageArn"]:
-        return {"action": "none", "reason": "the endpoint already serves the served version", "endpoint": endpoint_name}
-    config_name = create_model_and_config(sagemaker, s, kind, endpoint_name, package, s3)
-    if existing is None:
-        # auto-scaling is registered when the endpoint reports InService (a later event)
-        sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name,
-                                  Tags=[{"Key": "ivadas:model-kind", "Value": kind}])
-        action = "created"
-    else:
-        sagemaker.update_endpoint(**blue_green_request(endpoint_name, config_name, s["alarm_names"].get(kind, [])))
-        action = "rolled back" if status == REJECTED else "updated"
-    result = {"action": action, "endpoint": endpoint_name, "model_package": package["ModelPackageArn"], "config": config_name}
-    logger.info("endpoint reconciled", extra=result)
+    kind = kind_of_event(event, s)
+    if kind is None:
+        return {"action": "ignored", "reason": f"{event.get('detail-type')!r} is not about an IVADAS model kind"}
+    aws = aws or clients()
+    detail = event.get("detail") or {}
+    if event.get("detail-type") == PACKAGE_EVENT and detail.get("ModelApprovalStatus") == approvals.APPROVED:
+        approvals.record_outside_approval(aws.sagemaker, detail["ModelPackageArn"], event.get("time"))
+    result = reconcile(kind, aws, s)
+    logger.info("reconciled", extra=result)
     return result
+
+
+# ------------------------------------------------------------------------------------------ reconciling
+
+def reconcile(kind: str, c: Clients, s: Settings) -> dict:
+    target = s.targets[kind]
+    endpoint = endpoints.describe_endpoint(c.sagemaker, target.endpoint)
+    status = endpoint["EndpointStatus"] if endpoint else None
+    if status in BUSY or status == "OutOfService":
+        report_agreement(kind, target, c, endpoint)
+        raise EndpointBusy(f"{target.endpoint} is {status}; the deployment waits until it is in service")
+    if status in NEEDS_OPERATOR:
+        report_agreement(kind, target, c, endpoint)
+        raise DeploymentNeedsOperator(f"{target.endpoint} is {status}: {endpoint.get('FailureReason', 'no reason given')}")
+    if status == "Failed":
+        return remove_failed_endpoint(kind, target, endpoint, c)
+    settled = settle_last_deployment(kind, target, endpoint, c) if endpoint else {}
+    desired = approvals.served_package(c.sagemaker, target.group)
+    serving = endpoints.serving_package_arn(c.sagemaker, endpoint) if endpoint else None
+    count("ServedVersionMismatch", int((desired or {}).get("ModelPackageArn") != serving), kind)
+    result = {"kind": kind, "endpoint": target.endpoint, **settled}
+    if desired is None:
+        return {**result, **stop_serving(target, endpoint, c)}
+    result["served_version"] = approvals.version_id(desired)
+    if endpoint is not None and serving == desired["ModelPackageArn"]:
+        registered = endpoints.ensure_autoscaling(c.autoscaling, s.hosting, target.endpoint)
+        return {**result, "action": "none", "reason": "the endpoint serves the served version"
+                + ("; auto-scaling registered" if registered else "")}
+    return {**result, **deploy(kind, target, endpoint, desired, c, s)}
+
+
+def report_agreement(kind: str, target: Target, c: Clients, endpoint: dict) -> None:
+    desired = approvals.served_package(c.sagemaker, target.group)
+    serving = endpoints.serving_package_arn(c.sagemaker, endpoint)
+    count("ServedVersionMismatch", int((desired or {}).get("ModelPackageArn") != serving), kind)
+
+
+def settle_last_deployment(kind: str, target: Target, endpoint: dict, c: Clients) -> dict:
+    """Compare the endpoint, back in service, with the deployment this function last started on it.
+
+    A different version than the one deployed means SageMaker rolled the deployment back (an alarm
+    fired during the canary or bake time, or the new fleet failed): the version is rejected with the
+    reason, so the registry serves again what the endpoint serves."""
+    deploying = endpoints.deploying_package_arn(c.sagemaker, endpoint)
+    if deploying is None:
+        return {}
+    serving = endpoints.serving_package_arn(c.sagemaker, endpoint)
+    outcome = {}
+    if serving is not None and serving != deploying:
+        reason = rollback_reason(target, endpoint, c)
+        rejected = approvals.reject_after_failed_deployment(c.sagemaker, deploying, reason)
+        count("DeploymentRolledBack", 1, kind, package=deploying, reason=reason)
+        logger.error("deployment rolled back", extra={"kind": kind, "package": deploying, "reason": reason,
+                                                      "rejected_in_registry": rejected})
+        outcome = {"rolled_back": deploying, "rollback_reason": reason}
+    endpoints.clear_deploying(c.sagemaker, endpoint)  # after the registry was told: a retry repeats nothing
+    return outcome
+
+
+def rollback_reason(target: Target, endpoint: dict, c: Clients) -> str:
+    firing = []
+    if target.alarms:
+        alarms = c.cloudwatch.describe_alarms(AlarmNames=target.alarms, StateValue="ALARM")["MetricAlarms"]
+        firing = [a["AlarmName"] for a in alarms]
+    cause = (f"alarm {', '.join(firing)} fired during the blue/green deployment" if firing
+             else endpoint.get("FailureReason") or "the blue/green deployment did not complete")
+    return f"automatic rollback of {target.endpoint}: {cause}"
+
+
+def remove_failed_endpoint(kind: str, target: Target, endpoint: dict, c: Clients) -> dict:
+    """An endpoint that failed to come up serves nothing: reject its version, delete it, start again."""
+    package = endpoints.serving_package_arn(c.sagemaker, endpoint)
+    reason = f"{target.endpoint} failed to come up: {endpoint.get('FailureReason') or 'no reason given'}"
+    if package:
+        approvals.reject_after_failed_deployment(c.sagemaker, package, reason)
+    count("DeploymentFailed", 1, kind, package=package or "", reason=reason)
+    endpoints.deregister_autoscaling(c.autoscaling, target.endpoint)
+    c.sagemaker.delete_endpoint(EndpointName=target.endpoint)
+    logger.error("endpoint failed and was deleted", extra={"kind": kind, "package": package, "reason": reason})
+    return {"kind": kind, "endpoint": target.endpoint, "action": "deleted failed endpoint", "reason": reason,
+            "rejected": package}
+
+
+def stop_serving(target: Target, endpoint: dict | None, c: Clients) -> dict:
+    if endpoint is None:
+        return {"action": "none", "reason": "nothing is approved yet"}
+    endpoints.deregister_autoscaling(c.autoscaling, target.endpoint)  # before the endpoint goes, as AWS asks
+    c.sagemaker.delete_endpoint(EndpointName=target.endpoint)
+    reason = (f"no approved version is left in {target.group}: {target.endpoint} is deleted and /predict answers "
+              f"503 model_not_deployed until a version is approved")
+    logger.warning("serving stopped", extra={"endpoint": target.endpoint, "reason": reason})
+    return {"action": "stopped", "reason": reason}
+
+
+def deploy(kind: str, target: Target, endpoint: dict | None, package: dict, c: Clients, s: Settings) -> dict:
+    h = s.hosting
+    metrics = endpoints.evaluation_summary(package, c.s3, logger)
+    model = endpoints.ensure_model(c.sagemaker, endpoints.model_request(h, kind, target.endpoint, package, metrics))
+    fleet = endpoints.fleet_size(h, endpoint)
+    config = endpoints.ensure_endpoint_config(
+        c.sagemaker, endpoints.endpoint_config_request(h, kind, target.endpoint, package, model, fleet))
+    arn = package["ModelPackageArn"]
+    if endpoint is None:
+        # auto-scaling is registered once the endpoint is in service (its state-change event)
+        endpoints.create_endpoint(c.sagemaker, target.endpoint, config, kind, arn)
+        return {"action": "created", "config": config, "fleet": fleet}
+    if endpoints.instance_type_changes(c.sagemaker, endpoint, h):
+        # SageMaker refuses an instance-type change on a variant registered for auto-scaling
+        endpoints.deregister_autoscaling(c.autoscaling, target.endpoint)
+    request = endpoints.blue_green_request(h, target.endpoint, config, fleet, target.alarms)
+    endpoints.update_endpoint(c.sagemaker, request, endpoint["EndpointArn"], arn)
+    routing = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"]
+    return {"action": "updated", "config": config, "fleet": fleet, "traffic_routing": routing}
+
+
+# ------------------------------------------------------------------------------------------ handler
+
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+# A batch whose every message waits on a busy endpoint is a normal state during a deployment, not an
+# invocation error: the messages are reported back to the queue and the Lambda Errors metric stays clean.
+processor.raise_on_entire_batch_failure = False
+
+
+def record_handler(record) -> dict:
+    event = json.loads(record.body)
+    try:
+        return handle_event(event)
+    except EndpointBusy as busy:  # expected while a deployment runs: not an error, just not yet
+        logger.info("endpoint busy; retried from the queue", extra={"reason": str(busy)})
+        raise
+    except Exception as exc:  # retried from the queue too, but counted at once (alarm) rather than at the DLQ
+        logger.exception("deployment step failed; retried from the queue")
+        count("DeploymentErrors", 1, kind_of_event(event, settings()) or "unknown", error=f"{type(exc).__name__}: {exc}"[:500])
+        raise
 
 
 @logger.inject_lambda_context
 def handler(event, context):
-    return reconcile(event)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -28,3 +28,8 @@ def edge_template(synthesized):
     from aws_cdk.assertions import Template
 
     return Template.from_json(synthesized[2]["ivadas-dev-edge"].template)
+
+
+@pytest.fixture(scope="session")
+def main_template_json(synthesized) -> dict:
+    return synthesized[2]["ivadas-dev"].template

@@ -56,10 +56,11 @@ def test_synth_is_deterministic(synthesized, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("npx") is None or not (ROOT / "node_modules" / ".bin" / "cdk").exists(),
                     reason="the pinned CDK CLI is not installed (npm ci)")
-def test_cdk_synth_from_the_cli_without_credentials_docker_or_network(tmp_path):
+def test_cdk_synth_from_the_cli_without_credentials_docker_network_or_deprecated_apis(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # JSII_DEPRECATED=fail: any use of an API aws-cdk-lib marks deprecated fails the synth
     env.update(HOME=str(tmp_path), JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_VERSION_CHECK="1",
-               PATH=f"{tmp_path / 'nodocker'}:{env['PATH']}")
+               JSII_DEPRECATED="fail", PATH=f"{tmp_path / 'nodocker'}:{env['PATH']}")
     (tmp_path / "nodocker").mkdir()
     docker = tmp_path / "nodocker" / "docker"
     docker.write_text("#!/bin/sh\necho 'docker must not be called by synth' >&2\nexit 1\n")

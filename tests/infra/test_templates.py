@@ -4,7 +4,10 @@ import json
 
 from aws_cdk.assertions import Match
 
+from inference.kinds import MODEL_KINDS
 from infra.aws.config import IvadasConfig
+
+CONFIG = IvadasConfig(account="123456789012", alarm_email="qa@example.com")
 
 
 def resources(template, kind):
@@ -29,10 +32,11 @@ def test_buckets_are_encrypted_private_tls_only_and_versioned(main_template):
         assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
 
 
-def test_pipeline_and_model_package_groups(main_template):
+def test_pipeline_and_one_model_package_group_per_registered_kind(main_template):
     groups = resources(main_template, "AWS::SageMaker::ModelPackageGroup")
-    assert sorted(g["Properties"]["ModelPackageGroupName"] for g in groups.values()) == [
-        "ivadas-dev-training-patchcore", "ivadas-dev-training-softpatch"]
+    assert sorted(g["Properties"]["ModelPackageGroupName"] for g in groups.values()) == sorted(
+        CONFIG.model_package_group(kind) for kind in MODEL_KINDS)
+    assert "ivadas-dev-training-isolation-forest" in CONFIG.model_package_group("isolation_forest")  # SageMaker-safe
     [pipeline] = resources(main_template, "AWS::SageMaker::Pipeline").values()
     assert pipeline["Properties"]["PipelineName"] == "ivadas-dev-training"
     body, variables = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
@@ -42,28 +46,57 @@ def test_pipeline_and_model_package_groups(main_template):
     assert set(variables) == {"TrainingImageUri", "EndpointImageUri", "PipelineRoleArn", "ArtifactsBucket", "DataBucket"}
     gate = next(p for p in definition["Parameters"] if p["Name"] == "AurocGate")
     assert gate["DefaultValue"] == 0.9
+    group_ids = set(groups)
+    assert set(pipeline["DependsOn"]) >= group_ids  # the groups exist before any run registers into them
 
 
-def test_nothing_is_deployed_before_approval_and_approvals_drive_the_deploy_function(main_template):
+def test_nothing_is_deployed_before_approval_and_every_kind_has_its_triggers(main_template):
     assert resources(main_template, "AWS::SageMaker::Endpoint") == {}
-    rules = resources(main_template, "AWS::Events::Rule")
-    approval = next(r for r in rules.values() if r["Properties"]["EventPattern"]["detail-type"] == ["SageMaker Model Package State Change"])
-    assert approval["Properties"]["EventPattern"]["detail"] == {
-        "ModelPackageGroupName": ["ivadas-dev-training-patchcore", "ivadas-dev-training-softpatch"],
-        "ModelApprovalStatus": ["Approved", "Rejected"]}
-    assert approval["Properties"]["EventPattern"]["source"] == ["aws.sagemaker"]
+    rules = [r["Properties"] for r in resources(main_template, "AWS::Events::Rule").values()]
+    for kind in MODEL_KINDS:
+        into_kind = [r for r in rules if r["Targets"][0]["SqsParameters"]["MessageGroupId"] == kind]
+        patterns = {r.get("EventPattern", {}).get("detail-type", ["schedule"])[0]: r for r in into_kind}
+        approvals = patterns["SageMaker Model Package State Change"]["EventPattern"]
+        assert approvals["source"] == ["aws.sagemaker"]
+        assert approvals["detail"] == {"ModelPackageGroupName": [CONFIG.model_package_group(kind)],
+                                       "ModelApprovalStatus": ["Approved", "Rejected"]}
+        states = patterns["SageMaker Endpoint State Change"]["EventPattern"]["detail"]
+        assert states["EndpointName"] == [CONFIG.endpoint_name(kind)] and "IN_SERVICE" in states["EndpointStatus"]
+        assert patterns["schedule"]["ScheduleExpression"] == f"rate({CONFIG.reconcile_minutes} minutes)"
+        assert json.loads(patterns["schedule"]["Targets"][0]["Input"])["detail"] == {"kind": kind}
     functions = resources(main_template, "AWS::Lambda::Function")
     deploy = next(f for f in functions.values() if f["Properties"]["Handler"] == "deploy_app.handler")
-    env = deploy["Properties"]["Environment"]["Variables"]
-    assert json.loads(env["ROLLBACK_ALARMS"]) == {"patchcore": ["ivadas-dev-patchcore-5xx", "ivadas-dev-patchcore-model-latency"],
-                                                  "softpatch": ["ivadas-dev-softpatch-5xx", "ivadas-dev-softpatch-model-latency"]}
+    targets = json.loads(deploy["Properties"]["Environment"]["Variables"]["DEPLOY_TARGETS"])
+    assert targets["patchcore"] == {"group": "ivadas-dev-training-patchcore", "endpoint": "ivadas-dev-patchcore",
+                                    "alarms": ["ivadas-dev-patchcore-5xx", "ivadas-dev-patchcore-model-latency"]}
     alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in resources(main_template, "AWS::CloudWatch::Alarm").values()
               if isinstance(a["Properties"].get("AlarmName"), str)}
-    assert alarms["ivadas-dev-patchcore-5xx"]["MetricName"] == "Invocation5XXErrors"
-    assert alarms["ivadas-dev-softpatch-model-latency"]["MetricName"] == "ModelLatency"
+    for kind, target in targets.items():
+        errors, latency = target["alarms"]
+        assert alarms[errors]["MetricName"] == "Invocation5XXErrors" and alarms[latency]["MetricName"] == "ModelLatency"
 
 
-def test_predict_function_may_invoke_only_the_two_endpoints(main_template):
+def test_deployments_are_queued_per_kind_with_a_dead_letter_queue_and_alarms(main_template):
+    queues = resources(main_template, "AWS::SQS::Queue")
+    [queue] = [q["Properties"] for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    [dead_letters_id] = [k for k, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
+    assert queue["FifoQueue"] is True and queue["ContentBasedDeduplication"] is True
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letters_id, "Arn"]}
+    # a busy endpoint's message is retried for longer than the longest deployment before it dead-letters
+    assert queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"] >= CONFIG.deployment_timeout_seconds + 1800
+    assert queue["VisibilityTimeout"] >= 6 * CONFIG.deploy_lambda_timeout_seconds
+    [mapping] = resources(main_template, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in resources(main_template, "AWS::CloudWatch::Alarm").values()
+              if isinstance(a["Properties"].get("AlarmName"), str)}
+    dead = alarms["ivadas-dev-deployment-dead-letters"]
+    assert dead["MetricName"] == "ApproximateNumberOfMessagesVisible" and dead["Threshold"] == 1
+    assert dead["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dead_letters_id, "QueueName"]}
+    for name in ("deployment-rolled-back", "deployment-failed", "deployment-errors", "served-version-mismatch"):
+        assert alarms[f"ivadas-dev-{name}"]["AlarmActions"], name
+
+
+def test_predict_function_may_invoke_only_the_endpoints_of_registered_kinds(main_template):
     functions = resources(main_template, "AWS::Lambda::Function")
     predict_id = next(k for k, f in functions.items() if f["Properties"]["Handler"] == "predict_app.handler")
     role_ref = functions[predict_id]["Properties"]["Role"]["Fn::GetAtt"][0]
@@ -72,9 +105,9 @@ def test_predict_function_may_invoke_only_the_two_endpoints(main_template):
     invoke = [s for s in statements if "sagemaker:InvokeEndpoint" in json.dumps(s["Action"])]
     assert len(invoke) == 1
     rendered = json.dumps(invoke[0]["Resource"])
-    assert "endpoint/ivadas-dev-patchcore" in rendered and "endpoint/ivadas-dev-softpatch" in rendered and "*" not in rendered
+    assert all(f"endpoint/{CONFIG.endpoint_name(kind)}" in rendered for kind in MODEL_KINDS) and "*" not in rendered
     env = functions[predict_id]["Properties"]["Environment"]["Variables"]
-    assert json.loads(env["ENDPOINT_NAMES"]) == {"patchcore": "ivadas-dev-patchcore", "softpatch": "ivadas-dev-softpatch"}
+    assert json.loads(env["ENDPOINT_NAMES"]) == {kind: CONFIG.endpoint_name(kind) for kind in MODEL_KINDS}
     assert "ORIGIN_VERIFY_SECRET_ARN" in env
 
 
@@ -136,12 +169,25 @@ def test_monitoring_dashboard_and_alarms_to_sns(main_template):
         assert metric in body
 
 
-def test_config_is_validated_in_one_place():
-    import pytest
-    from pydantic import ValidationError
+def test_the_pipeline_role_may_record_its_experiment(main_template):
+    """The definition's PipelineExperimentConfig makes SageMaker create an experiment, a trial per
+    execution and trial components with the pipeline's role."""
+    [pipeline] = resources(main_template, "AWS::SageMaker::Pipeline").values()
+    role = pipeline["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = [s for p in resources(main_template, "AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    granted = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {"sagemaker:CreateExperiment", "sagemaker:CreateTrial", "sagemaker:CreateTrialComponent",
+            "sagemaker:AssociateTrialComponent", "sagemaker:DescribeExperiment", "sagemaker:DescribeTrial"} <= granted
+    experiment = next(s for s in statements if "sagemaker:CreateExperiment" in s["Action"])
+    assert "experiment/ivadas-dev-training" in json.dumps(experiment["Resource"])
 
-    assert IvadasConfig(classes="a, b").classes == ("a", "b")
-    for bad in ({"endpoint_instance_type": "c5.large"}, {"default_model": "yolo"}, {"alarm_email": "nobody"},
-                {"environment": "Prod!"}, {"auroc_gate": 2}, {"surprise": 1}):
-        with pytest.raises(ValidationError):
-            IvadasConfig(**bad)
+
+def test_the_predict_lambda_outlives_its_longest_endpoint_call(main_template):
+    """Its endpoint calls take their read timeout from the remaining time (one attempt); the function's
+    own timeout is API Gateway's, so the JSON 504 is written before either gives up."""
+    functions = resources(main_template, "AWS::Lambda::Function")
+    predict = next(f for f in functions.values() if f["Properties"]["Handler"] == "predict_app.handler")["Properties"]
+    assert predict["Timeout"] == 29
+    for method in resources(main_template, "AWS::ApiGateway::Method").values():
+        assert method["Properties"]["Integration"]["TimeoutInMillis"] == 29_000

@@ -8,7 +8,7 @@ from moto import mock_aws
 
 from pipelines import aws
 from pipelines.definition import PipelineSettings
-from pipelines.registry import APPROVED, PENDING, REJECTED, RegistryError, SageMakerRegistry
+from pipelines.registry import APPROVED, PENDING, REJECTED, RegistryError, SageMakerRegistry, parse_version_id
 
 GROUP = "ivadas-training-patchcore"
 
@@ -130,3 +130,14 @@ def test_status_reports_steps_and_failure():
         result = aws.status(arn, client)
     assert result["status"] == "Failed"
     assert result["steps"][1] == {"name": "QualityGateFailed", "status": "Failed", "failure_reason": "mean image AUROC 0.8 is below the gate 0.9"}
+
+
+def test_version_ids_name_groups_by_kind_as_sagemaker_spells_them():
+    prefix = "ivadas-dev-training"
+    assert parse_version_id("patchcore/3", prefix) == ("ivadas-dev-training-patchcore", 3)
+    assert parse_version_id("isolation_forest/2", prefix) == ("ivadas-dev-training-isolation-forest", 2)
+    assert parse_version_id("isolation-forest/2", prefix) == ("ivadas-dev-training-isolation-forest", 2)
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/ivadas-dev-training-lstm-ae/4"
+    assert parse_version_id(arn, prefix) == ("ivadas-dev-training-lstm-ae", 4)
+    with pytest.raises(RegistryError, match="is not a model version"):
+        parse_version_id("patchcore", prefix)

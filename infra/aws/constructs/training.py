@@ -8,6 +8,8 @@ from constructs import Construct
 from inference.kinds import MODEL_KINDS
 from pipelines.definition import PipelineSettings, definition_json
 
+from .serving import kind_id
+
 # Stand-ins the SDK accepts while building the definition; CloudFormation substitutes the real values.
 PLACEHOLDERS = {
     "TrainingImageUri": "111111111111.dkr.ecr.us-east-1.amazonaws.com/ivadas-placeholder-training:placeholder",
@@ -51,7 +53,7 @@ class Training(Construct):
             resources=[f"{job_arn}:processing-job/*", f"{job_arn}:training-job/*"]))
         self.groups = {}
         for kind in MODEL_KINDS:
-            group = sagemaker.CfnModelPackageGroup(self, f"{kind.title()}Group", model_package_group_name=config.model_package_group(kind),
+            group = sagemaker.CfnModelPackageGroup(self, f"{kind_id(kind)}Group", model_package_group_name=config.model_package_group(kind),
                                                    model_package_group_description=f"IVADAS {kind} models")
             self.groups[kind] = group
         self.role.add_to_policy(iam.PolicyStatement(
@@ -65,6 +67,14 @@ class Training(Construct):
         self.role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"],
                                                     conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
         self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        # The definition's PipelineExperimentConfig: an experiment named after the pipeline, a trial (run
+        # group) per execution and a trial component (run) per job, created with the pipeline's role.
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateExperiment", "sagemaker:DescribeExperiment", "sagemaker:CreateTrial",
+                     "sagemaker:DescribeTrial", "sagemaker:CreateTrialComponent", "sagemaker:DescribeTrialComponent",
+                     "sagemaker:UpdateTrialComponent", "sagemaker:AssociateTrialComponent", "sagemaker:AddTags"],
+            resources=[f"{job_arn}:experiment/{config.pipeline_name}", f"{job_arn}:experiment-trial/*",
+                       f"{job_arn}:experiment-trial-component/*"]))
         body = Fn.sub(substitutable_definition(config), {
             "TrainingImageUri": images.training.image_uri, "EndpointImageUri": images.endpoint.image_uri,
             "PipelineRoleArn": self.role.role_arn, "ArtifactsBucket": storage.artifacts.bucket_name,
@@ -76,5 +86,5 @@ class Training(Construct):
             pipeline_description="IVADAS: preprocess, train, evaluate, quality gate, register",
         )
         for group in self.groups.values():
-            self.pipeline.add_dependency(group)  # CfnResource.add_dependency: the groups exist before any run registers
+            self.pipeline.add_resource_dependency(group)  # the groups exist before any run registers into them
 
