@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parents[2]
-API_PREFIXES = ("/predict", "/health", "/models", "/inspections")
+API_PREFIXES = ("/predict", "/health", "/models", "/inspections", "/assets")
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 ENDPOINT_TIMEOUT_S = 60
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.bundle import extract_bundle
-from inference.kinds import MODEL_KINDS, kind_info, kinds_of
+from inference.kinds import DEFAULT_KINDS, MODEL_KINDS, kind_info, kinds_of
 from pipelines.definition import model_package_group
 from pipelines.local_runner import LocalPipeline, RunParameters, source_revision
 from pipelines.registry import APPROVED, LocalRegistry, ModelVersion
@@ -49,15 +49,21 @@ class Demo:
     classes: tuple[str, ...]
     kinds: tuple[str, ...]
     settings: dict
+    #: `module:function` writing the data: function(root, classes)
+    generator: str
+    #: the quality gate of the demo's training: mean image AUROC for images; row AUROC for sensors,
+    #: where the first rows of a slowly growing fault look normal to any model
+    gate: float = 0.9
 
     def generate(self, root: Path) -> None:
         """Write the demo data to `root`, all or nothing: a run stopped while generating leaves no
         half dataset that the next run would train on."""
-        from pipelines.vision.synthetic import generate
+        import importlib
 
+        module, _, function = self.generator.partition(":")
         partial = root.with_name(f".{root.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
-        generate(partial, self.classes)
+        getattr(importlib.import_module(module), function)(partial, self.classes)
         partial.rename(root)  # replaces an empty `root`, the only kind this is called on
 
 
@@ -65,7 +71,9 @@ class Demo:
 #: fallback: fine for the synthetic images, useless on real ones.
 DEMOS = {
     "image": Demo("demo-data", ("tiles", "fabric", "wood"), ("patchcore", "softpatch"),
-                  {"backbone": "resnet18", "weights": "auto-or-random"}),
+                  {"backbone": "resnet18", "weights": "auto-or-random"}, "pipelines.vision.synthetic:generate"),
+    "sensors": Demo("demo-sensors", ("pump-1",), (DEFAULT_KINDS["sensors"],), {}, "pipelines.sensors.synthetic:generate",
+                    gate=0.7),
 }
 #: Settings for a user's own data (`--data`): the kinds' defaults, with ImageNet weights required.
 USER_DATA_SETTINGS = {"image": {"backbone": "wide_resnet50_2", "weights": "auto"}}
@@ -89,6 +97,10 @@ class StackSettings:
     gateway_workers: int = 4
     endpoint_workers: int = 1
     poll_seconds: float = 2.0
+    #: seconds between runs of the sensor feed (files dropped under sensors/<asset>/incoming/)
+    feed_seconds: float = 2.0
+    #: replay the sensor demo's evaluation period into the feed, as a live machine would send it
+    replay_demo: bool = True
     echo: object = None  # default: print each line at once, so a log shows progress as it happens
     extra_env: dict = field(default_factory=dict)
 
@@ -133,6 +145,7 @@ class LocalStack:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._lifeline = Lifeline()
+        self._replays: list = []
 
     # --------------------------------------------------------------------------- models
 
@@ -190,7 +203,8 @@ class LocalStack:
         s.echo(f"no approved {kind} model: training one on {'the DEMO data' if demo else data} ({', '.join(classes)}"
                + (f"; backbone {settings['backbone']}" if "backbone" in settings else "") + ") ...")
         pipeline = LocalPipeline(s.store, s.pipeline, echo=lambda line: s.echo("  " + line))
-        record = pipeline.run(RunParameters(str(data.resolve()), classes, kind, settings, source_revision=source_revision()))
+        gate = {"gate": DEMOS[modality].gate} if demo else {}
+        record = pipeline.run(RunParameters(str(data.resolve()), classes, kind, settings, source_revision=source_revision(), **gate))
         group, number = record["registered_version"].rsplit("/", 1)
         reason = DEMO_APPROVAL if demo else "approved by `ivadas up` after the local pipeline passed its gate"
         return self.registry.set_status(group, int(number), APPROVED, reason)
@@ -230,9 +244,20 @@ class LocalStack:
         runtime_env = {"IVADAS_GATEWAY_ROLE": "runtime", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.runtime_port),
                        "IVADAS_LOCAL_ENDPOINTS_FILE": str(s.endpoints_file)}
         self.processes["runtime"] = self._spawn("infra.local.serve_gateway", runtime_env, self._log("runtime"))
-        gateway_env = {
+        self.processes["gateway"] = self._spawn("infra.local.serve_gateway", self._lambda_env(), self._log("gateway"))
+        if any(kind_info(kind).modality == "sensors" for kind in served):
+            self._start_sensor_feed()  # before the gateway answers: once it does, every server is running
+        _wait_healthy(f"{s.url}/health", self.processes["gateway"], "the gateway", self._log("gateway"))
+        self._watcher = threading.Thread(target=self._watch, name="registry-watcher", daemon=True)
+        self._watcher.start()
+
+    def _lambda_env(self) -> dict:
+        """What the predict Lambda and the sensor feed Lambda find in their environment here."""
+        s = self.settings
+        return {
             "IVADAS_GATEWAY_ROLE": "api", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.port),
             "IVADAS_GATEWAY_WORKERS": str(s.gateway_workers), "IVADAS_UI_DIR": str(ROOT / "ui"),
+            "SENSOR_STORE": str(s.store), "SENSOR_FEED_INTERVAL_S": str(s.feed_seconds),
             "ENDPOINT_NAMES": json.dumps({kind: s.endpoint_name(kind) for kind in MODEL_KINDS}),
             "MODEL_MODALITIES": json.dumps({kind: kind_info(kind).modality for kind in MODEL_KINDS}),
             "DEFAULT_MODELS": json.dumps(s.default_models()),
@@ -243,10 +268,18 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": "ivadas-api", "POWERTOOLS_METRICS_NAMESPACE": "IVADAS",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
         }
-        self.processes["gateway"] = self._spawn("infra.local.serve_gateway", gateway_env, self._log("gateway"))
-        _wait_healthy(f"{s.url}/health", self.processes["gateway"], "the gateway", self._log("gateway"))
-        self._watcher = threading.Thread(target=self._watch, name="registry-watcher", daemon=True)
-        self._watcher.start()
+
+    def _start_sensor_feed(self) -> None:
+        """The scheduled sensor scorer, and for the demo a replay of the pump's later days into it."""
+        self.processes["sensor-feed"] = self._spawn("infra.local.serve_feed", self._lambda_env(), self._log("sensor-feed"))
+        if self.settings.data is None and self.settings.replay_demo:
+            from .sensor_replay import SensorReplay
+
+            demo = DEMOS["sensors"]
+            for asset in self._demo_classes("sensors"):
+                replay = SensorReplay(self.settings.home / demo.folder, asset, self.settings.store)
+                replay.start()
+                self._replays.append(replay)
 
     def _log(self, name: str) -> Path:
         logs = self.settings.store / "logs"
@@ -313,6 +346,8 @@ class LocalStack:
         """Stop every server gracefully (requests in flight finish); kill what is still running after
         `timeout_s`, workers included. Returns when every server has exited and freed its port."""
         self._stop.set()
+        for replay in self._replays:
+            replay.stop()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join()  # it may be starting an endpoint: let it finish, so that one is stopped too
         for process in self.processes.values():
@@ -342,6 +377,9 @@ class LocalStack:
             if weights.startswith("random"):
                 lines.append(f"  WARNING: the {kind} backbone has RANDOM weights (no ImageNet weights were available): "
                              "fine for the synthetic demo, near chance on real images")
+        if "sensor-feed" in self.processes:
+            lines.append(f"  sensors page: {self.settings.url}/#sensors  (files dropped in "
+                         f"{self.settings.store / 'sensors' / '<asset>' / 'incoming'} are scored every {self.settings.feed_seconds:g} s)")
         lines.append("Ctrl-C (or SIGTERM) stops everything.")
         return "\n".join(lines)
 

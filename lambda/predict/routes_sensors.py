@@ -89,8 +89,8 @@ def merged_events(parts: list[dict]) -> list[dict]:
     for part in parts:
         for event in part["events"]:
             last = merged[-1] if merged else None
-            if last and last.get("ongoing") and event["start_s"] <= last["end_s"]:
-                # the next file's context rows overlap the last one's: the same excursion, running on
+            if last and last.get("ongoing") and event.get("continues"):
+                # the last file ended above the threshold and this one starts so: one excursion
                 if event["end_s"] > last["end_s"]:
                     last.update(end=event["end"], end_s=event["end_s"], ongoing=event.get("ongoing", False))
                 last["peak_score"] = max(last["peak_score"], event["peak_score"])

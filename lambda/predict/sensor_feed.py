@@ -142,7 +142,9 @@ def score_file(store, asset: str, kind: str, data: bytes, key: str) -> dict:
         offset = start - first  # rows of the chunk that are context, not new
         new_scores = answer["scores"][offset:]
         scores[start - len(prefix_rows):start - len(prefix_rows) + len(new_scores)] = new_scores
-        events += [e for e in answer.get("events", []) if e["end_row"] >= offset]
+        # events that end in the context belong to the previous file; one that starts there or on the
+        # first new row may be the previous file's event running on
+        events += [{**e, "continues": e["start_row"] <= offset} for e in answer.get("events", []) if e["end_row"] >= offset]
         if top is None or answer["anomaly_score"] > top["anomaly_score"]:
             top = answer
     save_state(store, asset, sensors, series_stamps, series_rows, [epoch(t) for t in series_stamps[-max(context_rows, 1):]],
@@ -200,7 +202,8 @@ def file_result(asset, key, sensors, timestamps, rows, scores, events, top, mode
 
 
 def feed_event(event: dict) -> dict:
-    """An endpoint's event as the feed keeps it: times, not rows of one call's window."""
+    """An endpoint's event as the feed keeps it: times, not rows of one call's window (`continues`: it
+    starts where the file does, so it may be the last file's ongoing event running on)."""
     kept = {k: v for k, v in event.items() if k not in ("start_row", "end_row", "rows")}
     return {**kept, "start_s": epoch(event["start"]), "end_s": epoch(event["end"])}
 

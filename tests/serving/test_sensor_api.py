@@ -194,3 +194,18 @@ def test_a_file_waits_while_the_endpoint_is_down(api, sensor_data, tmp_path):
 
 def load_model_for(runtime: Runtime, endpoint: str):
     return runtime.models[endpoint]
+
+
+def test_an_event_running_on_into_the_next_file_is_one_event():
+    import routes_sensors
+
+    def event(start, end, ongoing=False, continues=False, peak=0.8):
+        return {"start": f"t{start}", "end": f"t{end}", "start_s": start, "end_s": end, "ongoing": ongoing,
+                "continues": continues, "peak_score": peak}
+
+    parts = [{"events": [event(0, 10), event(50, 60, ongoing=True)]},
+             {"events": [event(61, 70, continues=True, peak=0.9), event(80, 85, ongoing=True)]},
+             {"events": [event(100, 110)]}]  # the last file starts below the threshold: a new event
+    merged = routes_sensors.merged_events(parts)
+    assert [(e["start"], e["end"]) for e in merged] == [("t0", "t10"), ("t50", "t70"), ("t80", "t85"), ("t100", "t110")]
+    assert merged[1]["peak_score"] == 0.9 and merged[1]["duration_s"] == 20 and merged[1]["ongoing"] is False

@@ -62,11 +62,11 @@ def demo_home(tmp_path_factory) -> Path:
 
 @contextlib.contextmanager
 def ivadas_up(home: Path, log_dir: Path):
-    """`ivadas up` on a one-class demo (random backbone weights: offline) and free ports; whatever
-    the test does, nothing it started outlives it."""
+    """`ivadas up` on a one-class image demo and the sensor demo's pump (random backbone weights:
+    offline) and free ports; whatever the test does, nothing it started outlives it."""
     up = RunningUp(None, home, log_dir / "ivadas-up.log", free_port(), free_port())
-    command = [str(Path(sys.executable).with_name("ivadas")), "up", "--classes", "tiles", "--weights", "random",
-               "--port", str(up.port), "--runtime-port", str(up.runtime_port), "--endpoint-port", str(free_ports_in_a_row(2))]
+    command = [str(Path(sys.executable).with_name("ivadas")), "up", "--classes", "tiles,pump-1", "--weights", "random",
+               "--port", str(up.port), "--runtime-port", str(up.runtime_port), "--endpoint-port", str(free_ports_in_a_row(3))]
     with open(up.output, "wb") as output:
         up.process = subprocess.Popen(command, env={**os.environ, "IVADAS_HOME": str(home)}, cwd=log_dir,
                                       stdout=output, stderr=subprocess.STDOUT)
@@ -164,8 +164,9 @@ def free_ports_in_a_row(count: int) -> int:
 def assert_serving(up: RunningUp, started: dict[int, int]) -> None:
     """Every server is up with its port bound, so that "gone" and "free" afterwards mean something."""
     servers = [command_line(pid) for pid in started if (fields := _stat(pid)) and int(fields[1]) == up.process.pid]
-    assert len(servers) == len(up.endpoint_ports()) + 2, servers  # the endpoints, the runtime route, the API gateway
-    assert sum("inference.serve" in line for line in servers) == len(up.endpoint_ports()) >= 1, servers
+    assert len(servers) == len(up.endpoint_ports()) + 3, servers  # the endpoints, the runtime route, the API gateway, the feed
+    assert sum("inference.serve" in line for line in servers) == len(up.endpoint_ports()) == 3, servers
+    assert sum("infra.local.serve_feed" in line for line in servers) == 1, servers
     assert len(started) > len(servers), "the servers' gunicorn workers are missing"
     assert not any(port_is_free(port) for port in up.ports())
 
@@ -191,6 +192,29 @@ def predict_demo_image(up: RunningUp, relative: str) -> dict:
     return verdict
 
 
+def predict_demo_window(up: RunningUp, start: int, stop: int) -> dict:
+    """POST /predict with rows of the demo pump's file, as an inspection station would send them."""
+    lines = (up.home / "demo-sensors" / "pump-1.csv").read_text().splitlines()
+    header, rows = lines[0].split(","), [line.split(",") for line in lines[1 + start:1 + stop]]
+    body = {"class_name": "pump-1", "sensors": header[1:-1], "timestamps": [row[0] for row in rows],
+            "window": [[float(v) for v in row[1:-1]] for row in rows]}
+    status, verdict = http("POST", up.url + "/predict", body)
+    assert status == 200, verdict
+    assert VERDICT_FIELDS <= set(verdict) and verdict["model"]["kind"] == "pca" and len(verdict["scores"]) == stop - start
+    return verdict
+
+
+def wait_for_replayed_event(up: RunningUp, timeout_s: float = 180) -> list[dict]:
+    """The demo's later days reach the sensor feed as files; the first fault becomes an event."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, found = http("GET", up.url + "/assets/pump-1/events")
+        if status == 200 and found["events"]:
+            return found["events"]
+        time.sleep(1)
+    raise TimeoutError(f"no event from the replayed sensor demo within {timeout_s} s:\n{up.text()}")
+
+
 # ------------------------------------------------------------------------------------- tests
 
 def test_from_an_empty_home_up_trains_the_demo_serves_it_and_sigterm_stops_every_server(demo_home, tmp_path):
@@ -202,12 +226,18 @@ def test_from_an_empty_home_up_trains_the_demo_serves_it_and_sigterm_stops_every
         assert anomalous["is_anomaly"] is True
         assert anomalous["model"] == {"kind": "patchcore", "version": "ivadas-training-patchcore/1"}
         assert predict_demo_image(up, "tiles/test/good/000.png")["is_anomaly"] is False
+        assert predict_demo_window(up, 2560, 2640)["is_anomaly"] is True  # the bearing drifts from row 2580
+        event = wait_for_replayed_event(up)[-1]
+        assert event["top_sensors"] and event["start"] >= "2026-03-05T12:00:00Z"  # replayed from the end of training
+        status, series = http("GET", up.url + "/assets/pump-1/series")
+        assert status == 200 and series["sensors"][0] == "motor_current" and len(series["scores"]) == len(series["timestamps"]) > 0
 
         up.process.send_signal(signal.SIGTERM)
         assert up.process.wait(timeout=STOP_TIMEOUT_S) == 0
         assert_all_gone(up, started)  # gone before `ivadas up` exited: nothing to wait for
     output = up.text()
     assert "no approved patchcore model: training one on the DEMO data (tiles;" in output
+    assert "no approved pca model: training one on the DEMO data (pump-1)" in output
     assert "stopping (SIGTERM)" in output
     assert "\r" not in output and "img/s" not in output and "it/s" not in output  # no progress bars in a log
 
