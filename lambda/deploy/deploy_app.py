@@ -153,18 +153,15 @@ def reconcile(kind: str, c: Clients, s: Settings) -> dict:
     endpoint = endpoints.describe_endpoint(c.sagemaker, target.endpoint)
     status = endpoint["EndpointStatus"] if endpoint else None
     if status in BUSY or status == "OutOfService":
-        report_agreement(kind, target, c, endpoint)
+        compare(kind, target, endpoint, c)
         raise EndpointBusy(f"{target.endpoint} is {status}; the deployment waits until it is in service")
     if status in NEEDS_OPERATOR:
-        report_agreement(kind, target, c, endpoint)
+        compare(kind, target, endpoint, c)
         raise DeploymentNeedsOperator(f"{target.endpoint} is {status}: {endpoint.get('FailureReason', 'no reason given')}")
     if status == "Failed":
         return remove_failed_endpoint(kind, target, endpoint, c)
-    settled = settle_last_deployment(kind, target, endpoint, c) if endpoint else {}
-    desired = approvals.served_package(c.sagemaker, target.group)
-    serving = endpoints.serving_package_arn(c.sagemaker, endpoint) if endpoint else None
-    count("ServedVersionMismatch", int((desired or {}).get("ModelPackageArn") != serving), kind)
-    result = {"kind": kind, "endpoint": target.endpoint, **settled}
+    result = {"kind": kind, "endpoint": target.endpoint, **(settle_last_deployment(kind, target, endpoint, c) if endpoint else {})}
+    desired, serving = compare(kind, target, endpoint, c)
     if desired is None:
         return {**result, **stop_serving(target, endpoint, c)}
     result["served_version"] = approvals.version_id(desired)
@@ -175,10 +172,12 @@ def reconcile(kind: str, c: Clients, s: Settings) -> dict:
     return {**result, **deploy(kind, target, endpoint, desired, c, s)}
 
 
-def report_agreement(kind: str, target: Target, c: Clients, endpoint: dict) -> None:
+def compare(kind: str, target: Target, endpoint: dict | None, c: Clients) -> tuple[dict | None, str | None]:
+    """(the registry's served package, the package the endpoint serves); counts whether they differ."""
     desired = approvals.served_package(c.sagemaker, target.group)
-    serving = endpoints.serving_package_arn(c.sagemaker, endpoint)
+    serving = endpoints.serving_package_arn(c.sagemaker, endpoint) if endpoint else None
     count("ServedVersionMismatch", int((desired or {}).get("ModelPackageArn") != serving), kind)
+    return desired, serving
 
 
 def settle_last_deployment(kind: str, target: Target, endpoint: dict, c: Clients) -> dict:
