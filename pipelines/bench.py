@@ -20,8 +20,9 @@ SPEED_BACKBONES = (("resnet18", False), ("wide_resnet50_2", False), ("wide_resne
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "all"), default="all",
-                        help="int8 compares INT8 recipes with FP32 features; load runs the local stack under load (loopback only)")
+    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "all", "sensors"), default="all",
+                        help="int8 compares INT8 recipes with FP32 features; load runs the local stack under load (loopback only); "
+                             "sensors runs the sensor kinds on SKAB and C-MAPSS (not part of all)")
     parser.add_argument("--data", help="MVTec-layout dataset for the quality suite")
     parser.add_argument("--classes", help="classes of --data (default: all)")
     parser.add_argument("--onnx-backbone", help="ONNX feature extractor for the quality suite (layer2, layer3 outputs)")
@@ -38,9 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default="auto", help="weights of the built-in backbones for the speed suite (auto falls back to random: speed does not depend on weights)")
     parser.add_argument("--workdir", default="/tmp/ivadas-bench")
     parser.add_argument("--output", default="pipelines/BENCHMARKS.md")
+    from pipelines.sensors.bench import add_arguments as add_sensor_arguments
+
+    add_sensor_arguments(parser)
 
 
 def run_bench(args) -> None:
+    if args.suite == "sensors":
+        from pipelines.sensors.bench import run_sensor_bench
+
+        run_sensor_bench(args)
+        return
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     sections = [_machine_section(args)]
@@ -258,7 +267,7 @@ def _f(value) -> str:
 
 
 def _int8_one(recipe: str, backbone: str, calibration_paths: list[str], test_paths: list[str], image_size: int,
-              workdir: str, latency_runs: int) -> dict:
+              workdir: str) -> dict:
     """Feature error of one INT8 recipe against FP32: on this CPU, and as CPUs without VNNI compute it."""
     import numpy as np
 
@@ -283,16 +292,6 @@ def _int8_one(recipe: str, backbone: str, calibration_paths: list[str], test_pat
         layers = [np.concatenate([m[k] for m in maps]) for k in range(len(spec.layers))]
         return patch_embeddings(layers, DEFAULT_CONFIG.patch_size, DEFAULT_CONFIG.embedding_dim)[0]
 
-    def latency_ms(path, spec_of_path) -> float:
-        runner = OnnxBackbone(path, spec_of_path)
-        runner(batch[:1])
-        times = []
-        for i in range(latency_runs):
-            started = time.perf_counter()
-            runner(batch[i % len(batch) : i % len(batch) + 1])
-            times.append((time.perf_counter() - started) * 1000)
-        return float(np.percentile(times, 50))
-
     def error(a, b) -> float:
         return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
@@ -307,9 +306,36 @@ def _int8_one(recipe: str, backbone: str, calibration_paths: list[str], test_pat
     return {
         "recipe": recipe, "rewritten": rewritten, "error_here": error(here, fp32), "error_without_vnni": error(without_vnni, fp32),
         "error_exact": error(exact, fp32), "without_vnni_vs_exact": error(without_vnni, exact),
-        "emulation_vs_here": error(exact, here),
-        "int8_ms": latency_ms(int8_path, int8_spec), "fp32_ms": latency_ms(source_path, spec),
+        "emulation_vs_here": error(exact, here), "int8_path": str(int8_path), "int8_spec": int8_spec.to_dict(),
     }
+
+
+def _int8_latency(backbone: str, graphs: dict[str, tuple[str, dict]], image_paths: list[str], image_size: int,
+                  runs: int) -> dict:
+    """Backbone latency of FP32 and every INT8 graph, one image at a time, the graphs taking turns so
+    that they share whatever else the machine is doing. p50 in ms per graph."""
+    import numpy as np
+
+    import inference  # noqa: F401
+    from inference.vision.backbone import BackboneSpec, OnnxBackbone
+    from inference.vision.imageio import load_image_file, to_model_input
+
+    from pipelines.vision.backbones import BackboneSource, resolve_backbone
+
+    source_path, spec = resolve_backbone(BackboneSource(backbone))
+    batch = to_model_input([load_image_file(p) for p in image_paths], image_size, spec.mean, spec.std)
+    runners = {"fp32": OnnxBackbone(source_path, spec)}
+    runners.update({name: OnnxBackbone(path, BackboneSpec.from_dict(spec_dict)) for name, (path, spec_dict) in graphs.items()})
+    times = {name: [] for name in runners}
+    for runner in runners.values():
+        runner(batch[:1])  # warm-up
+    for i in range(runs):
+        image = batch[i % len(batch) : i % len(batch) + 1]
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            runner(image)
+            times[name].append((time.perf_counter() - started) * 1000)
+    return {name: float(np.percentile(values, 50)) for name, values in times.items()}
 
 
 def _int8_section(args, workdir: Path) -> str:
@@ -332,7 +358,10 @@ def _int8_section(args, workdir: Path) -> str:
     for recipe in RECIPES:
         print(f"int8: {recipe} ...", flush=True)
         rows.append(isolated(_int8_one, recipe, args.onnx_backbone, calibration, tests, args.quality_image_size,
-                             str(workdir), args.speed_queries))
+                             str(workdir)))
+    print("int8: latency ...", flush=True)
+    latency = isolated(_int8_latency, args.onnx_backbone, {r["recipe"]: (r["int8_path"], r["int8_spec"]) for r in rows},
+                       tests, args.quality_image_size, args.speed_queries)
     lines = [
         "## INT8 features against FP32",
         "",
@@ -341,8 +370,8 @@ def _int8_section(args, workdir: Path) -> str:
         "‖E_int8 − E_fp32‖ / ‖E_fp32‖ over every PatchCore patch embedding (what the memory bank stores and searches). "
         "'Without VNNI' is the graph rewritten by `pipelines/vision/int8_emulation.py` into the arithmetic of ONNX "
         "Runtime's x86 kernel on CPUs without VNNI (int16 saturating pair sums); 'exact' is the same rewrite without "
-        "saturation (VNNI, ARM). Backbone latency: one image, p50 of "
-        f"{args.speed_queries} runs, this CPU.",
+        "saturation (VNNI, ARM). Backbone latency on this CPU: one image, p50 of "
+        f"{args.speed_queries} runs per graph, FP32 and the INT8 graphs taking turns.",
         "",
         "| recipe | error on this CPU | error without VNNI | error exact | without VNNI vs exact | "
         "emulation (exact) vs this CPU | INT8 ms | FP32 ms |",
@@ -356,7 +385,7 @@ def _int8_section(args, workdir: Path) -> str:
         else:  # U8 weights run ONNX Runtime's U8U8 kernel, which widens to int16 before multiplying: exact
             emulated = "same as this CPU (U8U8 kernels are exact) | | 0 | "
         lines.append(f"| `{r['recipe']}`{mark}: {RECIPES[r['recipe']].summary} | {r['error_here']:.2%} | {emulated} | "
-                     f"{r['int8_ms']:.1f} | {r['fp32_ms']:.1f} |")
+                     f"{latency[r['recipe']]:.1f} | {latency['fp32']:.1f} |")
     return "\n".join(lines)
 
 
