@@ -176,7 +176,7 @@ class LocalPipeline:
                    str(params.data_uri), "--output", str(out / "evaluation"), "--classes", args["classes"]]
         self._step(record, run_dir, "Evaluate", key, out, command, {})
         evaluation = json.loads((out / "evaluation" / EVALUATION_FILE).read_text())
-        record["metrics"] = {"mean": evaluation["mean"], "classes": {
+        record["metrics"] = {"split": evaluation.get("split", {}).get("name"), "mean": evaluation["mean"], "classes": {
             name: {k: v for k, v in m.items() if k != "problems"} for name, m in evaluation["classes"].items()}}
         record["evaluation_uri"] = str(out / "evaluation" / EVALUATION_FILE)
         return evaluation
