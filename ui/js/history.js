@@ -1,5 +1,40 @@
-// The inspection history: newest first, filtered by class and verdict.
+// The inspection history: newest first, filtered by class (or asset) and verdict. Images and sensor
+// windows share the log; a sensor record says what an engineer looks for (rows, events, the sensors
+// that drove the score), an image record where its score came from.
 import { $, api, showError } from "./api.js";
+import { timeText } from "./chart.js";
+
+const modalities = new Map(); // model kind → "image" | "sensors"
+
+export function setKindModalities(models) {
+  for (const model of models || []) modalities.set(model.kind, model.modality || "image");
+}
+
+function isSensorRecord(item) {
+  const known = modalities.get(item.model_kind);
+  if (known) return known === "sensors";
+  return Boolean(item.detail && ("rows" in item.detail || "events" in item.detail));
+}
+
+function sensorDetails(item) {
+  const detail = item.detail || {};
+  const events = detail.events || [];
+  const parts = [];
+  const source = item.request_id && item.request_id.startsWith("feed-") ? "feed file" : "window";
+  parts.push(detail.rows !== undefined ? `${source} of ${detail.rows} rows` : source);
+  parts.push(`${events.length} event${events.length === 1 ? "" : "s"}`);
+  if (detail.peak_at !== undefined && detail.peak_at !== null) parts.push(`peak ${typeof detail.peak_at === "number" ? `row ${detail.peak_at + 1}` : timeText(detail.peak_at) + " UTC"}`);
+  const top = (detail.contributions || []).slice(0, 3).map((c) => `${c.sensor} ${Math.round(c.share * 100)} %`);
+  const cell = document.createElement("span");
+  cell.textContent = parts.join(" · ");
+  if (top.length) {
+    const sensors = document.createElement("span");
+    sensors.className = "hint history-top";
+    sensors.textContent = "top sensors: " + top.join(", ");
+    cell.append(document.createElement("br"), sensors);
+  }
+  return cell;
+}
 
 export async function refreshHistory() {
   const params = new URLSearchParams({ limit: "25" });
@@ -10,7 +45,9 @@ export async function refreshHistory() {
     const rows = $("history-rows");
     rows.innerHTML = "";
     for (const item of inspections) {
+      const sensors = isSensorRecord(item);
       const row = rows.insertRow();
+      row.dataset.modality = sensors ? "sensors" : "image";
       row.insertCell().textContent = new Date(item.timestamp).toLocaleString();
       row.insertCell().textContent = item.class_name;
       row.insertCell().textContent = `${item.model_kind} ${item.model_version}`;
@@ -19,8 +56,15 @@ export async function refreshHistory() {
       tag.className = "tag " + (item.is_anomaly ? "anomaly" : "normal");
       tag.textContent = item.is_anomaly ? "anomaly" : "normal";
       row.insertCell().append(tag);
+      const details = row.insertCell();
+      if (sensors) details.append(sensorDetails(item));
+      else details.textContent = "image";
     }
-    if (!inspections.length) rows.insertRow().insertCell().textContent = "No inspections yet.";
+    if (!inspections.length) {
+      const cell = rows.insertRow().insertCell();
+      cell.colSpan = 6;
+      cell.textContent = "No inspections yet.";
+    }
   } catch (error) {
     showError(error);
   }

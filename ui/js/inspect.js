@@ -21,8 +21,8 @@ function setBusy(busy, text) {
   for (const id of ["class-select", "model-select", "file-input", "dropzone"]) $(id).disabled = busy;
 }
 
-export async function loadModels() {
-  const listing = await api("/models");
+/** The /models listing: the image kinds and their classes for this page, every kind for the model panel. */
+export function loadModels(listing) {
   // this page inspects images: the sensor kinds have their own page; kinds never deployed are not offered
   state.models = listing.models.filter((m) => (m.modality || "image") === "image" && (m.available || m.deployed !== false));
   const modelSelect = $("model-select");

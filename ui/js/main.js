@@ -1,20 +1,29 @@
 // IVADAS in the browser: plain JavaScript modules, no build step, no external requests.
 // Each page is a module with an init function and a <main data-page="..."> in index.html; the
-// header's links switch pages by the URL's #fragment.
-import { $, setApiBase, showError } from "./api.js";
-import { initHistory, refreshHistory } from "./history.js";
+// header's links switch pages by the URL's #fragment (#sensors/pump-1 opens a page on an asset).
+import { $, api, setApiBase, showError } from "./api.js";
+import { initHistory, refreshHistory, setKindModalities } from "./history.js";
 import { initInspect, loadModels } from "./inspect.js";
+import { hideSensors, initSensors, setSensorModels, showSensors } from "./sensors.js";
 
-const PAGES = { inspect: { init: initInspect } };
+const PAGES = {
+  inspect: { init: initInspect },
+  sensors: { init: initSensors, show: showSensors, hide: hideSensors },
+};
+let current = null;
+let loaded = false; // pages are told they are shown once the model listing is in
 
 function showPage() {
-  const wanted = location.hash.slice(1) || "inspect";
+  const [wanted, ...rest] = location.hash.slice(1).split("/");
   const name = PAGES[wanted] ? wanted : "inspect";
   for (const page of document.querySelectorAll("[data-page]")) page.hidden = page.dataset.page !== name;
   for (const link of document.querySelectorAll("[data-page-link]")) {
     link.setAttribute("aria-current", String(link.dataset.pageLink === name));
   }
-  if (PAGES[name].show) PAGES[name].show();
+  if (!loaded) return;
+  if (current && current !== name && PAGES[current].hide) PAGES[current].hide();
+  current = name;
+  if (PAGES[name].show) PAGES[name].show(decodeURIComponent(rest.join("/")));
 }
 
 async function start() {
@@ -30,10 +39,16 @@ async function start() {
   }
   showPage();
   try {
-    await loadModels();
+    const listing = await api("/models");
+    setKindModalities(listing.models);
+    loadModels(listing);
+    setSensorModels(listing);
   } catch (error) {
     showError(error);
+    showError(error, "sensors-error");
   }
+  loaded = true;
+  showPage();
   refreshHistory();
   document.body.dataset.ready = "true";
 }

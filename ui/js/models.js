@@ -4,6 +4,7 @@ import { $, fmt } from "./api.js";
 // The evaluation metrics shown per modality: [key in the evaluation report, column title].
 export const METRIC_COLUMNS = {
   image: [["image_auroc", "Image AUROC"], ["pixel_auroc", "Pixel AUROC"], ["aupro", "PRO"], ["f1", "F1"]],
+  sensors: [["auroc", "AUROC"], ["f1", "F1"], ["far", "False alarm rate"], ["event_recall", "Event recall"]],
 };
 
 export function renderModelCards(models) {
