@@ -49,6 +49,14 @@ def _ratio(value: str) -> float:
     return number
 
 
+def cmd_demo_sensors(args) -> int:
+    from pipelines.sensors.synthetic import generate
+
+    root = generate(args.output, _csv(args.assets), args.rows, args.interval, args.seed)
+    print(f"demo sensor data written to {root} (assets: {args.assets}; labelled faults in the second half)")
+    return 0
+
+
 def cmd_demo_data(args) -> int:
     from pipelines.vision.synthetic import generate
 
@@ -118,18 +126,32 @@ def cmd_evaluate(args) -> int:
     report = modality(bundle_modality(bundle)).evaluate(bundle, args.data, output, _csv(args.classes) if args.classes else None,
                                                          split=args.split, quiet=args.quiet)
     print(f"split: {args.split} ({report.get('split', {}).get('description', '')})")
-    print(f"{'class':<16}{'image AUROC':>12}{'pixel AUROC':>12}{'PRO':>8}{'F1':>8}")
+    columns = REPORT_COLUMNS[report["model"]["modality"]]
+    print(f"{'class':<16}" + "".join(f"{title:>{width}}" for _, title, width in columns))
     for name, values in {**report["classes"], "mean": report["mean"]}.items():
-        print(f"{name:<16}" + "".join(f"{_fmt(values.get(k)):>{w}}" for k, w in (("image_auroc", 12), ("pixel_auroc", 12), ("aupro", 8), ("f1", 8))))
+        print(f"{name:<16}" + "".join(f"{_fmt(values.get(key)):>{width}}" for key, _, width in columns))
     print(f"report and plots written to {output}")
     return 0
+
+
+#: What `ivadas evaluate` prints per class or asset: (metric, title, width).
+REPORT_COLUMNS = {
+    "image": (("image_auroc", "image AUROC", 12), ("pixel_auroc", "pixel AUROC", 12), ("aupro", "PRO", 8), ("f1", "F1", 8)),
+    "sensors": (("auroc", "AUROC", 8), ("f1", "F1", 8), ("far", "FAR", 8), ("mar", "MAR", 8), ("event_recall", "events caught", 15),
+                ("false_events", "false events", 14)),
+}
 
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+SENSOR_FILE_SUFFIXES = (".csv", ".parquet")
+
+
 def cmd_predict(args) -> int:
+    if Path(args.image).suffix.lower() in SENSOR_FILE_SUFFIXES:
+        return _predict_window(args)
     if args.url:
         return _predict_remote(args)
     from inference.model import load_model
@@ -167,6 +189,35 @@ def _predict_remote(args) -> int:
     return 0
 
 
+def _predict_window(args) -> int:
+    """Judge a window of sensor readings (a CSV or Parquet file with a header row)."""
+    from inference.kinds import DEFAULT_KINDS
+
+    path = Path(args.image)
+    if not path.is_file():
+        raise FileNotFoundError(f"no sensor file at {path}")
+    body = path.read_bytes() if path.suffix.lower() == ".csv" else _parquet_as_csv(path)
+    if args.url:
+        from infra.client import predict_window_remote
+
+        result = predict_window_remote(args.url, body, args.class_name, args.model, args.threshold)
+    else:
+        from inference.model import load_model
+
+        model = load_model(args.bundle or default_bundle(args.model or DEFAULT_KINDS["sensors"]))
+        result = model.predict_window(model.csv_window(body, args.class_name), args.class_name, args.threshold)
+    if not args.json:
+        result.pop("scores", None)
+    _print_verdict(result, args.json)
+    return 0
+
+
+def _parquet_as_csv(path: Path) -> bytes:
+    import pandas as pd
+
+    return pd.read_parquet(path).to_csv(index=False).encode()
+
+
 def cmd_up(args) -> int:
     from infra.local.stack import StackSettings, run_until_interrupted
 
@@ -191,6 +242,13 @@ def _print_verdict(result: dict, as_json: bool) -> None:
           f"class {result['class_name']}, model {result['model']['kind']} {result['model']['version']}")
     for region in result.get("regions", [])[:10]:
         print(f"  region {region['box']} score {region['score']:.3f} area {region['area']} px")
+    if "rows" in result:
+        top = ", ".join(f"{c['sensor']} {c['share']:.0%}" for c in result.get("contributions", [])[:3])
+        print(f"  {result['rows']} rows, peak at {result['peak_at']}" + (f"; driven by {top}" if top else ""))
+    for event in result.get("events", [])[:20]:
+        sensors = ", ".join(f"{s['sensor']} {s['share']:.0%}" for s in event["top_sensors"])
+        print(f"  event {event['start']} → {event['end']} ({event['rows']} rows{', ongoing' if event['ongoing'] else ''}) "
+              f"peak {event['peak_score']:.3f}: {sensors}")
 
 
 def _float(value: str) -> float:
@@ -253,7 +311,8 @@ def cmd_pipeline_upsert(args) -> int:
 def cmd_pipeline_start(args) -> int:
     from pipelines.aws import start
 
-    parameters = {"Classes": args.classes, "ModelKind": args.model, "DataUri": args.data, "AurocGate": args.gate}
+    parameters = {"Classes": args.classes, "ModelKind": args.model, "DataUri": args.data, "AurocGate": args.gate,
+                  "KindSettings": json.dumps(_settings(args), sort_keys=True)}
     print(start(args.name, parameters, region=args.region))
     return 0
 
@@ -340,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo_data)
 
+    sensors = sub.add_parser("demo-sensors", help="write synthetic machine data: a pump's sensors with labelled faults")
+    sensors.add_argument("--output", default=str(home() / "demo-sensors"))
+    sensors.add_argument("--assets", default="pump-1")
+    sensors.add_argument("--rows", type=int, default=4032, help="readings per asset (default: a week)")
+    sensors.add_argument("--interval", type=float, default=150.0, help="seconds between readings")
+    sensors.add_argument("--seed", type=int, default=0)
+    sensors.set_defaults(func=cmd_demo_sensors)
+
     train = sub.add_parser("train", help="train a model bundle from an MVTec-layout folder")
     train.add_argument("--data", required=True, help="dataset root (MVTec AD layout for images)")
     train.add_argument("--classes", help="comma-separated classes (default: every class in --data)")
@@ -362,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    predict = sub.add_parser("predict", help="judge one image")
-    predict.add_argument("image")
+    predict = sub.add_parser("predict", help="judge one image, or a window of sensor readings (CSV or Parquet)")
+    predict.add_argument("image", help="an image, or a .csv/.parquet window of sensor readings with a header row")
     predict.add_argument("--class", dest="class_name", required=True)
     predict.add_argument("--model", choices=MODEL_KINDS, help="model kind (default: patchcore locally, the API's default with --url)")
     predict.add_argument("--bundle", help="local model.tar.gz (default: the last one trained for --model)")
@@ -434,6 +501,7 @@ def _add_pipeline_commands(sub) -> None:
     _add_model_choice(start)
     start.add_argument("--data", help="s3:// dataset URI (default: the pipeline's)")
     start.add_argument("--gate", type=_float)
+    _add_image_settings(start)
     start.set_defaults(func=cmd_pipeline_start)
 
     status = pipeline.add_parser("status", help="status of a SageMaker pipeline execution")

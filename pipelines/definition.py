@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from inference.kinds.patchcore.config import DEFAULT_CONFIG
+from inference.kinds import DEFAULT_KINDS
 
 PROCESSING_ROOT = "/opt/ml/processing"
 EVALUATION_FILE = "evaluation.json"
@@ -39,7 +39,7 @@ class PipelineSettings:
     artifacts_bucket: str = "ivadas-artifacts"
     data_uri: str = "s3://ivadas-data/demo"
     region: str = "us-east-1"
-    model_kind: str = DEFAULT_CONFIG.kind
+    model_kind: str = DEFAULT_KINDS["image"]
     source_revision: str = "unknown"
     classes: str = "tiles,fabric,wood"
     gate: float = DEFAULT_GATE
@@ -114,10 +114,9 @@ def parameters(sdk, settings: PipelineSettings) -> SimpleNamespace:
         data_snapshot=sdk.ParameterString("DataSnapshot", default_value=UNKNOWN_SNAPSHOT),
         classes=sdk.ParameterString("Classes", default_value=settings.classes),
         model_kind=sdk.ParameterString("ModelKind", default_value=settings.model_kind),
-        backbone=sdk.ParameterString("Backbone", default_value="wide_resnet50_2"),
-        weights=sdk.ParameterString("BackboneWeights", default_value="auto"),
-        coreset_ratio=sdk.ParameterString("CoresetRatio", default_value=str(DEFAULT_CONFIG.coreset_ratio)),
-        image_size=sdk.ParameterString("ImageSize", default_value=str(DEFAULT_CONFIG.image_size)),
+        # The kind's own settings as a JSON object of strings (`{"backbone": "resnet18"}`, `{"window": "60"}`):
+        # kinds differ in what they take, and one definition serves them all; unset ones keep the kind's defaults.
+        kind_settings=sdk.ParameterString("KindSettings", default_value="{}"),
         gate=sdk.ParameterFloat("AurocGate", default_value=settings.gate),
         approval=sdk.ParameterString("ApprovalStatus", default_value=settings.approval_status),
         processing_instance=sdk.ParameterString("ProcessingInstanceType", default_value=settings.processing_instance_type),
@@ -164,7 +163,7 @@ def build_pipeline(settings: PipelineSettings = PipelineSettings()):
             inputs=[_processing_input(sdk, "data", p.data_uri, f"{PROCESSING_ROOT}/input/data")],
             outputs=[_processing_output(sdk, "manifest", f"{PROCESSING_ROOT}/output/manifest",
                                         _output_uri(sdk, settings, "preprocess"))],
-            arguments=["--classes", p.classes, "--kind", p.model_kind],
+            arguments=["--classes", p.classes, "--kind", p.model_kind, "--settings", p.kind_settings],
         ),
         cache_config=cache,
     )
@@ -181,10 +180,7 @@ def build_pipeline(settings: PipelineSettings = PipelineSettings()):
         hyperparameters={
             "model": p.model_kind,
             "classes": p.classes,
-            "backbone": p.backbone,
-            "weights": p.weights,
-            "coreset_ratio": p.coreset_ratio,
-            "image_size": p.image_size,
+            "kind_settings": p.kind_settings,
             "source_revision": p.source_revision,
             "data_uri": p.data_uri,
             "data_snapshot": p.data_snapshot,  # hyperparameters are a training step's cache key
@@ -283,7 +279,7 @@ def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evalu
         session,
         containers=[{"Image": settings.inference_image_uri, "ModelDataUrl": model_uri,
                      "Environment": {"IVADAS_MODEL_KIND": p.model_kind}}],
-        content_types=["application/json", "image/png", "image/jpeg"],
+        content_types=["application/json", "image/png", "image/jpeg", "text/csv"],
         response_types=["application/json"],
         inference_instances=["ml.c6i.xlarge", "ml.c6i.2xlarge", "ml.m5.xlarge"],
         model_package_group_name=sdk.Join(on="-", values=[settings.name, group_suffix]),
@@ -293,12 +289,13 @@ def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evalu
             "data_uri": p.data_uri,
             "classes": p.classes,
             "model_kind": p.model_kind,
-            "backbone": p.backbone,
+            "kind_settings": p.kind_settings,
             "source_revision": p.source_revision,
             "data_snapshot": p.data_snapshot,
         },
-        domain="COMPUTER_VISION",
-        task="IMAGE_SEGMENTATION",
+        # one definition trains image and sensor kinds alike
+        domain="MACHINE_LEARNING",
+        task="OTHER",
     )
 
 

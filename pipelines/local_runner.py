@@ -138,11 +138,13 @@ class LocalPipeline:
     # -------------------------------------------------------------------------------- steps
 
     def _preprocess(self, record, run_dir, params, code, fingerprint) -> Path:
-        args = {"classes": ",".join(params.classes), "kind": params.model_kind}
+        args = {"classes": ",".join(params.classes), "kind": params.model_kind,
+                "settings": json.dumps({k: str(v) for k, v in params.settings.items()}, sort_keys=True)}
         key = _digest("Preprocess", code, args, fingerprint)
         out = self._cache_dir("preprocess", key)
         command = [sys.executable, "-m", "pipelines.steps.preprocess", "--input", str(params.data_uri),
-                   "--output", str(out / "manifest"), "--classes", args["classes"], "--kind", args["kind"]]
+                   "--output", str(out / "manifest"), "--classes", args["classes"], "--kind", args["kind"],
+                   "--settings", args["settings"]]
         self._step(record, run_dir, "Preprocess", key, out, command, {})
         return out / "manifest"
 
@@ -190,7 +192,8 @@ class LocalPipeline:
                                 "outcome": "passed" if passed else "failed",
                                 "detail": f"mean {metric} {value} vs gate {params.gate}"})
         if not passed:
-            reason = f"mean {metric.replace('_', ' ')} {value} is below the gate {params.gate}"
+            undefined = evaluation.get("quality_gate", {}).get("reason") or f"mean {metric.replace('_', ' ')} is undefined"
+            reason = undefined if value is None else f"mean {metric.replace('_', ' ')} {value} is below the gate {params.gate}"
             record["steps"].append({"name": "QualityGateFailed", "status": "Failed", "failure_reason": reason})
             self.echo(f"✗ QualityGateFailed: {reason}")
             raise _StepError(reason)

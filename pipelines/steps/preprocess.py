@@ -27,6 +27,9 @@ def parse(argv):
     parser.add_argument("--kind", default="patchcore", help="the model kind to be trained (chooses how data is read)")
     parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                         help="a data-quality limit of the modality, e.g. min_train_images=10 (repeatable)")
+    parser.add_argument("--settings", default="{}",
+                        help="the kind's settings as a JSON object; those that decide the split (the modality's "
+                             "SPLIT_SETTINGS) judge the data as training will use it")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     return parser.parse_args(argv)
 
@@ -44,14 +47,26 @@ def parse_limits(pairs: list[str]) -> dict:
     return limits
 
 
+def split_settings(text: str, modality) -> dict:
+    """The kind settings that decide how the modality splits data (e.g. a sensor's `train_rows`)."""
+    try:
+        settings = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise StepFailed(f"--settings is not a JSON object: {exc}") from None
+    if not isinstance(settings, dict):
+        raise StepFailed("--settings must be a JSON object")
+    return {k: float(v) if "." in str(v) else int(v) for k, v in settings.items() if k in getattr(modality, "SPLIT_SETTINGS", ())}
+
+
 def main(argv=None) -> None:
     args = parse(argv)
     modality = of_kind(args.kind)
     classes = [c for c in args.classes.split(",") if c] or modality.list_classes(args.input)
     if not classes:
         raise StepFailed(f"no classes found in {args.input}")
+    limits = {**split_settings(args.settings, modality), **parse_limits(args.limit)}
     try:
-        manifest, quality, failures = modality.preprocess(args.input, classes, args.seed, **parse_limits(args.limit))
+        manifest, quality, failures = modality.preprocess(args.input, classes, args.seed, **limits)
     except TypeError as exc:  # an unknown limit name
         raise StepFailed(f"unknown data-quality limit: {exc}") from None
     quality.update(passed=not failures, failures=failures, kind=args.kind)

@@ -12,8 +12,22 @@ from pipelines.steps.conventions import StepFailed, channel, hyperparameters, mo
 from pipelines.steps.preprocess import MANIFEST_FILE
 
 #: Hyperparameters the pipeline itself sets; every other one is the kind's own setting.
-PIPELINE_KEYS = ("model", "classes")
+PIPELINE_KEYS = ("model", "classes", "kind_settings")
 LINEAGE_KEYS = ("data_uri", "source_revision", "execution_id", "data_snapshot")
+
+
+def kind_settings(hp: dict[str, str]) -> dict[str, str]:
+    """The kind's settings: the SageMaker pipeline passes them as one JSON object (`kind_settings`),
+    a training job started by hand may set them one by one; one by one wins."""
+    text = hp.get("kind_settings") or "{}"
+    try:
+        packed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StepFailed(f"kind_settings is not a JSON object: {exc}") from None
+    if not isinstance(packed, dict):
+        raise StepFailed("kind_settings must be a JSON object of setting names and values")
+    own = {k: v for k, v in hp.items() if k not in PIPELINE_KEYS + LINEAGE_KEYS}
+    return {**{str(k): str(v) for k, v in packed.items()}, **own}
 
 
 def training_job(hp: dict[str, str], split_manifest: dict) -> TrainingJob:
@@ -23,7 +37,7 @@ def training_job(hp: dict[str, str], split_manifest: dict) -> TrainingJob:
     classes = [c for c in hp.get("classes", "").split(",") if c] or sorted(split_manifest.get("classes", {}))
     if not classes:
         raise StepFailed("no classes to train: set the 'classes' hyperparameter")
-    settings = {k: v for k, v in hp.items() if k not in PIPELINE_KEYS + LINEAGE_KEYS}
+    settings = kind_settings(hp)
     lineage = {k: hp[k] for k in LINEAGE_KEYS if k in hp}
     return TrainingJob(kind, channel("data"), classes, settings, model_dir(), lineage,
                        split_manifest.get("classes"), quiet=True)

@@ -52,13 +52,12 @@ def test_steps_and_order(definition):
 
 def test_parameters_and_defaults(definition):
     params = {p["Name"]: p for p in definition["Parameters"]}
-    assert set(params) == {"DataUri", "DataSnapshot", "Classes", "ModelKind", "Backbone", "BackboneWeights", "CoresetRatio",
-                           "ImageSize", "AurocGate", "ApprovalStatus", "ProcessingInstanceType", "TrainingInstanceType",
-                           "SourceRevision"}
+    assert set(params) == {"DataUri", "DataSnapshot", "Classes", "ModelKind", "KindSettings", "AurocGate", "ApprovalStatus",
+                           "ProcessingInstanceType", "TrainingInstanceType", "SourceRevision"}
     assert params["ApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
     assert params["AurocGate"]["Type"] == "Float" and params["AurocGate"]["DefaultValue"] == 0.9
     assert params["ModelKind"]["DefaultValue"] == "patchcore"
-    assert params["CoresetRatio"]["DefaultValue"] == "0.01"
+    assert params["KindSettings"]["DefaultValue"] == "{}"  # every kind's own defaults, whatever the kind
 
 
 def test_steps_run_the_ivadas_images_and_wire_outputs(definition):
@@ -96,7 +95,7 @@ def test_condition_and_registration(definition):
     statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"
     assert "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri" in json.dumps(statistics["S3Uri"])
-    assert set(register["CustomerMetadataProperties"]) == {"data_uri", "data_snapshot", "classes", "model_kind", "backbone",
+    assert set(register["CustomerMetadataProperties"]) == {"data_uri", "data_snapshot", "classes", "model_kind", "kind_settings",
                                                            "source_revision"}
     fail = steps["QualityGateFailed"]["Arguments"]["ErrorMessage"]
     assert "is below the gate" in json.dumps(fail) and "Parameters.AurocGate" in json.dumps(fail)

@@ -40,3 +40,28 @@ def test_data_too_short_to_train_fails_in_preprocess_with_the_reason(tmp_path, c
     assert run(data, tmp_path / "store") == 1
     assert "normal rows to fit on" in capsys.readouterr().err
     assert LocalRegistry(tmp_path / "store").list("ivadas-training-pca") == []
+
+
+def test_the_sagemaker_pipeline_passes_any_kind_its_own_settings(sensor_data, tmp_path):
+    import pytest
+
+    from pipelines.steps.conventions import StepFailed
+    from pipelines.steps.preprocess import main as preprocess
+    from pipelines.steps.train import training_job
+
+    hp = {"model": "lstm_ae", "classes": "pump-1", "kind_settings": '{"window": "16", "train_rows": "400"}', "epochs": "3",
+          "data_snapshot": "abc", "source_revision": "r1"}
+    job = training_job(hp, {"classes": {}})
+    assert job.hyperparameters == {"window": "16", "train_rows": "400", "epochs": "3"}
+    assert job.lineage == {"data_snapshot": "abc", "source_revision": "r1"}
+    for bad in ("not json", "[1, 2]"):
+        with pytest.raises(StepFailed, match="kind_settings"):
+            training_job({**hp, "kind_settings": bad}, {"classes": {}})
+    # the settings that decide the split judge the data as training will split it
+    preprocess(["--input", str(sensor_data), "--output", str(tmp_path / "ok"), "--classes", "pump-1", "--kind", "pca",
+                "--settings", '{"train_rows": "400", "window": "16"}'])
+    quality = json.loads((tmp_path / "ok" / "data_quality.json").read_text())["classes"]["pump-1"]
+    assert quality["evaluation_rows"] == 800 and quality["fit_rows"] == 320
+    with pytest.raises(StepFailed, match="at least 50 are needed"):
+        preprocess(["--input", str(sensor_data), "--output", str(tmp_path / "short"), "--classes", "pump-1", "--kind", "pca",
+                    "--settings", '{"train_rows": "40"}'])
