@@ -18,7 +18,7 @@ from PIL import Image
 
 from inference.calibration import Calibration
 from inference.errors import BadRequest
-from inference.model import ServedModel, WrongModality
+from inference.model import ServedModel, WrongModality, check_threshold, parse_threshold
 from inference.limits import MAX_IMAGE_BYTES
 from inference.vision.imageio import decode_image
 from inference.vision.render import heatmap_rgba, png_bytes, regions
@@ -127,24 +127,6 @@ class ImageModel(ServedModel):
         if "backbone" in manifest:
             described["backbone"] = {k: manifest["backbone"].get(k) for k in ("name", "weights", "precision")}
         return described
-
-
-def check_threshold(threshold) -> float:
-    if threshold is None:
-        return 0.5
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0.0 <= float(threshold) <= 1.0):
-        raise BadRequest(f"threshold must be a number in [0, 1], got {threshold!r}")
-    return float(threshold)
-
-
-def parse_threshold(value):
-    """A threshold from JSON (a number) or a header (text); range-checked by `check_threshold`."""
-    if value is None or isinstance(value, (int, float)):
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"threshold must be a number in [0, 1], got {value!r}") from None
 
 
 def decode_base64(text) -> bytes:
