@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from inference.errors import BundleError
+from inference.runtime import open_session
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,27 +57,13 @@ class BackboneSpec:
         )
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Spinning ORT workers fight faiss's OpenMP threads for the same cores between calls.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    threads = threads or int(os.environ.get("IVADAS_ORT_THREADS", "0"))
-    if threads:
-        options.intra_op_num_threads = threads
-    return options
-
-
 class OnnxBackbone:
     """An ONNX Runtime session that returns the named feature layers for a normalised batch."""
 
     def __init__(self, onnx_path: str | os.PathLike, spec: BackboneSpec, threads: int | None = None):
         self.path = Path(onnx_path)
         self.spec = spec
-        try:
-            self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise BundleError(f"the backbone {self.path.name} cannot be loaded by ONNX Runtime: {exc}") from None
+        self.session = open_session(self.path, threads, "backbone")
         self.input_name = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
         missing = [layer for layer in spec.layers if layer not in outputs]

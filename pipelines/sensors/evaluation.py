@@ -24,6 +24,7 @@ from inference.model import load_model
 from inference.sensors.events import Span, find_spans
 from inference.sensors.sensor_model import SensorModel
 from pipelines import metrics
+from pipelines.plots import histogram_plot, pyplot, roc_plot
 from pipelines.sensors.datasets import filled, read_asset
 from pipelines.sensors.splits import SegmentSplit
 
@@ -141,34 +142,10 @@ def _mean(values):
 
 
 def write_plots(result: dict, output_dir: Path, name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     labels, scores = result["labels"], result["scores"]
-    _series_plot(plt, result, output_dir / f"series_{name}.png", name)
-    if labels.min() != labels.max():
-        fpr, tpr = metrics.roc_points(labels, scores)
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.plot(fpr, tpr, label=f"AUROC {result['metrics']['auroc']:.3f}")
-        ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{name}: row ROC")
-        ax.legend(loc="lower right")
-        fig.tight_layout()
-        fig.savefig(output_dir / f"roc_{name}.png", dpi=110)
-        plt.close(fig)
-    normalised = result["normalise"](scores)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.linspace(0, 1, 41)
-    ax.hist(normalised[labels == 0], bins=bins, alpha=0.6, label="normal rows")
-    ax.hist(normalised[labels == 1], bins=bins, alpha=0.6, label="anomalous rows")
-    ax.axvline(0.5, color="black", linestyle="--", linewidth=1, label="threshold")
-    ax.set(xlabel="anomaly score (normalised)", ylabel="rows", title=f"{name}: score histogram")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(output_dir / f"histogram_{name}.png", dpi=110)
-    plt.close(fig)
+    _series_plot(pyplot(), result, output_dir / f"series_{name}.png", name)
+    roc_plot(labels, scores, result["metrics"]["auroc"], f"{name}: row ROC", output_dir / f"roc_{name}.png")
+    histogram_plot(labels, scores, result["threshold"], "rows", f"{name}: score histogram", output_dir / f"histogram_{name}.png")
 
 
 def _series_plot(plt, result: dict, path: Path, name: str) -> None:

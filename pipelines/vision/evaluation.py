@@ -27,6 +27,7 @@ from inference.errors import DatasetError, IvadasError
 from inference.vision.imageio import load_image_file
 
 from pipelines import metrics
+from pipelines.plots import histogram_plot, roc_plot
 from pipelines.vision.datasets import ClassData, Sample, read_class
 
 METRIC_KEYS = ("image_auroc", "pixel_auroc", "aupro", "f1")
@@ -221,35 +222,11 @@ def sagemaker_metrics(mean: dict, per_class: dict) -> dict:
 
 
 def write_plots(result: ScoredClass, output_dir: Path, name: str, calibration) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from inference.vision.render import colourise
 
     labels, scores = result.labels, result.raw_scores
-    if len(labels) and labels.min() != labels.max():
-        fpr, tpr = metrics.roc_points(labels, scores)
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.plot(fpr, tpr, label=f"AUROC {result.metrics['image_auroc']:.3f}")
-        ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{name}: image ROC")
-        ax.legend(loc="lower right")
-        fig.tight_layout()
-        fig.savefig(output_dir / f"roc_{name}.png", dpi=110)
-        plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if len(scores):
-        bins = np.linspace(min(scores.min(), calibration.threshold), max(scores.max(), calibration.threshold), 41)
-        ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
-        ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="anomalous")
-    ax.axvline(calibration.threshold, color="black", linestyle="--", linewidth=1, label="threshold")
-    ax.set(xlabel="raw anomaly score", ylabel="images", title=f"{name}: score histogram")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(output_dir / f"histogram_{name}.png", dpi=110)
-    plt.close(fig)
+    roc_plot(labels, scores, result.metrics["image_auroc"], f"{name}: image ROC", output_dir / f"roc_{name}.png")
+    histogram_plot(labels, scores, calibration.threshold, "images", f"{name}: score histogram", output_dir / f"histogram_{name}.png")
     if len(scores) and result.raw_maps[0] is not None and result.images[0] is not None:
         _example_grid(result, output_dir / f"examples_{name}.png", colourise, calibration)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -62,13 +63,12 @@ def png_bytes(size=(64, 64), colour=(120, 120, 120)) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="session")
-def endpoint(patchcore_bundle, tmp_path_factory):
-    """`python -m inference.serve` on the test bundle, as SageMaker starts it."""
+@contextlib.contextmanager
+def serving(model_dir: Path, log: Path, workers: int = 2):
+    """`python -m inference.serve` on a bundle, as SageMaker starts it; yields its URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("endpoint") / "server.log"
-    env = {**os.environ, "IVADAS_MODEL_DIR": str(patchcore_bundle[0]), "SAGEMAKER_BIND_TO_PORT": str(port),
-           "SAGEMAKER_BIND_HOST": "127.0.0.1", "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    env = {**os.environ, "IVADAS_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
+           "SAGEMAKER_BIND_HOST": "127.0.0.1", "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "inference.serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -78,3 +78,10 @@ def endpoint(patchcore_bundle, tmp_path_factory):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def endpoint(patchcore_bundle, tmp_path_factory):
+    """The image endpoint on the test bundle."""
+    with serving(patchcore_bundle[0], tmp_path_factory.mktemp("endpoint") / "server.log") as url:
+        yield url

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.serving.conftest import free_port, http, png_bytes, wait_for
+from tests.serving.conftest import http, png_bytes, serving
 
 
 @pytest.fixture(scope="module")
 def sensor_endpoint(sensor_bundle, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("sensor-endpoint") / "server.log"
-    env = {**os.environ, "IVADAS_MODEL_DIR": str(sensor_bundle[0].parent), "SAGEMAKER_BIND_TO_PORT": str(port),
-           "SAGEMAKER_BIND_HOST": "127.0.0.1", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "inference.serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(url + "/ping", process)
+    with serving(sensor_bundle[0].parent, tmp_path_factory.mktemp("sensor-endpoint") / "server.log", workers=1) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
