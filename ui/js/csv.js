@@ -35,7 +35,7 @@ export function splitLine(line, delimiter) {
   return fields;
 }
 
-/** { sensors, timestamps (or null), window, timestampColumn, delimiter } of a CSV text; CsvError says what is wrong. */
+/** { sensors, timestamps (text, epoch seconds, or null), window, timestampColumn, delimiter } of a CSV text; CsvError says what is wrong. */
 export function parseSensorCsv(text) {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   // line numbers as an editor shows them (blank lines are skipped, not renumbered)
@@ -59,7 +59,9 @@ export function parseSensorCsv(text) {
     window.push(sensorIndices.map((i) => reading(record[i], number, header[i], delimiter)));
     if (timestamps) timestamps.push(record[timeIndex].trim());
   }
-  return { sensors: sensorIndices.map((i) => header[i]), timestamps, window, timestampColumn: timeIndex >= 0 ? header[timeIndex] : null, delimiter };
+  // a column of plain numbers is epoch seconds, which the API takes as numbers (text must be ISO 8601)
+  const times = timestamps && timestamps.every((t) => NUMBER.test(t)) ? timestamps.map(Number) : timestamps;
+  return { sensors: sensorIndices.map((i) => header[i]), timestamps: times, window, timestampColumn: timeIndex >= 0 ? header[timeIndex] : null, delimiter };
 }
 
 function reading(cell, line, column, delimiter) {

@@ -23,7 +23,11 @@ function sensorDetails(item) {
   const source = item.request_id && item.request_id.startsWith("feed-") ? "feed file" : "window";
   parts.push(detail.rows !== undefined ? `${source} of ${detail.rows} rows` : source);
   parts.push(`${events.length} event${events.length === 1 ? "" : "s"}`);
-  if (detail.peak_at !== undefined && detail.peak_at !== null) parts.push(`peak ${typeof detail.peak_at === "number" ? `row ${detail.peak_at + 1}` : timeText(detail.peak_at) + " UTC"}`);
+  if (detail.peak_at !== undefined && detail.peak_at !== null) {
+    // a window without timestamps reports its peak as a row (at most 10,000); with them, as a time
+    const row = typeof detail.peak_at === "number" && detail.peak_at < 1e6;
+    parts.push(`peak ${row ? `row ${detail.peak_at + 1}` : timeText(detail.peak_at) + " UTC"}`);
+  }
   const top = (detail.contributions || []).slice(0, 3).map((c) => `${c.sensor} ${Math.round(c.share * 100)} %`);
   const cell = document.createElement("span");
   cell.textContent = parts.join(" · ");
