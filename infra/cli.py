@@ -374,6 +374,14 @@ def cmd_models_transition(args) -> int:
     return 0
 
 
+def cmd_models_import(args) -> int:
+    from pipelines.detector.cli import run_import
+
+    for line in run_import(args, Path(args.store or store_dir())):
+        print(line)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from infra.local.loadtest import run_load_bench
     from pipelines.bench import run_bench
@@ -535,6 +543,14 @@ def _add_models_commands(sub) -> None:
         if name in ("approve", "reject"):
             parser.add_argument("--reason", required=True, help="why (recorded in the version's history)")
         parser.set_defaults(func=func, command_name=name)
+    imported = models.add_parser("import", help="register your own ONNX detector (YOLOv8 / YOLO11) as a model version")
+    imported.add_argument("--target", choices=("local", "aws"), default="local")
+    imported.add_argument("--store", help="local artifact store (default: $IVADAS_HOME/store)")
+    _add_pipeline_identity(imported)
+    from pipelines.detector.cli import add_import_arguments
+
+    add_import_arguments(imported)
+    imported.set_defaults(func=cmd_models_import)
 
 
 def _add_image_settings(parser) -> None:

@@ -62,6 +62,8 @@ register(KindInfo("patchcore", "image", "inference.kinds.patchcore.bundle", IMAG
                   "PatchCore: nearest-neighbour distance of patch features to a memory bank of normal patches"))
 register(KindInfo("softpatch", "image", "inference.kinds.patchcore.bundle", IMAGE_OUTPUTS,
                   "SoftPatch: PatchCore whose memory bank is cleaned of defects that slipped into the training images"))
+register(KindInfo("detector", "image", "inference.kinds.detector.bundle", ("detections",),
+                  "Your own YOLO-format ONNX detector: labelled boxes; anomalous when a box is of an anomalous class"))
 
 SENSOR_OUTPUTS = ("contributions", "events", "scores")
 SENSOR_SCORING = "inference.sensors.bundle"  # every sensor kind serves its ONNX graph the same way

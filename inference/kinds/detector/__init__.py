@@ -1,0 +1,1 @@
+"""Bring-your-own object detectors: Ultralytics-format ONNX graphs (YOLOv8, YOLO11) served with numpy and ONNX Runtime."""
