@@ -23,10 +23,18 @@ import json
 import os
 from datetime import datetime, timezone
 
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+import endpoint_client
 import inspection_log
 import object_store
 from api_core import ApiError, logger
 from endpoint_client import default_models, invoke
+
+#: Each run's counts, summed over assets, in CloudWatch (embedded metric format): the feed's alarms watch them.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IVADAS"), service="ivadas-sensor-feed")
+FILE_METRICS = {"scored": "FilesScored", "failed": "FilesFailed", "waiting": "FilesWaiting"}
 
 #: Rows per endpoint call: well inside the endpoint's window limit and Lambda's 6 MB payload.
 CHUNK_ROWS = 5000
@@ -41,17 +49,27 @@ class FileRejected(Exception):
     """The file's content cannot be scored as it is (moved to failed/ with this reason)."""
 
 
+@metrics.log_metrics
 def handler(event: dict, context) -> dict:
+    endpoint_client.start_budget(context)  # endpoint calls end before this run does
     store = object_store.from_environment()
     if store is None:
         raise RuntimeError("SENSOR_STORE is not set: the sensor feed has nowhere to read from")
     kind = (event or {}).get("model") or default_models().get("sensors")
     assets = (event or {}).get("assets") or store.folders("sensors")
     summary = {}
-    for asset in assets:
-        summary[asset] = score_waiting_files(store, asset, kind, context)
+    try:
+        for asset in assets:
+            summary[asset] = score_waiting_files(store, asset, kind, context)
+    finally:  # what was done is counted even when a later asset fails the run
+        count_files(summary)
     logger.info("sensor feed run", extra={"summary": summary})
     return {"model": kind, "assets": summary}
+
+
+def count_files(summary: dict) -> None:
+    for field, name in FILE_METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=sum(done[field] for done in summary.values()))
 
 
 def remaining_ms(context) -> float:
@@ -115,11 +133,31 @@ def read_csv(data: bytes) -> tuple[list[str], list[str], list[list[float]]]:
 
 
 def epoch(text: str) -> float:
+    """Epoch seconds of a timestamp: ISO 8601 (a time without a zone is UTC), or epoch seconds."""
+    number = _number(text)
+    if number is not None:
+        return number
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise FileRejected(f"timestamp {text!r} is not ISO 8601") from None
+        raise FileRejected(f"timestamp {text!r} is neither ISO 8601 nor epoch seconds") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise FileRejected(f"timestamp {text!r} is not a time")
+    return value
+
+
+def wire_timestamp(text: str):
+    """A timestamp as the endpoint takes it: epoch seconds as a number, ISO 8601 as text."""
+    number = _number(text)
+    return text if number is None else number
 
 
 def score_file(store, asset: str, kind: str, data: bytes, key: str) -> dict:
@@ -154,8 +192,8 @@ def score_file(store, asset: str, kind: str, data: bytes, key: str) -> dict:
 
 def call_endpoint(kind: str, asset: str, sensors, rows, timestamps) -> dict:
     try:
-        return invoke(kind, {"class_name": asset, "window": rows, "sensors": sensors, "timestamps": timestamps,
-                             "outputs": OUTPUTS})
+        return invoke(kind, {"class_name": asset, "window": rows, "sensors": sensors,
+                             "timestamps": [wire_timestamp(t) for t in timestamps], "outputs": OUTPUTS})
     except ApiError as exc:
         if 400 <= exc.status < 500:  # the model refuses this content (unknown asset or sensors, bad times)
             raise FileRejected(exc.message) from None

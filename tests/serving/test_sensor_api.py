@@ -209,3 +209,14 @@ def test_an_event_running_on_into_the_next_file_is_one_event():
     merged = routes_sensors.merged_events(parts)
     assert [(e["start"], e["end"]) for e in merged] == [("t0", "t10"), ("t50", "t70"), ("t80", "t85"), ("t100", "t110")]
     assert merged[1]["peak_score"] == 0.9 and merged[1]["duration_s"] == 20 and merged[1]["ongoing"] is False
+
+
+def test_the_feed_takes_epoch_seconds_as_the_api_does(api, sensor_data, tmp_path):
+    columns, segment = pump_rows(sensor_data, "pump-1")
+    epochs = [f"{t:.0f}" for t in segment.times[600:640]]
+    write_file(tmp_path / "store", "pump-1", "epoch.csv", columns, epochs, segment.values[600:640].tolist())
+    write_file(tmp_path / "store", "pump-1", "nan.csv", columns, ["nan"] + epochs[1:], segment.values[600:640].tolist())
+    summary = sensor_feed.handler({"model": "pca"}, Context(300_000))
+    assert summary["assets"]["pump-1"] == {"scored": 1, "failed": 1, "waiting": 0}
+    [result] = [json.loads(p.read_text()) for p in (tmp_path / "store/sensors/pump-1/results").iterdir()]
+    assert result["timestamps"] == epochs and result["scores"][-1] is not None
