@@ -13,6 +13,7 @@ import argparse
 import json
 import multiprocessing
 import platform
+import shlex
 import time
 from pathlib import Path
 
@@ -149,8 +150,8 @@ QUALITY_VARIANTS = (
     ("SoftPatch, LOF discriminator (1 % coreset)", {"kind": "softpatch", "noise_method": "lof"}, False),
     ("PatchCore INT8 backbone", {"kind": "patchcore"}, True),
 )
-#: the FP32 row the INT8 row is compared with, seed by seed
-INT8_REFERENCE = "PatchCore (1 % coreset)"
+#: the row every other row is compared with, seed by seed
+REFERENCE = "PatchCore (1 % coreset)"
 
 
 def _csv_list(text: str | None) -> list[str]:
@@ -240,22 +241,26 @@ def quality_tables(results: dict, classes: list[str], splits: tuple[str, ...], a
                          f"{_spread(_class_mean(reports, classes, 'pixel_auroc'))} | "
                          f"{_spread(_class_mean(reports, classes, 'aupro'))} | {_spread(_class_mean(reports, classes, 'f1'))} "
                          "| | | |")
-    int8 = next((label for label, _, q in QUALITY_VARIANTS if q and label in results), None)
-    if int8 and INT8_REFERENCE in results:
-        common = sorted(set(results[int8]) & set(results[INT8_REFERENCE]))
-        lines += ["", f"INT8 against FP32 ({INT8_REFERENCE}), seed by seed (image AUROC difference, points):", "",
-                  "| class | split | INT8 − FP32 |", "|---|---|---|"]
-        for split in splits:
-            for name in classes + ["mean"]:
-                deltas = []
-                for seed in common:
-                    q, f = (results[v][seed]["evaluations"][split] for v in (int8, INT8_REFERENCE))
-                    if name == "mean":
-                        a, b = _class_mean([q], classes, "image_auroc")[0], _class_mean([f], classes, "image_auroc")[0]
-                    else:
-                        a, b = q["classes"][name]["image_auroc"], f["classes"][name]["image_auroc"]
-                    deltas.append(None if a is None or b is None else 100 * (a - b))
-                lines.append(f"| {name} | {split} | {_spread(deltas, 2)} |")
+    if REFERENCE in results and len(results) > 1:
+        lines += ["", f"Against {REFERENCE}, seed by seed (same training images, same splits): difference of image "
+                      "AUROC in points, mean ± standard deviation over the seeds.", "",
+                  "| model | class | split | − reference |", "|---|---|---|---|"]
+        for label in results:
+            if label == REFERENCE:
+                continue
+            common = sorted(set(results[label]) & set(results[REFERENCE]))
+            for split in splits:
+                for name in classes + ["mean"]:
+                    deltas = []
+                    for seed in common:
+                        ours, theirs = (results[v][seed]["evaluations"][split] for v in (label, REFERENCE))
+                        if name == "mean":
+                            a = _class_mean([ours], classes, "image_auroc")[0]
+                            b = _class_mean([theirs], classes, "image_auroc")[0]
+                        else:
+                            a, b = ours["classes"][name]["image_auroc"], theirs["classes"][name]["image_auroc"]
+                        deltas.append(None if a is None or b is None else 100 * (a - b))
+                    lines.append(f"| {label} | {name if name != 'mean' else '**mean**'} | {split} | {_spread(deltas, 2)} |")
     return "\n".join(lines)
 
 
@@ -478,7 +483,7 @@ def bench_command(args) -> str:
                                 ("train_limit", 200), ("test_limit", 0), ("quality_image_size", 224)):
             value = getattr(args, option, default)
             if value not in (default, None, ""):
-                parts.append(f"--{option.replace('_', '-')} {value}")
+                parts.append(f"--{option.replace('_', '-')} {shlex.quote(str(value))}")
     return " ".join(parts)
 
 

@@ -11,8 +11,10 @@ ONNX Runtime's `reduce_range`):
   instance type then gives other features on another. With |w| ≤ 64 a pair stays within
   2 · 255 · 64 = 32640: every CPU adds exactly, and features agree up to float rounding, as FP32's do.
 - S8 activations do not help: on x86 ONNX Runtime shifts them to U8 and runs the same kernel.
-  U8 weights (U8U8) are also exact everywhere, but x86 has no fast kernel for them (feature error
-  and latency of each recipe: pipelines/BENCHMARKS.md, `ivadas bench --suite int8`).
+  U8 weights (U8U8) are also exact everywhere, but x86 has no fast kernel for them: 2.3 times slower
+  than U8S8 on an AVX-512 VNNI CPU. Measured by `ivadas bench --suite int8` (pipelines/BENCHMARKS.md):
+  feature error against FP32 7.7 % on every CPU for this recipe; 6.0 % with VNNI and 16.5 % without
+  for full-range weights.
 
 Activation ranges come from the 99.999th percentile of calibration values, not their min/max:
 measured on real solar-cell images, min/max calibration cost 1.2 points of image AUROC against

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.bench import INT8_REFERENCE, _limited_dataset, quality_tables
+from pipelines.bench import REFERENCE, _limited_dataset, quality_tables
 
 
 def _report(aurocs: dict[str, float], images: int = 10) -> dict:
@@ -23,26 +23,26 @@ ARGS = Namespace(data="d", train_limit=200, test_limit=0, onnx_backbone="b.onnx"
 
 
 def test_rows_are_mean_and_spread_over_seeds_for_both_splits():
-    results = {INT8_REFERENCE: {0: _run({"a": 0.90, "b": 0.80}, {"a": 0.91, "b": 0.81}),
+    results = {REFERENCE: {0: _run({"a": 0.90, "b": 0.80}, {"a": 0.91, "b": 0.81}),
                                 1: _run({"a": 0.94, "b": 0.70}, {"a": 0.93, "b": 0.71}),
                                 2: _run({"a": 0.92, "b": 0.75}, {"a": 0.92, "b": 0.76})}}
     text = quality_tables(results, ["a", "b"], ("heldout", "all"), ARGS)
     rows = {tuple(cell.strip() for cell in line.split("|")[1:4]): line for line in text.splitlines() if line.startswith("| Patch")}
-    assert f"{0.92:.4f} ± {np.std([0.90, 0.94, 0.92], ddof=1):.4f}" in rows[(INT8_REFERENCE, "a", "heldout")]
-    assert f"{0.75:.4f} ± {0.05:.4f}" in rows[(INT8_REFERENCE, "b", "heldout")]
+    assert f"{0.92:.4f} ± {np.std([0.90, 0.94, 0.92], ddof=1):.4f}" in rows[(REFERENCE, "a", "heldout")]
+    assert f"{0.75:.4f} ± {0.05:.4f}" in rows[(REFERENCE, "b", "heldout")]
     class_means = [0.85, 0.82, 0.835]  # mean over classes, seed by seed
-    assert f"{np.mean(class_means):.4f} ± {np.std(class_means, ddof=1):.4f}" in rows[(INT8_REFERENCE, "**mean**", "heldout")]
-    assert f"{np.mean([0.91, 0.93, 0.92]):.4f}" in rows[(INT8_REFERENCE, "a", "all")]
-    assert "| 8 |" in rows[(INT8_REFERENCE, "a", "heldout")] and "| 10 |" in rows[(INT8_REFERENCE, "a", "all")]
+    assert f"{np.mean(class_means):.4f} ± {np.std(class_means, ddof=1):.4f}" in rows[(REFERENCE, "**mean**", "heldout")]
+    assert f"{np.mean([0.91, 0.93, 0.92]):.4f}" in rows[(REFERENCE, "a", "all")]
+    assert "| 8 |" in rows[(REFERENCE, "a", "heldout")] and "| 10 |" in rows[(REFERENCE, "a", "all")]
 
 
-def test_int8_is_compared_with_fp32_seed_by_seed():
-    results = {INT8_REFERENCE: {0: _run({"a": 0.90}, {"a": 0.90}), 1: _run({"a": 0.80}, {"a": 0.80})},
+def test_variants_are_compared_with_the_reference_seed_by_seed():
+    results = {REFERENCE: {0: _run({"a": 0.90}, {"a": 0.90}), 1: _run({"a": 0.80}, {"a": 0.80})},
                "PatchCore INT8 backbone": {0: _run({"a": 0.89}, {"a": 0.90}), 1: _run({"a": 0.78}, {"a": 0.80})}}
     text = quality_tables(results, ["a"], ("heldout", "all"), ARGS)
     # paired differences: −1 and −2 points; unpaired means would hide the spread of the split
-    assert f"| a | heldout | -1.50 ± {np.std([-1.0, -2.0], ddof=1):.2f} |" in text
-    assert "| a | all | 0.00 ± 0.00 |" in text
+    assert f"| PatchCore INT8 backbone | a | heldout | -1.50 ± {np.std([-1.0, -2.0], ddof=1):.2f} |" in text
+    assert "| PatchCore INT8 backbone | a | all | 0.00 ± 0.00 |" in text
 
 
 def _dataset(root, count=20):
