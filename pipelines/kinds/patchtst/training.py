@@ -2,7 +2,9 @@
 patches, a small transformer shared by all sensors reads them, and a linear head forecasts the next
 reading; a reading far from its forecast is anomalous. Channel independence (one model for every
 sensor, each forecast from its own history) is the paper's; the squared forecast error of each
-sensor is its contribution."""
+sensor is its contribution, the worst sensor's the score. Slow sensors are forecast relative to
+their mean over the history (the paper's instance normalisation, for them only; see
+`pipelines.sensors.neural`): the level of the others is what a forecaster must not follow into a fault."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipelines.sensors.neural import ForecastErrors, export_errors, train_errors, windows_from_runs
+from pipelines.sensors.graphs import slow_sensor_mask
+from pipelines.sensors.neural import ForecastErrors, WindowCentring, export_errors, train_errors, windows_from_runs
 from pipelines.sensors.settings import SettingError
 from pipelines.sensors.training import FittedGraph, train_sensor_kind
 
@@ -25,19 +28,36 @@ class Settings:
     #: Patch length and stride along time (the paper's 16 / 8 scaled to a shorter history).
     patch_len: int = 8
     stride: int = 4
+    #: Width of the patch embeddings, attention heads and encoder layers: a small transformer, as
+    #: a few thousand training windows cannot fit the paper's 128-wide, 3-layer one.
     d_model: int = 32
     heads: int = 4
     layers: int = 2
     dropout: float = 0.1
-    epochs: int = 30
+    #: Upper bound on epochs; `patience` usually stops training first.
+    epochs: int = 40
+    #: Epochs without a better validation loss before training stops.
+    patience: int = 5
     batch_size: int = 64
     learning_rate: float = 0.001
+    #: A sensor whose moving average over the history keeps more than this share of its variance
+    #: (and that swings too rarely in training to learn its level) is forecast relative to its
+    #: history's mean (1 turns it off); see pipelines/sensors/BENCHMARKS.md.
+    slow_share: float = 0.5
+    #: How the sensors' errors make the score: "max", the worst sensor (a fault shows in one or two
+    #: sensors, and summed the noise of the others would drown it), or "sum" (wear that moves many
+    #: sensors a little). Measured in pipelines/sensors/BENCHMARKS.md.
+    aggregate: str = "max"
 
     def __post_init__(self) -> None:
         if self.patch_len > self.lookback or self.stride < 1:
             raise SettingError("patch_len must fit in lookback and stride must be positive")
         if self.d_model % self.heads:
             raise SettingError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
+        if not 0.0 < self.slow_share <= 1.0:
+            raise SettingError(f"slow_share must be in (0, 1], got {self.slow_share}")
+        if self.aggregate not in ("max", "sum"):
+            raise SettingError(f"aggregate must be max or sum, got {self.aggregate!r}")
 
     @property
     def patches(self) -> int:
@@ -92,9 +112,12 @@ def fit(runs: list[np.ndarray], sensors: int, settings: Settings, seed: int, qui
     torch.manual_seed(seed)
     context = settings.lookback + 1
     windows = windows_from_runs(runs, context)
-    errors = ForecastErrors(PatchForecaster(sensors, settings), sensors)
-    train_errors(errors, windows, settings.epochs, settings.batch_size, settings.learning_rate, seed, quiet, "patchtst")
-    return FittedGraph(export_errors(errors, context, windows.shape[2]), context=context, output="errors")
+    width = windows.shape[2]
+    centring = WindowCentring(slow_sensor_mask(runs, sensors, width, settings.lookback, settings.slow_share))
+    errors = ForecastErrors(PatchForecaster(sensors, settings), sensors, centring)
+    train_errors(errors, windows, settings.epochs, settings.batch_size, settings.learning_rate, seed, quiet, "patchtst",
+                 settings.patience)
+    return FittedGraph(export_errors(errors, context, width), context=context, output="errors", aggregate=settings.aggregate)
 
 
 def train(job):
