@@ -33,52 +33,57 @@ def window(pump, start: int, stop: int, **extra) -> dict:
             "timestamps": segment.timestamps[start:stop], **extra}
 
 
-def test_ping_and_describe_name_the_sensors(sensor_endpoint):
+def test_ping_and_describe_name_the_sensors(sensor_endpoint, sensor_bundle):
     assert http("GET", sensor_endpoint + "/ping") == (200, {"status": "healthy", "kind": "pca", "modality": "sensors"})
     status, described = invoke(sensor_endpoint, {"describe": True})
     assert status == 200 and described["modality"] == "sensors" and described["version"] == "sensors-1"
     assert described["outputs"] == ["contributions", "events", "scores"]
     pump = described["classes"]["pump-2"]
-    assert pump["sensors"][:2] == ["motor_current", "flow_rate"] and pump["min_rows"] == 1 and pump["threshold"] == 0.5
+    spec = sensor_bundle[1].manifest["classes"]["pump-2"]["spec"]
+    assert pump["sensors"][:2] == ["motor_current", "flow_rate"] and pump["threshold"] == 0.5
+    assert pump["min_rows"] == spec["context"] + spec["smoothing"] - 1 >= 1
 
 
 def test_a_drifting_bearing_is_an_event_driven_by_its_temperature(sensor_endpoint, pump):
-    status, result = invoke(sensor_endpoint, window(pump, 760, 830))
-    assert status == 200 and result["is_anomaly"] is True and result["rows"] == 70
+    status, result = invoke(sensor_endpoint, window(pump, 700, 840))  # the bearing drifts over rows 768-804
+    assert status == 200 and result["is_anomaly"] is True and result["rows"] == 140
     assert result["contributions"][0]["sensor"] == "bearing_temp"
     assert abs(sum(c["share"] for c in result["contributions"]) - 1.0) < 1e-3
-    assert result["events"] and all(e["top_sensors"][0]["sensor"] == "bearing_temp" for e in result["events"])
+    assert result["events"] and result["events"][0]["top_sensors"][0]["sensor"] == "bearing_temp"
     first = result["events"][0]
-    assert first["start"] in pump[1].timestamps[760:830] and first["duration_s"] >= 0
-    assert len(result["scores"]) == 70 and max(result["scores"]) == result["anomaly_score"]
+    assert first["start"] in pump[1].timestamps[768:840] and first["duration_s"] >= 0
+    scored = [s for s in result["scores"] if s is not None]
+    assert len(result["scores"]) == 140 and len(scored) == result["scored_rows"] and max(scored) == result["anomaly_score"]
 
 
 def test_a_normal_stretch_is_normal_and_outputs_can_be_chosen(sensor_endpoint, pump):
-    status, result = invoke(sensor_endpoint, window(pump, 600, 670, outputs=["events"]))
+    status, result = invoke(sensor_endpoint, window(pump, 570, 670, outputs=["events"]))  # before the first fault (672)
     assert status == 200 and result["is_anomaly"] is False and result["events"] == []
     assert "contributions" not in result and "scores" not in result
 
 
 def test_columns_in_any_order_and_a_csv_body_give_the_same_answer(sensor_endpoint, pump):
     columns, segment = pump
-    _, reference = invoke(sensor_endpoint, window(pump, 760, 790))
+    _, reference = invoke(sensor_endpoint, window(pump, 740, 820))
     order = list(reversed(range(len(columns))))
     shuffled = {"class_name": "pump-2", "sensors": [columns[i] for i in order],
-                "window": [[row[i] for i in order] for row in segment.values[760:790].tolist()],
-                "timestamps": segment.timestamps[760:790]}
+                "window": [[row[i] for i in order] for row in segment.values[740:820].tolist()],
+                "timestamps": segment.timestamps[740:820]}
     _, reordered = invoke(sensor_endpoint, shuffled)
     assert reordered["anomaly_score"] == reference["anomaly_score"] and reordered["peak_at"] == reference["peak_at"]
     lines = [";".join(["datetime", *columns, "anomaly"])]
-    lines += [";".join([t, *map(repr, row), "0"]) for t, row in zip(segment.timestamps[760:790], segment.values[760:790].tolist())]
+    lines += [";".join([t, *map(repr, row), "0"]) for t, row in zip(segment.timestamps[740:820], segment.values[740:820].tolist())]
     status, from_csv = invoke(sensor_endpoint, "\n".join(lines).encode(),
                               {"Content-Type": "text/csv", "X-Amzn-SageMaker-Custom-Attributes": "class_name=pump-2"})
     assert status == 200 and from_csv["anomaly_score"] == reference["anomaly_score"] and from_csv["peak_at"] == reference["peak_at"]
 
 
-def test_every_bad_window_is_a_clear_error_and_the_server_keeps_serving(sensor_endpoint, pump):
+def test_every_bad_window_is_a_clear_error_and_the_server_keeps_serving(sensor_endpoint, pump, sensor_bundle):
     columns, segment = pump
-    good = window(pump, 600, 610)
-    rows = good["window"]
+    spec = sensor_bundle[1].manifest["classes"]["pump-2"]["spec"]
+    needed = spec["context"] + spec["smoothing"] - 1
+    good = window(pump, 600, 600 + needed + 5)
+    rows, stamps = good["window"], good["timestamps"]
     cases = [
         ({**good, "sensors": None, "window": [r[:-1] for r in rows]}, 400, "6 sensors"),
         ({**good, "sensors": columns[:-1] + ["humidity"]}, 400, "unknown sensor(s) ['humidity']"),
@@ -87,11 +92,12 @@ def test_every_bad_window_is_a_clear_error_and_the_server_keeps_serving(sensor_e
         ({**good, "window": [[True] + rows[0][1:]] + rows[1:]}, 400, "is not a number"),
         ({**good, "window": []}, 400, "non-empty list"),
         ({**good, "window": rows[:3] + [rows[3][:-1]] + rows[4:]}, 400, "same number of readings"),
-        ({**good, "timestamps": good["timestamps"][:5] + good["timestamps"][4:9]}, 400, "repeats the row before"),
-        ({**good, "timestamps": list(reversed(good["timestamps"]))}, 400, "is earlier than the row before"),
-        ({**good, "timestamps": good["timestamps"][:-1]}, 400, "one entry per row"),
-        ({**good, "timestamps": ["yesterday"] + good["timestamps"][1:]}, 400, "not ISO 8601"),
-        ({**good, "window": rows * 1001}, 413, "at most 10000"),
+        ({**good, "timestamps": stamps[:5] + [stamps[4]] + stamps[6:]}, 400, "repeats the row before"),
+        ({**good, "timestamps": list(reversed(stamps))}, 400, "is earlier than the row before"),
+        ({**good, "timestamps": stamps[:-1]}, 400, "one entry per row"),
+        ({**good, "timestamps": ["yesterday"] + stamps[1:]}, 400, "not ISO 8601"),
+        ({**good, "window": rows[:needed - 1], "timestamps": stamps[:needed - 1]}, 422, f"needs at least {needed}"),
+        ({**good, "window": rows * (10_000 // len(rows) + 1), "timestamps": None}, 413, "at most 10000"),
         ({**good, "class_name": "pump-9"}, 404, "unknown asset 'pump-9'"),
         ({"class_name": "pump-2", "image_base64": b64_png()}, 415, "sensor windows: send window"),
     ]
