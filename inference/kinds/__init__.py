@@ -62,6 +62,8 @@ register(KindInfo("patchcore", "image", "inference.kinds.patchcore.bundle", IMAG
                   "PatchCore: nearest-neighbour distance of patch features to a memory bank of normal patches"))
 register(KindInfo("softpatch", "image", "inference.kinds.patchcore.bundle", IMAGE_OUTPUTS,
                   "SoftPatch: PatchCore whose memory bank is cleaned of defects that slipped into the training images"))
+register(KindInfo("autoencoder", "image", "inference.kinds.autoencoder.bundle", IMAGE_OUTPUTS,
+                  "Convolutional autoencoder: the error of an image's reconstruction, pixel by pixel"))
 register(KindInfo("detector", "image", "inference.kinds.detector.bundle", ("detections",),
                   "Your own YOLO-format ONNX detector: labelled boxes; anomalous when a box is of an anomalous class"))
 

@@ -56,5 +56,6 @@ def trainable_kinds() -> tuple[str, ...]:
 
 register("patchcore", "pipelines.kinds.patchcore.training")
 register("softpatch", "pipelines.kinds.patchcore.training")
+register("autoencoder", "pipelines.kinds.autoencoder.training")
 for _sensor_kind in ("isolation_forest", "residual_forest", "pca", "lstm_ae", "conv_ae", "patchtst"):
     register(_sensor_kind, f"pipelines.kinds.{_sensor_kind}.training")
