@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from inference.kinds import MODEL_KINDS
+from inference.kinds import DEFAULT_KINDS, MODEL_KINDS, kind_info, kinds_of
 from pipelines.definition import model_package_group, resource_slug
 
 INSTANCE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
@@ -49,6 +49,8 @@ class IvadasConfig(BaseModel):
     region: str = Field(default="eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     classes: tuple[str, ...] = ("tiles", "fabric", "wood")
     default_model: str = "patchcore"
+    #: The sensor kind the feed scores with and a window without `model` gets (a sensor `defaultModel` sets it too).
+    default_sensor_model: str = DEFAULT_KINDS["sensors"]
     approval_mode: Literal["manual", "auto"] = "manual"
     auroc_gate: float = Field(default=0.9, ge=0.0, le=1.0)
     training_instance_type: str = "ml.m5.2xlarge"
@@ -66,6 +68,11 @@ class IvadasConfig(BaseModel):
     api_rate_limit: int = Field(default=50, ge=1, description="requests per second, steady state")
     waf_rate_limit: int = Field(default=1000, ge=100, description="requests per 5 minutes per IP")
     inspection_image_retention_days: int = Field(default=90, ge=1)
+    # The sensor feed (lambda/predict/sensor_feed.py): files under sensors/<asset>/incoming/ scored on a schedule.
+    sensor_feed_enabled: bool = True
+    sensor_feed_rate_minutes: int = Field(default=5, ge=1, le=60, description="how often waiting sensor files are scored")
+    sensor_feed_timeout_seconds: int = Field(default=300, ge=60, le=900,
+                                             description="one run; it stops taking files 30 s before this")
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -77,6 +84,13 @@ class IvadasConfig(BaseModel):
     def registered_kind(cls, value: str) -> str:
         if value not in MODEL_KINDS:
             raise ValueError(f"{value!r} is not a registered model kind; choose one of {list(MODEL_KINDS)}")
+        return value
+
+    @field_validator("default_sensor_model")
+    @classmethod
+    def sensor_kind(cls, value: str) -> str:
+        if value not in kinds_of("sensors"):
+            raise ValueError(f"{value!r} is not a sensor model kind; choose one of {list(kinds_of('sensors'))}")
         return value
 
     @field_validator("training_instance_type", "processing_instance_type")
@@ -108,6 +122,10 @@ class IvadasConfig(BaseModel):
         if self.canary_wait_seconds + self.bake_seconds + 1800 > self.deployment_timeout_seconds:
             raise ValueError("deploymentTimeoutSeconds must leave 30 minutes for provisioning the new fleet beyond "
                              "canaryWaitSeconds + bakeSeconds")
+        if (kind_info(self.default_model).modality == "sensors" and "default_sensor_model" in self.model_fields_set
+                and self.default_sensor_model != self.default_model):
+            raise ValueError(f"defaultModel {self.default_model!r} is a sensor kind and defaultSensorModel says "
+                             f"{self.default_sensor_model!r}: name the sensor default once")
         for kind in MODEL_KINDS:
             # models and endpoint configs are named after the endpoint plus a versioned suffix
             for name, room in ((self.endpoint_name(kind), VERSIONED_SUFFIX), (self.model_package_group(kind), 0)):
@@ -115,6 +133,14 @@ class IvadasConfig(BaseModel):
                     raise ValueError(f"{name!r} is not a usable SageMaker name (letters, digits and hyphens, with room "
                                      f"for {room} more characters within 63): shorten the environment name")
         return self
+
+    @property
+    def default_models(self) -> dict[str, str]:
+        """Per modality, the kind a request naming none gets (`DEFAULT_MODELS` of the Lambdas): the
+        registry's defaults, with `defaultSensorModel` for sensors and `defaultModel` for its own modality."""
+        defaults = {**DEFAULT_KINDS, "sensors": self.default_sensor_model}
+        defaults[kind_info(self.default_model).modality] = self.default_model
+        return defaults
 
     @property
     def prefix(self) -> str:

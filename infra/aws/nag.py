@@ -65,7 +65,8 @@ def acknowledge_findings(edge: Stack, main) -> None:
     _ack_wildcards(main.serving.model_role, GRANTS + (
         "endpoint log groups are named by SageMaker under this project's prefix; cloudwatch:PutMetricData (conditioned "
         "on the namespace) and ecr:GetAuthorizationToken have no resource-level permissions."))
-    for function in (main.serving.function, main.api.function):
+    feed = main.sensor_feed
+    for function in (main.serving.function, main.api.function, feed.function):
         _ack(function, LAMBDA_BASIC, "AWSLambdaBasicExecutionRole only lets the function write its own log streams.")
         _ack(function, "AwsSolutions-L1", "Python 3.11 is the runtime of the container images and of the pinned Powertools "
                                           "layer; the functions move with them.")
@@ -78,7 +79,17 @@ def acknowledge_findings(edge: Stack, main) -> None:
     _ack(main.serving.dead_letters, "AwsSolutions-SQS3",
          "This queue is the dead-letter queue of the deployment queue; a dead-letter queue of its own would hide failures.")
     _ack_wildcards(main.api.function.role, GRANTS + (
-        "inspection images are written under inspections/; X-Ray tracing (PutTraceSegments) has no resource-level permissions."))
+        "inspection images are written under inspections/; GET /assets reads what the sensor feed wrote under sensors/ "
+        "of the data bucket (GetObject there only, listing conditioned on that prefix); X-Ray tracing "
+        "(PutTraceSegments) has no resource-level permissions."))
+    _ack_wildcards(feed.function.role, (
+        "The sensor feed reads, writes and moves objects under sensors/ of the data bucket only: the files it scores, "
+        "their results and its state are named by asset and file at run time, so the resource is that prefix (listing "
+        "is conditioned on it too); X-Ray tracing (PutTraceSegments, PutTelemetryRecords) has no resource-level "
+        "permissions."))
+    _ack(feed.dead_letters, "AwsSolutions-SQS3",
+         "This queue is the dead-letter queue of the sensor feed's schedule; a dead-letter queue of its own would hide "
+         "failures.")
     _ack(main.api.origin_secret, "AwsSolutions-SMG4",
          "The origin secret is shared with CloudFront's origin configuration; rotating it means redeploying both, which "
          "`cdk deploy` does (README: rotate by redeploying after `aws secretsmanager put-secret-value`).")

@@ -27,6 +27,11 @@ ARN_OF_TYPE = {
     "AWS::KMS::Key": "arn:aws:kms:{region}:{account}:key/{id}",
     "AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{id}",
     "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{id}",
+    # named as `Ref` names them, so that an ARN in a policy and a name in an environment agree
+    "AWS::S3::Bucket": "arn:aws:s3:::{name}",
+    "AWS::DynamoDB::GlobalTable": "arn:aws:dynamodb:{region}:{account}:table/{name}",
+    "AWS::Lambda::Function": "arn:aws:lambda:{region}:{account}:function:{name}",
+    "AWS::Scheduler::ScheduleGroup": "arn:aws:scheduler:{region}:{account}:schedule-group/{name}",
 }
 
 
@@ -48,7 +53,8 @@ class Resolver:
             logical, attribute = argument
             kind = self.resources[logical]["Type"]
             pattern = ARN_OF_TYPE.get(kind, "arn:aws:fake:{region}:{account}:{id}")
-            return pattern.format(account=ACCOUNT, region=REGION, id=logical) if attribute == "Arn" else f"{logical}.{attribute}"
+            return (pattern.format(account=ACCOUNT, region=REGION, id=logical, name=self._physical_name(logical))
+                    if attribute == "Arn" else f"{logical}.{attribute}")
         if function == "Fn::Join":
             separator, parts = argument
             return separator.join(self(p) for p in parts)
@@ -60,6 +66,8 @@ class Resolver:
 
     def _physical_name(self, logical: str) -> str:
         properties = self.resources.get(logical, {}).get("Properties", {})
+        if self.resources.get(logical, {}).get("Type") == "AWS::Scheduler::ScheduleGroup":
+            return properties["Name"]
         for key in ("BucketName", "QueueName", "FunctionName"):
             if isinstance(properties.get(key), str):
                 return properties[key]

@@ -32,6 +32,30 @@ def test_bad_settings_are_refused_with_a_reason():
     assert IvadasConfig(default_model="isolation_forest").default_model == "isolation_forest"
 
 
+def test_the_default_kind_of_each_modality_and_the_feed_settings():
+    assert IvadasConfig().default_models == {"image": "patchcore", "sensors": "pca"}
+    assert IvadasConfig(default_model="softpatch", default_sensor_model="conv_ae").default_models == {
+        "image": "softpatch", "sensors": "conv_ae"}
+    assert IvadasConfig(default_model="isolation_forest").default_models == {"image": "patchcore", "sensors": "isolation_forest"}
+    for bad, message in (({"default_sensor_model": "patchcore"}, "not a sensor model kind"),
+                         ({"default_model": "lstm_ae", "default_sensor_model": "pca"}, "name the sensor default once"),
+                         ({"sensor_feed_rate_minutes": 0}, "greater than or equal to 1"),
+                         ({"sensor_feed_rate_minutes": 61}, "less than or equal to 60"),
+                         ({"sensor_feed_timeout_seconds": 30}, "greater than or equal to 60"),
+                         ({"sensor_feed_timeout_seconds": 901}, "less than or equal to 900")):
+        with pytest.raises(ValidationError, match=message):
+            IvadasConfig(**bad)
+
+    class Node:  # the CDK context, camelCase under ivadas:
+        context = {"ivadas:sensorFeedRateMinutes": 15, "ivadas:sensorFeedEnabled": False, "ivadas:defaultSensorModel": "patchtst"}
+
+        def try_get_context(self, key):
+            return self.context.get(key)
+
+    config = IvadasConfig.from_context(Node())
+    assert (config.sensor_feed_rate_minutes, config.sensor_feed_enabled, config.default_models["sensors"]) == (15, False, "patchtst")
+
+
 @pytest.mark.parametrize("instance_type, nvme", [
     ("ml.c6i.xlarge", False), ("ml.m5.xlarge", False), ("ml.c5.2xlarge", False), ("ml.inf1.xlarge", False),
     ("ml.g4dn.xlarge", True), ("ml.g5.2xlarge", True), ("ml.m5d.large", True), ("ml.c5d.xlarge", True),

@@ -152,8 +152,9 @@ def test_the_deployment_alarms_watch_what_the_deploy_lambda_emits(main_template_
     for _ in walk(world):
         pass
     emitted = emitted_metrics(capsys.readouterr().out)
+    deployment_alarm = re.compile(r"ivadas-dev-(deployment-.*|served-version-mismatch)")
     alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in of_type(main_template_json, "AWS::CloudWatch::Alarm").values()
-              if a["Properties"].get("Namespace") == "IVADAS"}
+              if a["Properties"].get("Namespace") == "IVADAS" and deployment_alarm.fullmatch(a["Properties"]["AlarmName"])}
     assert {"DeploymentRolledBack", "ServedVersionMismatch"} <= set(alarms)
     watched = {name: (a["Namespace"], name, tuple(sorted(d["Name"] for d in a["Dimensions"]))) for name, a in alarms.items()}
     for name in ("DeploymentRolledBack", "ServedVersionMismatch"):  # the walk rolls back once and compares often

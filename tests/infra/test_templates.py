@@ -79,9 +79,10 @@ def test_nothing_is_deployed_before_approval_and_every_kind_has_its_triggers(mai
 def test_deployments_are_queued_per_kind_with_a_dead_letter_queue_and_alarms(main_template):
     queues = resources(main_template, "AWS::SQS::Queue")
     [queue] = [q["Properties"] for q in queues.values() if "RedrivePolicy" in q["Properties"]]
-    [dead_letters_id] = [k for k, q in queues.items() if "RedrivePolicy" not in q["Properties"]]
+    dead_letters_id, attribute = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"]
     assert queue["FifoQueue"] is True and queue["ContentBasedDeduplication"] is True
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letters_id, "Arn"]}
+    # a FIFO queue's dead letters must go to a FIFO queue
+    assert attribute == "Arn" and queues[dead_letters_id]["Properties"]["FifoQueue"] is True
     # a busy endpoint's message is retried for longer than the longest deployment before it dead-letters
     assert queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"] >= CONFIG.deployment_timeout_seconds + 1800
     assert queue["VisibilityTimeout"] >= 6 * CONFIG.deploy_lambda_timeout_seconds
@@ -128,7 +129,8 @@ def test_api_stage_throttling_logging_tracing_and_validation(main_template):
 def test_one_distribution_with_oac_api_behaviours_security_headers_and_waf(main_template):
     [distribution] = resources(main_template, "AWS::CloudFront::Distribution").values()
     config = distribution["Properties"]["DistributionConfig"]
-    assert sorted(b["PathPattern"] for b in config["CacheBehaviors"]) == ["/health", "/inspections*", "/models", "/predict*"]
+    assert sorted(b["PathPattern"] for b in config["CacheBehaviors"]) == [
+        "/assets*", "/health", "/inspections*", "/models", "/predict*"]
     assert all(b["ResponseHeadersPolicyId"] for b in config["CacheBehaviors"] + [config["DefaultCacheBehavior"]])
     s3_origin = next(o for o in config["Origins"] if "S3OriginConfig" in o)
     assert "OriginAccessControlId" in s3_origin

@@ -4,7 +4,7 @@ keeps the API's own URL from bypassing CloudFront and its WAF."""
 import json
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -13,13 +13,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from inference.kinds import kind_info
-
+from .sensor_feed import SensorStore
 from .serving import powertools_layer
 
 ROOT = Path(__file__).resolve().parents[3]
 ORIGIN_HEADER = "X-Origin-Verify"
-ROUTES = {"predict": ["POST"], "predict/batch": ["POST"], "health": ["GET"], "models": ["GET"], "inspections": ["GET"]}
+ROUTES = {"predict": ["POST"], "predict/batch": ["POST"], "health": ["GET"], "models": ["GET"], "inspections": ["GET"],
+          # what the sensor feed found (lambda/predict/routes_sensors.py)
+          "assets": ["GET"], "assets/{asset}/series": ["GET"], "assets/{asset}/events": ["GET"]}
 
 
 def error_template(code: str, message: str) -> dict:
@@ -29,7 +30,6 @@ def error_template(code: str, message: str) -> dict:
 class Api(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config, storage, serving, powertools_version: int):
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.origin_secret = secretsmanager.Secret(
             self, "OriginSecret", description="Shared between CloudFront and the API: requests without it are refused",
             generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=48))
@@ -39,25 +39,27 @@ class Api(Construct):
             billing=dynamodb.Billing.on_demand(), encryption=dynamodb.TableEncryptionV2.customer_managed_key(storage.key),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
             time_to_live_attribute="expires_at", removal_policy=RemovalPolicy.RETAIN)
+        sensors = SensorStore(storage)
+        #: lambda/predict: the API's handler and the sensor feed's (sensor_feed.py) share it
+        self.code = lambda_.Code.from_asset(str(ROOT / "lambda" / "predict"))
         self.function = lambda_.Function(
             self, "PredictFunction", runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.X86_64,
-            handler="predict_app.handler", code=lambda_.Code.from_asset(str(ROOT / "lambda" / "predict")),
+            handler="predict_app.handler", code=self.code,
             layers=[powertools_layer(self, "PowertoolsLayer", powertools_version)], memory_size=1024,
             timeout=Duration.seconds(29), tracing=lambda_.Tracing.ACTIVE, description="IVADAS API: /predict and friends",
             log_group=logs.LogGroup(self, "PredictLogs", retention=logs.RetentionDays.THREE_MONTHS),
             environment={
-                "ENDPOINT_NAMES": json.dumps(serving.endpoint_names),
-                "MODEL_MODALITIES": json.dumps({kind: kind_info(kind).modality for kind in serving.endpoint_names}),
-                "DEFAULT_MODELS": json.dumps({kind_info(config.default_model).modality: config.default_model}),
+                **serving.model_environment,
+                "SENSOR_STORE": sensors.uri,
                 "INSPECTION_LOG": "dynamodb", "INSPECTION_TABLE": self.table.table_name,
                 "INSPECTION_BUCKET": storage.artifacts.bucket_name, "STORE_ANOMALOUS_IMAGES": "true",
                 "ORIGIN_VERIFY_SECRET_ARN": self.origin_secret.secret_arn,
                 "POWERTOOLS_SERVICE_NAME": "ivadas-api", "POWERTOOLS_METRICS_NAMESPACE": "IVADAS",
             },
         )
-        endpoint_arns = [f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:endpoint/{name}"
-                         for name in serving.endpoint_names.values()]
-        self.function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=endpoint_arns))
+        self.function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"],
+                                                             resources=serving.endpoint_arns()))
+        sensors.grant_read(self.function)  # GET /assets...: read what the feed wrote, nothing else of the bucket
         self.table.grant_read_write_data(self.function)
         storage.artifacts.grant_put(self.function, "inspections/*")
         self.origin_secret.grant_read(self.function)

@@ -1,4 +1,5 @@
-"""Monitoring: one dashboard for endpoints, API, deployments, pipeline and anomaly rates; alarms to an SNS topic.
+"""Monitoring: one dashboard for endpoints, API, deployments, the sensor feed, pipeline and anomaly rates;
+alarms to an SNS topic.
 
 The topic is encrypted with a key of its own whose policy lets CloudWatch (and only for this
 deployment's alarms) use it: without `kms:GenerateDataKey*` and `kms:Decrypt` for
@@ -14,6 +15,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from .sensor_feed import FILE_METRICS
+
 #: The dimensions the predict Lambda gives its per-class counts: its own two, plus the `service`
 #: dimension Powertools adds to every metric (POWERTOOLS_SERVICE_NAME). A SEARCH schema must list
 #: exactly the dimension set a metric has, or it finds nothing.
@@ -21,16 +24,17 @@ ANOMALY_SCHEMA = "{IVADAS,class_name,model,service}"
 
 
 class Monitoring(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config, storage, serving, api):
+    def __init__(self, scope: Construct, construct_id: str, *, config, storage, serving, api, sensor_feed):
         super().__init__(scope, construct_id)
         self.topic = self._alarm_topic(config)
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
-        self.alarms = self._alarms(config, serving, api)
+        self.alarms = self._alarms(config, serving, api) + self._sensor_feed_alarms(config, sensor_feed)
         notify = actions.SnsAction(self.topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(notify)
         self.dashboard = self._dashboard(config, serving, api)
+        self._sensor_feed_row(sensor_feed)
 
     def alarm_arn_pattern(self, config) -> str:
         stack = Stack.of(self)
@@ -70,6 +74,46 @@ class Monitoring(Construct):
                                        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                                        alarm_description="a training pipeline execution failed"))
         return alarms
+
+    def _sensor_feed_alarms(self, config, feed) -> list[cloudwatch.Alarm]:
+        """A failed run, a file the feed could not score, a run Scheduler could not start, and (while the
+        schedule is on) no run at all for three intervals."""
+        def alarm(construct_id, suffix, metric, description, **options):
+            options = {"threshold": 1, "evaluation_periods": 1, "treat_missing_data": cloudwatch.TreatMissingData.NOT_BREACHING,
+                       "comparison_operator": cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, **options}
+            return cloudwatch.Alarm(self, construct_id, alarm_name=f"{config.prefix}-{suffix}", metric=metric,
+                                    alarm_description=description, **options)
+
+        alarms = [
+            alarm("SensorFeedErrors", "sensor-feed-errors", feed.function.metric_errors(period=feed.period, statistic="Sum"),
+                  "a sensor feed run failed (its files wait for the next run; see the feed's logs)"),
+            alarm("SensorFilesFailed", "sensor-files-failed", feed.metric("FilesFailed"),
+                  "a sensor file could not be scored: it is under sensors/<asset>/failed/ beside an .error.json saying why"),
+            alarm("SensorFeedDeadLetters", "sensor-feed-dead-letters",
+                  feed.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5), statistic="Maximum"),
+                  "EventBridge Scheduler could not start a sensor feed run (the event is in the schedule's dead-letter queue)"),
+        ]
+        if config.sensor_feed_enabled:
+            alarms.append(alarm(
+                "SensorFeedStopped", "sensor-feed-stopped",
+                feed.function.metric_invocations(period=feed.interval, statistic="Sum"),
+                "the sensor feed has not run for three intervals although its schedule is on",
+                threshold=1, evaluation_periods=3, datapoints_to_alarm=3,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING))
+        return alarms
+
+    def _sensor_feed_row(self, feed) -> None:
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Sensor files per run", left=[feed.metric(name) for name in FILE_METRICS]),
+            cloudwatch.GraphWidget(title="Sensor feed runs", left=[
+                feed.function.metric_invocations(), feed.function.metric_errors(), feed.function.metric_throttles(),
+                feed.function.metric("AsyncEventsDropped", statistic="Sum")],
+                right=[feed.function.metric_duration(statistic="Maximum")]),
+            cloudwatch.GraphWidget(title="Sensor feed schedule", left=[
+                feed.group.metric_attempts(), feed.group.metric_target_errors(), feed.group.metric_sent_to_dlq(),
+                feed.dead_letters.metric_approximate_number_of_messages_visible()]),
+        )
 
     @staticmethod
     def _pipeline_metric(config, name: str) -> cloudwatch.Metric:

@@ -21,7 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from inference.kinds import MODEL_KINDS
+from inference.kinds import MODEL_KINDS, kind_info
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY_SERVICE = "ivadas-deploy"
@@ -60,6 +60,24 @@ class Serving(Construct):
         self._grant_deploy_permissions(config, storage)
         self._route_triggers(config)
         self.deployment_alarms = self._deployment_alarms(config)
+
+    # ------------------------------------------------------------------------------ what callers of the endpoints read
+
+    @property
+    def model_environment(self) -> dict[str, str]:
+        """The kinds this deployment serves as every Lambda that calls an endpoint reads them
+        (lambda/predict/endpoint_client.py): kind → endpoint, kind → modality, modality → default kind."""
+        return {
+            "ENDPOINT_NAMES": json.dumps(self.endpoint_names),
+            "MODEL_MODALITIES": json.dumps({kind: kind_info(kind).modality for kind in self.endpoint_names}),
+            "DEFAULT_MODELS": json.dumps(self.config.default_models),
+        }
+
+    def endpoint_arns(self, kinds=None) -> list[str]:
+        """ARNs of the endpoints of `kinds` (every kind when None), for sagemaker:InvokeEndpoint."""
+        stack = Stack.of(self)
+        return [f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:endpoint/{self.endpoint_names[kind]}"
+                for kind in (kinds if kinds is not None else self.endpoint_names)]
 
     # ------------------------------------------------------------------------------ roles
 

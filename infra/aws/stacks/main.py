@@ -1,4 +1,4 @@
-"""The IVADAS stack: storage, images, training pipeline, serving, API, web and monitoring."""
+"""The IVADAS stack: storage, images, training pipeline, serving, API, sensor feed, web and monitoring."""
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
@@ -6,6 +6,7 @@ from constructs import Construct
 from ..constructs.api import Api
 from ..constructs.images import Images
 from ..constructs.monitoring import Monitoring
+from ..constructs.sensor_feed import SensorFeed
 from ..constructs.serving import Serving
 from ..constructs.storage import Storage
 from ..constructs.training import Training
@@ -24,8 +25,12 @@ class IvadasStack(Stack):
         self.serving = Serving(self, "Serving", config=config, storage=self.storage, images=self.images,
                                powertools_version=powertools)
         self.api = Api(self, "Api", config=config, storage=self.storage, serving=self.serving, powertools_version=powertools)
+        self.sensor_feed = SensorFeed(self, "SensorFeed", config=config, storage=self.storage, serving=self.serving,
+                                      api=self.api, powertools_version=powertools)
         self.web = Web(self, "Web", config=config, storage=self.storage, api=self.api, web_acl_arn=web_acl_arn)
-        self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api)
+        self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api,
+                                     sensor_feed=self.sensor_feed)
         CfnOutput(self, "Url", value=f"https://{self.web.distribution.distribution_domain_name}", description="UI and API")
-        CfnOutput(self, "DataBucket", value=self.storage.data.bucket_name, description="upload datasets here (MVTec layout)")
+        CfnOutput(self, "DataBucket", value=self.storage.data.bucket_name,
+                  description="datasets (datasets/) and sensor files to score (sensors/<asset>/incoming/)")
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
