@@ -95,9 +95,14 @@ async function inspectFile(file, className) {
   showResult(state.results.length - 1);
 }
 
+// What the page draws, of what the chosen kind offers: a heatmap and regions, or labelled detections.
+const DRAWN_OUTPUTS = ["heatmap", "regions", "detections"];
+
 function requestVerdict(entry, threshold) {
+  const model = state.models.find((m) => m.kind === entry.model);
+  const offered = (model && model.outputs) || ["heatmap", "regions"];
   const body = { class_name: entry.className, model: entry.model, image_base64: entry.dataUrl.split(",")[1],
-                 outputs: ["heatmap", "regions"], threshold };
+                 outputs: DRAWN_OUTPUTS.filter((o) => offered.includes(o)), threshold };
   return api("/predict", { method: "POST", body: JSON.stringify(body) });
 }
 
@@ -117,7 +122,9 @@ function showResult(index) {
   $("result").hidden = false;
   $("photo").src = entry.dataUrl;
   $("photo").alt = `inspected image ${entry.name}`;
-  $("heatmap").src = "data:image/png;base64," + entry.result.heatmap_png_base64;
+  const heatmap = entry.result.heatmap_png_base64;
+  $("heatmap").hidden = !heatmap;
+  if (heatmap) $("heatmap").src = "data:image/png;base64," + heatmap; else $("heatmap").removeAttribute("src");
   $("photo").onload = () => renderJudgement();
   renderJudgement();
 }
@@ -166,7 +173,10 @@ function renderJudgement() {
 
 function visibleRegions(result) { return (result.regions || []).filter((r) => r.score >= threshold()); }
 
+function visibleDetections(result) { return (result.detections || []).filter((d) => d.confidence >= threshold()); }
+
 function drawRegions(result) {
+  if (result.detections) { drawDetections(result); return; }
   const photo = $("photo");
   const canvas = $("boxes");
   const width = photo.naturalWidth || 1, height = photo.naturalHeight || 1;
@@ -185,9 +195,51 @@ function drawRegions(result) {
     context.fillText(region.score.toFixed(2), x0 + 3, Math.max(y0 - 4, 12));
   }
   canvas.dataset.boxes = String(regions.length);
+  canvas.dataset.labels = "";
   $("regions-text").textContent = regions.length
     ? `${regions.length} region${regions.length > 1 ? "s" : ""} above the threshold: ` + regions.map((r) => `[${r.box.join(", ")}] ${r.score.toFixed(2)}`).join("; ")
     : "No region above the threshold.";
+}
+
+// A detector's boxes, labelled with class and confidence: red for the classes that make an image
+// anomalous, green for the others. The threshold is the confidence cut.
+function drawDetections(result) {
+  const photo = $("photo");
+  const canvas = $("boxes");
+  const width = photo.naturalWidth || 1, height = photo.naturalHeight || 1;
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d");
+  context.clearRect(0, 0, width, height);
+  const detections = visibleDetections(result);
+  const size = Math.max(12, Math.round(width / 40));
+  context.lineWidth = Math.max(2, Math.round(width / 250));
+  context.font = `${size}px sans-serif`;
+  context.textBaseline = "top";
+  const placed = [];  // labels already drawn: a label that would cover one moves down a line
+  for (const detection of detections) {
+    const [x0, y0, x1, y1] = detection.box;
+    const colour = detection.anomalous ? "#ff1744" : "#00c853";
+    const text = `${detection.label} ${detection.confidence.toFixed(2)}`;
+    context.strokeStyle = colour;
+    context.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    const labelWidth = context.measureText(text).width + 6;
+    let top = y0 - size - 4 >= 0 ? y0 - size - 4 : y0;  // above the box, or inside it at the image's top
+    while (placed.some((p) => x0 < p.x + p.w && p.x < x0 + labelWidth && top < p.y + size + 4 && p.y < top + size + 4)) {
+      top += size + 4;
+    }
+    placed.push({ x: x0, y: top, w: labelWidth });
+    context.fillStyle = colour;
+    context.fillRect(x0, top, labelWidth, size + 4);
+    context.fillStyle = "#000";
+    context.fillText(text, x0 + 3, top + 2);
+  }
+  canvas.dataset.boxes = String(detections.length);
+  canvas.dataset.labels = detections.map((d) => d.label).join("|");
+  $("regions-text").textContent = detections.length
+    ? `${detections.length} detection${detections.length > 1 ? "s" : ""} at or above the confidence threshold: `
+      + detections.map((d) => `${d.label}${d.anomalous ? " (anomalous)" : ""} ${d.confidence.toFixed(2)} [${d.box.map((v) => Math.round(v)).join(", ")}]`).join("; ")
+    : "No detection at or above the confidence threshold.";
 }
 
 // Regions were computed at the request's threshold: a higher threshold only filters them on the
