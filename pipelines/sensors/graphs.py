@@ -259,8 +259,9 @@ def _add_isolation_tree(attributes: dict, tree_id: int, tree, features: np.ndarr
 
 def residual_graph(regressors: list, inputs_of: list[list[int]], residual_scale: np.ndarray, width: int,
                    reading: RowWindow = RowWindow()) -> bytes:
-    """`errors[:, j]` = |x_j − f_j(x[inputs_of[j]])| / residual_scale[j]: sensor j's residual in σ of
-    its normal residuals, each sensor predicted by its own regressor from the other columns."""
+    """`errors[:, j]` = |mean of x_j − f_j(x[inputs_of[j]]) over the scored rows| / residual_scale[j]:
+    how far sensor j stayed from what its own regressor predicts from the other columns, in σ of
+    its normal residuals."""
     sensors = len(regressors)
     nodes, inits = reading.nodes(width)
     predictions = []
@@ -275,13 +276,14 @@ def residual_graph(regressors: list, inputs_of: list[list[int]], residual_scale:
         helper.make_node("Concat", predictions, ["predicted"], axis=1),
         helper.make_node("Slice", ["rows", "zero", "sensor_count", "one"], ["measured"]),
         helper.make_node("Sub", ["measured", "predicted"], ["residual"]),
-        helper.make_node("Abs", ["residual"], ["absolute"]),
-        helper.make_node("Div", ["absolute", "residual_scale"], ["row_errors"]),
     ]
-    inits += [_const("zero", np.array([0], np.int64)), _const("sensor_count", np.array([sensors], np.int64)),
-              _const("one", np.array([1], np.int64)), _const("residual_scale", residual_scale.astype(np.float32))]
-    averaging, averaging_inits = reading.averaged("row_errors", "errors", sensors)
-    return _model(nodes + averaging, inits + averaging_inits, width, "errors", ["n", sensors], ml=True)
+    averaging, averaging_inits = reading.averaged("residual", "mean_residual", sensors)
+    nodes += averaging + [helper.make_node("Abs", ["mean_residual"], ["absolute"]),
+                          helper.make_node("Div", ["absolute", "residual_scale"], ["errors"])]
+    inits += averaging_inits + [
+        _const("zero", np.array([0], np.int64)), _const("sensor_count", np.array([sensors], np.int64)),
+        _const("one", np.array([1], np.int64)), _const("residual_scale", residual_scale.astype(np.float32))]
+    return _model(nodes, inits, width, "errors", ["n", sensors], ml=True)
 
 
 def pca_graph(mean: np.ndarray, components: np.ndarray, variances: np.ndarray, t2_limit: float, q_limit: float,
