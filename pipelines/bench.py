@@ -124,6 +124,10 @@ def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test
 
 def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, backbone: str, int8: bool, workdir: str,
                         splits: tuple[str, ...] = ("heldout", "all")) -> dict:
+    if config_dict.get("kind") == "autoencoder":  # no backbone: it learns from the pixels
+        from pipelines.kinds.autoencoder.bench import train_and_evaluate
+
+        return train_and_evaluate(data_root, classes, config_dict, workdir, splits)
     import inference  # noqa: F401
     from inference.kinds.patchcore.config import ModelConfig
 
@@ -149,6 +153,7 @@ QUALITY_VARIANTS = (
     ("SoftPatch (1 % coreset)", {"kind": "softpatch"}, False),
     ("SoftPatch, LOF discriminator (1 % coreset)", {"kind": "softpatch", "noise_method": "lof"}, False),
     ("PatchCore INT8 backbone", {"kind": "patchcore"}, True),
+    ("Autoencoder (level 3, 128 px)", {"kind": "autoencoder", "level": 3, "image_size": 128}, False),
 )
 #: the row every other row is compared with, seed by seed
 REFERENCE = "PatchCore (1 % coreset)"

@@ -169,3 +169,20 @@ def test_the_pipeline_trains_evaluates_and_registers_an_autoencoder(demo_data, t
     assert version.metadata["model_kind"] == "autoencoder" and version.metadata["level"] == "1"
     assert version.metrics["mean"]["image_auroc"] >= 0.5
     assert load_model(version.model_url).kind == "autoencoder"
+
+
+def test_the_quality_bench_trains_the_autoencoder_rows_on_the_suites_draw(demo_data, tmp_path):
+    from inference.kinds.patchcore.config import DEFAULT_CONFIG
+    from pipelines.bench import QUALITY_VARIANTS, _train_and_evaluate
+
+    label, overrides, int8 = next(v for v in QUALITY_VARIANTS if v[1].get("kind") == "autoencoder")
+    assert (overrides["level"], overrides["image_size"], int8) == (3, 128, False)
+    # as the suite builds it: PatchCore's defaults, the suite's image size and seed, then the variant's own
+    config = {**DEFAULT_CONFIG.to_dict(), "image_size": 224, "seed": 1, **overrides}
+    config.update(image_size=64, level=1, epochs=2)  # small, for the test
+    run = _train_and_evaluate(str(demo_data), ["tiles"], config, "no backbone is read", False, str(tmp_path))
+    assert set(run["evaluations"]) == {"heldout", "all"} and run["timings"]["tiles"]["total_s"] > 0
+    assert run["evaluations"]["heldout"]["model"]["kind"] == "autoencoder"
+    assert run["evaluations"]["all"]["classes"]["tiles"]["image_auroc"] is not None
+    manifest = load_model(tmp_path / "autoencoder-level1-64px-seed1.tar.gz").manifest
+    assert (manifest["config"]["seed"], manifest["config"]["epochs"]) == (1, 2)
