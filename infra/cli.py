@@ -160,7 +160,9 @@ def cmd_predict(args) -> int:
     detector = load_model(args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind))
     detector.model_for(args.class_name)
     image = detector.decode(Path(args.image).read_bytes(), args.class_name, max_bytes=1 << 62)
-    outputs = ("regions",) + (("heatmap",) if args.json else ())
+    if args.heatmap and "heatmap" not in detector.outputs:
+        raise ValueError(f"--heatmap: the {detector.kind} model gives no heatmap")
+    outputs = tuple(o for o in ("regions", "detections") + (("heatmap",) if args.json else ()) if o in detector.outputs)
     result, normalised_map = detector.predict_image_with_map(image, args.class_name, args.threshold, outputs)
     _print_verdict(result, args.json)
     if args.heatmap:
@@ -177,6 +179,10 @@ def _predict_remote(args) -> int:
     if not Path(args.image).is_file():
         raise FileNotFoundError(f"no image at {args.image}")
     outputs = ("regions", "heatmap") if (args.json or args.heatmap) else ("regions",)
+    if args.model:  # only what the kind offers (a detector answers with boxes)
+        from inference.kinds import kind_info
+
+        outputs = tuple(o for o in outputs + ("detections",) if o in kind_info(args.model).outputs)
     result = predict_remote(args.url, args.image, args.class_name, args.model, args.threshold, outputs)
     heatmap = result.get("heatmap_png_base64")
     if args.heatmap and heatmap:
@@ -242,6 +248,8 @@ def _print_verdict(result: dict, as_json: bool) -> None:
           f"class {result['class_name']}, model {result['model']['kind']} {result['model']['version']}")
     for region in result.get("regions", [])[:10]:
         print(f"  region {region['box']} score {region['score']:.3f} area {region['area']} px")
+    for box in result.get("detections", [])[:20]:
+        print(f"  {box['label']} {box['confidence']:.3f} box {box['box']}" + (" (anomalous)" if box.get("anomalous") else ""))
     if "rows" in result:
         top = ", ".join(f"{c['sensor']} {c['share']:.0%}" for c in result.get("contributions", [])[:3])
         print(f"  {result['rows']} rows, peak at {result['peak_at']}" + (f"; driven by {top}" if top else ""))

@@ -158,3 +158,17 @@ def test_class_wise_nms_with_a_limit_keeps_the_best_of_per_class_nms():
     assert len(reference) > 100
     assert classwise_nms(boxes, scores, classes, 0.5).tolist() == reference.tolist()
     assert classwise_nms(boxes, scores, classes, 0.5, limit=40).tolist() == reference[:40].tolist()
+
+
+def test_ivadas_predict_prints_the_boxes_of_a_detector_bundle(known, tmp_path, capsys):
+    from infra.cli import main
+
+    image = tmp_path / "panel.png"
+    image.write_bytes(png((640, 640)))
+    assert main(["predict", str(image), "--class", "thermal", "--bundle", str(known.root), "--threshold", "0.8"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ANOMALY: score 0.900 (threshold 0.80")
+    assert out[1:] == ["  crack 0.900 box [80.0, 80.0, 120.0, 120.0] (anomalous)",
+                       "  hot spot 0.850 box [80.0, 80.0, 120.0, 120.0] (anomalous)"]
+    assert main(["predict", str(image), "--class", "thermal", "--bundle", str(known.root), "--heatmap", str(tmp_path / "h.png")]) == 2
+    assert "gives no heatmap" in capsys.readouterr().err

@@ -75,7 +75,7 @@ def stack(tmp_path_factory, demo_data, patchcore_bundle, softpatch_bundle):
         local.stop()
 
 
-def test_the_api_answers_with_the_detectors_boxes_and_verdict(stack):
+def test_the_api_answers_with_the_detectors_boxes_and_verdict(stack, capsys):
     image = base64.b64encode(thermal_png()).decode()
     status, result = http("POST", stack.settings.url + "/predict", {"class_name": "thermal", "model": "detector",
                                                                     "image_base64": image, "threshold": 0.6})
@@ -90,6 +90,11 @@ def test_the_api_answers_with_the_detectors_boxes_and_verdict(stack):
     status, listing = http("GET", stack.settings.url + "/models")
     detector = next(m for m in listing["models"] if m["kind"] == "detector")
     assert detector["outputs"] == ["detections"] and detector["detector"]["anomalous_labels"] == ["crack", "hot spot"]
+    picture = stack.settings.home / "panel.png"
+    picture.write_bytes(thermal_png())
+    assert main(["predict", str(picture), "--class", "thermal", "--model", "detector", "--threshold", "0.8",
+                 "--url", stack.settings.url]) == 0
+    assert "  crack 0.900 box [80.0, 80.0, 120.0, 120.0] (anomalous)" in capsys.readouterr().out
     status, log = http("GET", stack.settings.url + "/inspections?limit=5")
     assert any(r["model_kind"] == "detector" and r["is_anomaly"] for r in log["inspections"])
 
