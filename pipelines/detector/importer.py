@@ -88,8 +88,11 @@ def prepare(request: ImportRequest, workdir: Path) -> tuple[Path, dict, dict | N
         if names is None:
             raise DetectorError(f"{graph.name} carries no class names in its metadata; give them with --names data.yaml")
     anomalous = resolve_anomalous(request.anomalous, names)
-    size = (request.image_size, request.image_size) if request.image_size else None
+    size = (request.image_size, request.image_size) if request.image_size else size_from_metadata(session)
     detector = YoloDetector(session, names, anomalous, size, request.iou_threshold, MAX_DETECTIONS)
+    if request.image_size and detector.input_size != size:
+        raise DetectorError(f"the graph's input is fixed at {detector.input_size[1]}×{detector.input_size[0]}; "
+                            "--image-size is for graphs exported with a dynamic size")
     lineage = {
         "source": graph.name,
         "source_sha256": _sha256(graph),
@@ -108,6 +111,21 @@ def prepare(request: ImportRequest, workdir: Path) -> tuple[Path, dict, dict | N
         served = load_model(bundle)  # the serving code path, from the bundle as written
         evaluation = evaluate_detector(served, request.eval_data, workdir / "evaluation", quiet=request.quiet)
     return bundle, manifest, evaluation
+
+
+def size_from_metadata(session) -> tuple[int, int] | None:
+    """(height, width) an Ultralytics export records as `imgsz` (used when its input size is dynamic)."""
+    import ast
+
+    try:
+        value = ast.literal_eval(session.get_modelmeta().custom_metadata_map.get("imgsz", ""))
+    except (ValueError, SyntaxError, AttributeError):
+        return None
+    if isinstance(value, int):
+        value = [value, value]
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and 32 <= v <= 4096 for v in value):
+        return int(value[0]), int(value[1])
+    return None
 
 
 def _sha256(path: Path) -> str:

@@ -217,6 +217,21 @@ def test_names_that_disagree_with_the_model_are_refused(tmp_path, capsys):
     assert code == 2 and "--class" in err and nothing_registered(store)
 
 
+def test_a_dynamic_input_takes_the_exports_size_and_a_fixed_one_refuses_another(tmp_path, capsys):
+    store = tmp_path / "store"
+    dynamic = constant_graph(tmp_path / "dynamic.onnx", KNOWN, input_shape=(1, 3, "height", "width"),
+                             metadata={**ultralytics_metadata(NAMES), "imgsz": "[320, 480]"})
+    assert run_cli(capsys, "models", "import", dynamic, "--anomalous-classes", "crack", "--store", store)[0] == 0
+    assert LocalRegistry(store).get(GROUP, 1).metadata["input_size"] == "480x320"
+    code, out, err = run_cli(capsys, "models", "import", dynamic, "--anomalous-classes", "crack", "--image-size", "256",
+                             "--store", store)
+    assert code == 0 and LocalRegistry(store).get(GROUP, 2).metadata["input_size"] == "256x256"
+    fixed = constant_graph(tmp_path / "fixed.onnx", KNOWN, metadata=ultralytics_metadata(NAMES))
+    code, out, err = run_cli(capsys, "models", "import", fixed, "--anomalous-classes", "crack", "--image-size", "1280",
+                             "--store", store)
+    assert code == 2 and "fixed at 640×640" in err and len(LocalRegistry(store).list()) == 2
+
+
 def labelled_set(root, lines_by_image: dict[str, str], size=(640, 640)):
     for name, lines in lines_by_image.items():
         (root / "images" / "val").mkdir(parents=True, exist_ok=True)
