@@ -355,3 +355,28 @@ def test_import_to_aws_uploads_the_bundle_and_registers_it_with_the_endpoint_ima
         with pytest.raises(DetectorError, match="artifacts-bucket"):
             import_aws(request, "", "image", s3=s3, sagemaker=sagemaker)
         assert len(sagemaker.list_model_packages(ModelPackageGroupName="ivadas-dev-training-detector")["ModelPackageSummaryList"]) == 1
+
+
+def test_ivadas_models_import_target_aws(tmp_path, monkeypatch, capsys):
+    import boto3
+    from moto import mock_aws
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(key, value)
+    graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES))
+    with mock_aws():
+        boto3.client("s3", region_name="eu-west-1").create_bucket(
+            Bucket="ivadas-dev-artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        common = ["models", "import", graph, "--anomalous-classes", "crack", "--target", "aws", "--region", "eu-west-1",
+                  "--name", "ivadas-dev-training"]
+        code, out, err = run_cli(capsys, *common, "--inference-image-uri", "123.dkr.ecr.eu-west-1.amazonaws.com/ivadas-endpoint:1")
+        assert code == 2 and err.strip() == ("error: --target aws needs --artifacts-bucket (the stack's artifacts bucket) to "
+                                             "upload the bundle to")
+        code, out, err = run_cli(capsys, *common, "--artifacts-bucket", "ivadas-dev-artifacts", "--inference-image-uri",
+                                 "123.dkr.ecr.eu-west-1.amazonaws.com/ivadas-endpoint:1")
+        assert code == 0, err
+        assert "registered ivadas-dev-training-detector/1 (PendingManualApproval)" in out
+        assert "bundle: s3://ivadas-dev-artifacts/pipelines/ivadas-dev-training/imports/" in out
+        code, out, err = run_cli(capsys, "models", "list", "--target", "aws", "--region", "eu-west-1", "--name",
+                                 "ivadas-dev-training")
+        assert "ivadas-dev-training-detector/1" in out
