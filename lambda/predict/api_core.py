@@ -9,7 +9,7 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ValidationError
 
 logger = Logger(service="ivadas-api")
@@ -62,3 +62,12 @@ def validated(model: type[BaseModel], data: dict):
         if first["type"] == "too_long" and first["loc"][:1] in (("window",), ("items",)):
             raise ApiError(413, "payload_too_large", f"{where}: {first['msg']}") from None
         raise ApiError(400, "bad_request", f"{where}: {first['msg']}") from None
+
+
+def count_verdict(class_name: str, kind: str, is_anomaly: bool) -> None:
+    """`Inspections` and `Anomalies` per class (or asset) and model kind: the anomaly-rate panels and
+    alarms read them, whether a verdict came through the API or the sensor feed."""
+    for name, value in (("Inspections", 1), ("Anomalies", int(is_anomaly))):
+        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="class_name", value=class_name)
+            metric.add_dimension(name="model", value=kind)

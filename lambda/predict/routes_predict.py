@@ -8,10 +8,10 @@ import binascii
 import time
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 import inspection_log
-from api_core import MAX_BATCH, MAX_IMAGE_BYTES, ApiError, json_body, logger, metrics, request_id, validated
+from api_core import MAX_BATCH, MAX_IMAGE_BYTES, ApiError, count_verdict, json_body, logger, metrics, request_id, validated
 from endpoint_client import check_model_name, invoke, resolve_kind
 from schemas import BatchRequest, PredictRequest, PredictResponse
 
@@ -74,19 +74,11 @@ def finish(result: dict, elapsed_ms: float, image: bytes | None) -> dict:
     result["timing_ms"] = {**result.get("timing_ms", {}), "endpoint_call": round(elapsed_ms, 2)}
     response = PredictResponse.model_validate(result).model_dump(exclude_none=True)
     response["raw_threshold"] = result.get("raw_threshold")
-    dimensions = {"class_name": result["class_name"], "model": result["model"]["kind"]}
     metrics.add_metric(name="EndpointLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
-    _per_class_metric(dimensions, result["is_anomaly"])
+    count_verdict(result["class_name"], result["model"]["kind"], result["is_anomaly"])
     try:
         inspections().record(inspection_log.inspection_record(result, result["request_id"]), image)
     except Exception:  # the verdict matters more than its log entry; the failure is logged and counted
         logger.exception("inspection could not be recorded")
         metrics.add_metric(name="InspectionLogErrors", unit=MetricUnit.Count, value=1)
     return response
-
-
-def _per_class_metric(dimensions: dict, is_anomaly: bool) -> None:
-    for name, value in (("Inspections", 1), ("Anomalies", int(is_anomaly))):
-        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
-            for key, dimension in dimensions.items():
-                metric.add_dimension(name=key, value=dimension)

@@ -29,7 +29,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 import endpoint_client
 import inspection_log
 import object_store
-from api_core import ApiError, logger
+from api_core import ApiError, count_verdict, logger
 from endpoint_client import default_models, invoke
 
 #: Each run's counts, summed over assets, in CloudWatch (embedded metric format): the feed's alarms watch them.
@@ -254,6 +254,7 @@ def record_inspection(result: dict) -> None:
                "raw_score": result["raw_score"], "threshold": result["threshold"], "is_anomaly": result["is_anomaly"],
                "rows": len(result["values"]), "peak_at": _peak_at(result), "events": result["events"],
                "contributions": result["contributions"]}
+    count_verdict(result["asset"], result["model"]["kind"], result["is_anomaly"])
     try:
         inspection_log.from_environment().record(inspection_log.inspection_record(verdict, request_id))
     except Exception:  # the scores are written; a missing log entry is logged, not fatal

@@ -538,7 +538,10 @@ def test_a_runs_counts_are_the_metrics_its_alarms_and_dashboard_watch(main_templ
 
     out = capsys.readouterr().out
     emitted = emitted_metrics(out)
-    [line] = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"') and FEED_SERVICE in line]
+    [line] = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"') and "FilesScored" in line]
+    assert FEED_SERVICE in json.dumps(line)
+    # the scored file counts in the anomaly-rate panels as an API verdict does: per asset and kind
+    assert {("IVADAS", name, ("class_name", "model", "service")) for name in ("Inspections", "Anomalies")} <= emitted
     assert {name: line[name] for name in FILE_METRICS} == {"FilesScored": [1], "FilesFailed": [2], "FilesWaiting": [2]}
     failed = alarms_by_name(main_template_json)["ivadas-dev-sensor-files-failed"]
     watched = (failed["Namespace"], failed["MetricName"], tuple(sorted(d["Name"] for d in failed["Dimensions"])))
