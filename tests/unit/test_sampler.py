@@ -3,7 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from inference.kinds.patchcore.sampler import coverage_radius, greedy_coreset, random_projection
+from inference.kinds.patchcore.sampler import (ArrayRows, FileRows, coverage_radius, greedy_coreset, greedy_k_center,
+                                             random_projection, select_coreset)
 
 
 def optimal_radius(points: np.ndarray, k: int) -> float:
@@ -59,3 +60,39 @@ def test_random_projection_preserves_distances_roughly():
     original = np.linalg.norm(points[0] - points[1:], axis=1)
     reduced = np.linalg.norm(projected[0] - projected[1:], axis=1)
     assert np.allclose(reduced / original, 1.0, atol=0.25)
+
+
+def textbook_greedy(points: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Greedy k-center as the paper writes it: every point measured against every new centre."""
+    start = int(np.random.default_rng(seed).integers(len(points)))
+    chosen = [start]
+    nearest = np.linalg.norm(points - points[start], axis=1)
+    for _ in range(1, count):
+        chosen.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[chosen[-1]], axis=1))
+    return np.array(chosen)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lazy_blocks_choose_the_textbook_points(seed):
+    """Several blocks of rows, most of them measured lazily: the same points in the same order."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(40, 12))
+    points = (centres[rng.integers(40, size=9000)] + rng.normal(size=(9000, 12))).astype(np.float64)
+    chosen = greedy_k_center(ArrayRows(points.astype(np.float32)), 120, seed)
+    assert np.array_equal(chosen, textbook_greedy(points, 120, seed))
+
+
+def test_rows_from_a_file_choose_bit_for_bit_what_rows_in_ram_choose(tmp_path):
+    rng = np.random.default_rng(4)
+    points = rng.normal(size=(7000, 24)).astype(np.float32)
+    eligible = rng.random(7000) > 0.2
+    points.tofile(tmp_path / "rows.f32")
+    in_ram = select_coreset(ArrayRows(points), 0.02, seed=1, eligible=eligible)
+    rows = FileRows(tmp_path / "rows.f32", 24, resident_bytes=1 << 16)  # pages handed back every 64 KB
+    try:
+        from_file = select_coreset(rows, 0.02, seed=1, eligible=eligible)
+    finally:
+        rows.close()
+    assert np.array_equal(in_ram, from_file)
+    assert len(in_ram) == 140 and eligible[in_ram].all()
