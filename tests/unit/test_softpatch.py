@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import LocalOutlierFactor
 
-from inference.kinds.softpatch.noise import noise_mask_and_weights, patch_outlier_scores, position_outlier_factors
+from inference.kinds.softpatch.noise import (POSITION_CHUNK, ROW_BLOCK, noise_mask_and_weights, outlier_factors, patch_outlier_scores,
+                                            position_outlier_factors, positions_per_chunk)
 
 
 def test_lof_matches_scikit_learn_per_position():
@@ -49,3 +50,27 @@ def test_an_image_unusual_everywhere_is_a_normal_mode_not_noise(method):
     assert keep.reshape(40, 16)[5].mean() > 0.9
     raw = position_outlier_factors(embeddings, method, k=6)
     assert raw[5].mean() > np.median(raw)  # what the image median corrects
+
+
+@pytest.mark.parametrize("method", ["lof", "gaussian", "nearest"])
+def test_factors_do_not_depend_on_how_many_positions_are_read_at_once(method):
+    rng = np.random.default_rng(3)
+    projected = rng.normal(size=(ROW_BLOCK + 37, 10, 6)).astype(np.float32)  # more images than a row block
+    reads = []
+
+    def read(start, stop):
+        reads.append(stop - start)
+        return projected[:, start:stop]
+
+    whole = outlier_factors(read, *projected.shape[:2], method, k=4, positions_per_chunk=10)
+    one_by_one = outlier_factors(read, *projected.shape[:2], method, k=4, positions_per_chunk=1)
+    assert reads == [10] + [1] * 10
+    assert np.array_equal(whole, one_by_one)
+
+
+def test_positions_per_chunk_fit_the_budget():
+    per_position = 5000 * 128 * 8 * 3 + 3 * 128 * 128 * 8  # patches, two working copies, covariance and inverse
+    assert positions_per_chunk(5000, 128, "gaussian", 40 * per_position) == 40
+    assert positions_per_chunk(5000, 128, "gaussian", 1 << 34) == POSITION_CHUNK  # never more than without a limit
+    assert positions_per_chunk(5000, 128, "gaussian", 1) == 1  # never less than one position
+    assert positions_per_chunk(200, 128, "lof", 64 << 20) > positions_per_chunk(5000, 128, "lof", 64 << 20)
