@@ -25,6 +25,7 @@ from inference.sensors.events import Span, find_spans
 from inference.sensors.sensor_model import SensorModel
 from pipelines import metrics
 from pipelines.plots import histogram_plot, pyplot, roc_plot
+from pipelines.progress import progress
 from pipelines.sensors.datasets import filled, read_asset
 from pipelines.sensors.splits import SegmentSplit
 
@@ -44,7 +45,7 @@ def evaluate_bundle(bundle_path, data_root, output_dir, classes=None, split: str
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     per_class = {}
-    for name in classes:
+    for name in progress(classes, f"evaluate {model.kind}", unit="asset", quiet=quiet):
         result = evaluate_asset(model, data_root, name, split)
         if plots:
             write_plots(result, output_dir, name)

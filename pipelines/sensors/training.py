@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from inference.bundle import write_bundle
 from inference.calibration import Calibration, calibrate
@@ -29,6 +28,7 @@ from inference.runtime import open_session
 from inference.sensors.bundle import TrainedAsset, contents
 from inference.sensors.scorer import AssetSpec, SeriesScorer
 from pipelines.kinds import TrainingJob, TrainingReport
+from pipelines.progress import on_terminal, progress
 from pipelines.sensors.datasets import AssetData, filled, read_asset
 from pipelines.sensors.settings import SeriesSettings, SettingError, as_dict, names, parse
 from pipelines.sensors.splits import SegmentSplit, check_unchanged, fit_mask, normal_runs, split_asset
@@ -57,13 +57,14 @@ def train_sensor_kind(job: TrainingJob, kind: ModuleType) -> TrainingReport:
         raise DatasetError("no assets to train")
     datasets = {name: read_asset(job.data_root, name) for name in job.classes}  # every asset checked before any work
     trained, timings = [], {}
-    for name in tqdm(job.classes, desc=f"train {job.kind}", unit="asset", disable=job.quiet):
+    epoch_bars_hidden = job.quiet or not on_terminal()  # bars only on a terminal: a log gets no line per epoch
+    for name in progress(job.classes, f"train {job.kind}", unit="asset", quiet=job.quiet):
         started = time.perf_counter()
         recorded = (job.split_manifest or {}).get(name)
         if recorded:
             check_unchanged(datasets[name], recorded)
         splits = split_asset(datasets[name], series)
-        trained.append(train_asset(datasets[name], splits, kind, series, own, job.quiet))
+        trained.append(train_asset(datasets[name], splits, kind, series, own, epoch_bars_hidden))
         timings[name] = {"total_s": time.perf_counter() - started}
         log.info("trained %s/%s in %.1fs", job.kind, name, timings[name]["total_s"])
     lineage = {"data_uri": str(job.data_root), "classes": list(job.classes), **job.lineage}
