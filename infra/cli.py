@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from inference.kinds import MODEL_KINDS
-from inference.kinds.patchcore.config import DEFAULT_CONFIG, NOISE_METHODS
+from inference.kinds.patchcore.config import DEFAULT_CONFIG, NOISE_METHODS, PREPROCESSING_MODES
 
 EXIT_USER_ERROR = 2
 
@@ -69,7 +69,7 @@ def cmd_demo_data(args) -> int:
 #: Options of `train` and `pipeline run` that are settings of the image kinds, passed on as hyperparameters;
 #: any kind's setting can also be given as `--set name=value`.
 IMAGE_SETTING_OPTIONS = ("backbone", "weights", "layers", "mean", "std", "image_size", "coreset_ratio", "noise_method",
-                         "noise_fraction", "seed", "int8")
+                         "noise_fraction", "seed", "int8", "preprocessing", "tile_size", "tile_overlap")
 
 
 def _settings(args) -> dict[str, str]:
@@ -575,7 +575,13 @@ def _add_image_settings(parser) -> None:
     parser.add_argument("--noise-method", choices=NOISE_METHODS)
     parser.add_argument("--noise-fraction", type=float)
     parser.add_argument("--int8", action="store_true", help="quantize the backbone to INT8 (calibrated on training images)")
-    parser.add_argument("--set", action="append", metavar="NAME=VALUE", help="any setting of the model kind (repeatable)")
+    parser.add_argument("--preprocessing", choices=PREPROCESSING_MODES,
+                        help="how images become the model's input (default resize): squash to --image-size, letterbox "
+                             "(keep the aspect ratio, pad), or tile (overlapping tiles, scored each and stitched)")
+    parser.add_argument("--tile-size", type=int, help="tile side in pixels of the original image (default: --image-size)")
+    parser.add_argument("--tile-overlap", type=float, help="overlap of neighbouring tiles, a fraction of a tile (default 0.25)")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="any setting of the model kind (repeatable), e.g. memory_limit_mb=1024")
 
 
 def _add_model_choice(parser) -> None:

@@ -21,8 +21,9 @@ SPEED_BACKBONES = (("resnet18", False), ("wide_resnet50_2", False), ("wide_resne
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "all", "sensors"), default="all",
+    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "memory", "all", "sensors"), default="all",
                         help="int8 compares INT8 recipes with FP32 features; load runs the local stack under load (loopback only); "
+                             "memory trains one class of 200 to 5,000 images for wall time and peak memory (not part of all); "
                              "sensors runs the sensor kinds on SKAB and C-MAPSS (not part of all)")
     parser.add_argument("--data", help="MVTec-layout dataset for the quality suite")
     parser.add_argument("--classes", help="classes of --data (default: all)")
@@ -38,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed-train-images", type=int, default=200)
     parser.add_argument("--speed-queries", type=int, default=60)
     parser.add_argument("--weights", default="auto", help="weights of the built-in backbones for the speed suite (auto falls back to random: speed does not depend on weights)")
+    parser.add_argument("--memory-images", default="200,1000,5000", help="memory: training images of the class, one run each")
+    parser.add_argument("--memory-limits", default="default,0",
+                        help="memory: memory_limit_mb of each run ('default': the setting's default; 0: no limit, run only "
+                             "where the embeddings fit in half of this machine's RAM)")
+    parser.add_argument("--memory-kinds", default="patchcore", help="memory: model kinds (patchcore, softpatch)")
+    parser.add_argument("--memory-backbone", default="wide_resnet50_2")
     parser.add_argument("--workdir", default="/tmp/ivadas-bench")
     parser.add_argument("--output", default="pipelines/BENCHMARKS.md")
     from pipelines.sensors.bench import add_arguments as add_sensor_arguments
@@ -64,6 +71,8 @@ def run_bench(args) -> None:
         sections.append(_speed_section(args, workdir))
     if args.suite in ("load", "all"):
         sections.append(args.load_bench(args))
+    if args.suite == "memory":
+        sections.append(_memory_section(args, workdir))
     text = "\n\n".join(sections) + "\n"
     Path(args.output).write_text(text)
     print(text)
@@ -476,6 +485,93 @@ def _speed_section(args, workdir: Path) -> str:
             f"{r['full_p50_ms']:.1f} | {t['total_s']:.1f} ({t['embed_s']:.1f} / {t['memory_bank_s']:.1f} / {t['calibration_s']:.1f}) | "
             f"{r['bank']} | {r['peak_rss_mb']:.0f} |"
         )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ memory
+
+
+def _memory_one(kind: str, images: int, limit_mb: int, backbone: str, weights: str, data_root: str, workdir: str) -> dict:
+    """Train one class of `images` training images with `limit_mb`; wall time, phases, bank and streamed bytes."""
+    import os
+
+    import inference  # noqa: F401
+    from inference.kinds.patchcore.config import ModelConfig
+
+    from pipelines.kinds.patchcore.training import train_bundle
+    from pipelines.vision.backbones import BackboneSource, resolve_backbone
+    from pipelines.vision.backbones.export import BackboneUnavailable
+
+    source = BackboneSource(backbone, weights)
+    try:
+        resolve_backbone(source)
+    except BackboneUnavailable:
+        source = BackboneSource(backbone, "random")
+    config = ModelConfig(kind=kind, image_size=256, memory_limit_mb=limit_mb)
+    bundle = Path(workdir) / f"memory-{kind}-{images}-{limit_mb}.tar.gz"
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    report = train_bundle(data_root, ["tiles"], config, source, bundle, quiet=True)
+    wall_s = time.perf_counter() - started
+    bundle.unlink()
+    return {"kind": kind, "images": images, "limit_mb": limit_mb, "wall_s": wall_s, "timings": report.timings["tiles"],
+            "bank": report.manifest["classes"]["tiles"]["entries"], "weights": report.manifest["backbone"]["weights"],
+            "load": (load_before, os.getloadavg()[0])}
+
+
+def _memory_section(args, workdir: Path) -> str:
+    import os
+
+    from inference.kinds.patchcore.config import DEFAULT_CONFIG
+
+    from pipelines.vision.synthetic import generate
+
+    counts = [int(n) for n in _csv_list(args.memory_images)]
+    limits = [DEFAULT_CONFIG.memory_limit_mb if v == "default" else int(v) for v in _csv_list(args.memory_limits)]
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    rows, skipped = [], []
+    for count in counts:
+        data = workdir / f"memory-data-{count}"
+        if not (data / "tiles").is_dir():
+            print(f"memory: writing {count} synthetic images ...", flush=True)
+            generate(data, ["tiles"], 256, count, 10, 3)
+        for kind in _csv_list(args.memory_kinds):
+            for limit in limits:
+                needed = 0.9 * count * 1024 * (1024 + 128) * 4  # fit images' embeddings and projection, 256 px
+                if limit == 0 and needed > ram / 2:
+                    skipped.append(f"{kind}, {count} images, no limit: not run, it would hold {needed / 2**30:.0f} GB "
+                                   f"of embeddings in RAM ({ram / 2**30:.0f} GB here)")
+                    continue
+                print(f"memory: {kind}, {count} images, limit {limit or 'none'} ...", flush=True)
+                rows.append(isolated(_memory_one, kind, count, limit, args.memory_backbone, args.weights, str(data),
+                                     str(workdir)))
+                (workdir / "memory-results.json").write_text(json.dumps(rows, indent=1))
+    return memory_table(rows, skipped, args)
+
+
+def memory_table(rows: list[dict], skipped: list[str], args) -> str:
+    lines = [
+        "## Training memory",
+        "",
+        f"Command: `ivadas bench --suite memory --memory-images {args.memory_images} --memory-limits {args.memory_limits} "
+        f"--memory-kinds {args.memory_kinds}`. One class of synthetic 256 px `tiles` images ({args.memory_backbone}, "
+        "layers 2+3, 256 px, 1 % coreset; 90 % of the images fit the bank, the rest calibrate with 13 test images); each "
+        "run in its own process. Peak: the process's peak resident memory (`ru_maxrss`), backbone and ONNX Runtime "
+        "included. Streamed: the embeddings and their projection written to the scratch folder when they outgrow half "
+        "the limit. Load: the machine's 1-minute load average at the start and the end of the run (2 cores).",
+        "",
+        "| kind | images | patches | memory_limit_mb | wall s | embed s | SoftPatch + coreset s | calibrate s | bank | "
+        "peak MB | streamed MB | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["timings"]
+        lines.append(
+            f"| {r['kind']} | {r['images']} | {t['patches']} | {r['limit_mb'] or 'none'} | {r['wall_s']:.0f} | "
+            f"{t['embed_s']:.0f} | {t['memory_bank_s']:.0f} | {t['calibration_s']:.0f} | {r['bank']} | "
+            f"{r['peak_rss_mb']:.0f} | {t['streamed_mb']:.0f} | {r['load'][0]:.1f} → {r['load'][1]:.1f} |")
+    if skipped:
+        lines += [""] + [f"- {line}" for line in skipped]
     return "\n".join(lines)
 
 

@@ -123,7 +123,8 @@ class ImageModel(ServedModel):
 
     def describe_model(self) -> dict:
         manifest = self.manifest
-        described = {"image_size": manifest.get("preprocessing", {}).get("image_size")}
+        preprocessing = manifest.get("preprocessing", {})
+        described = {"image_size": preprocessing.get("image_size"), "preprocessing": preprocessing.get("mode", "resize")}
         if "backbone" in manifest:
             described["backbone"] = {k: manifest["backbone"].get(k) for k in ("name", "weights", "precision")}
         return described

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from inference.model import load_model
 from inference.vision.image_model import ImageModel
@@ -28,9 +27,13 @@ from inference.vision.imageio import load_image_file
 
 from pipelines import metrics
 from pipelines.plots import histogram_plot, roc_plot
+from pipelines.progress import Step
 from pipelines.vision.datasets import ClassData, Sample, read_class
 
 METRIC_KEYS = ("image_auroc", "pixel_auroc", "aupro", "f1")
+#: Longest side of the grid pixel metrics are computed on (or the model's input size, if larger): maps
+#: of tiled high-resolution images are scaled down to it, which bounds evaluation memory.
+PIXEL_METRIC_SIDE = 512
 SPLITS = {
     "heldout": "the evaluation split recorded at training: test images that neither fitted the model nor chose "
                "its threshold",
@@ -147,29 +150,58 @@ class ScoredClass:
 
 def score_class(detector: ImageModel, data: ClassData, name: str, samples: list[Sample], quiet: bool = False,
                 keep_images: bool = True) -> ScoredClass:
-    """Raw scores of `samples` through the serving scorer; maps only where they are needed."""
+    """Raw scores of `samples` through the serving scorer; maps only where they are needed.
+
+    Maps cover the image in its own proportions (`inference.vision.preprocessing`); pixel metrics
+    compare every map of the class with its mask on one grid: the first map's, scaled down so that
+    its longer side is at most `PIXEL_METRIC_SIDE` (or the model's input size, if larger).
+    """
     calibration = detector.model_for(name).calibration
     size = detector.manifest["preprocessing"]["image_size"]
     with_maps = keep_images or any(s.mask is not None for s in samples)
     white_level = detector.white_level(name)
     labels, scores, maps, masks, images, kept = [], [], [], [], [], []
+    shape = None  # (height, width) of the class's metric grid
     started = time.perf_counter()
-    for sample in tqdm(samples, desc=f"evaluate {name}", unit="img", disable=quiet, leave=False):
-        try:
-            image = load_image_file(sample.path, white_level=white_level)
-        except IvadasError as exc:
-            data.problem(sample.path, f"unreadable image: {exc}")
-            continue
-        raw = detector.score_images([image], name, with_maps)[0]
-        labels.append(int(sample.is_anomaly))
-        scores.append(float(raw.raw_score))
-        maps.append(None if raw.raw_map is None else raw.raw_map.astype(np.float32))
-        masks.append(_mask(sample, size) if (sample.mask is not None or not sample.is_anomaly) else None)
-        images.append(image.resize((size, size)) if keep_images else None)
-        kept.append(sample)
+    with Step(f"evaluate {name}", len(samples), "image", quiet) as step:
+        for sample in samples:
+            step.update()
+            try:
+                image = load_image_file(sample.path, white_level=white_level)
+            except IvadasError as exc:
+                data.problem(sample.path, f"unreadable image: {exc}")
+                continue
+            raw = detector.score_images([image], name, with_maps)[0]
+            amap = raw.raw_map
+            if amap is not None:
+                shape = shape or metric_shape(amap.shape, max(size, PIXEL_METRIC_SIDE))
+                amap = resample_map(amap.astype(np.float32), shape)
+            labels.append(int(sample.is_anomaly))
+            scores.append(float(raw.raw_score))
+            maps.append(amap)
+            grid = shape or (size, size)
+            masks.append(_mask(sample, grid) if (sample.mask is not None or not sample.is_anomaly) else None)
+            images.append(image.resize(grid[::-1]) if keep_images else None)
+            kept.append(sample)
     elapsed = time.perf_counter() - started
     return ScoredClass(kept, np.array(labels, dtype=int), np.array(scores, dtype=np.float64), maps, masks, images,
                        calibration.threshold, calibration, elapsed / max(len(kept), 1))
+
+
+def metric_shape(map_shape: tuple[int, int], longest: int) -> tuple[int, int]:
+    """`map_shape` scaled down (proportions kept) so that its longer side is at most `longest`."""
+    height, width = map_shape
+    if max(height, width) <= longest:
+        return height, width
+    scale = longest / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resample_map(amap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`amap` resized bilinearly to `shape` (height, width); unchanged when it has that shape."""
+    if amap.shape == tuple(shape):
+        return amap
+    return np.asarray(Image.fromarray(amap, mode="F").resize(shape[::-1], Image.Resampling.BILINEAR), np.float32)
 
 
 def class_metrics(scored: ScoredClass) -> dict:
@@ -196,11 +228,12 @@ def class_metrics(scored: ScoredClass) -> dict:
     }
 
 
-def _mask(sample, size: int) -> np.ndarray:
+def _mask(sample, shape: tuple[int, int]) -> np.ndarray:
+    """The sample's defect mask on the metric grid `shape` (height, width); all normal without one."""
     if sample.mask is None:
-        return np.zeros((size, size), np.uint8)
+        return np.zeros(shape, np.uint8)
     with Image.open(sample.mask) as mask:
-        return (np.asarray(mask.convert("L").resize((size, size), Image.Resampling.NEAREST)) > 127).astype(np.uint8)
+        return (np.asarray(mask.convert("L").resize(shape[::-1], Image.Resampling.NEAREST)) > 127).astype(np.uint8)
 
 
 def _mean_metrics(per_class: dict) -> dict:
@@ -234,11 +267,11 @@ def write_plots(result: ScoredClass, output_dir: Path, name: str, calibration) -
 def _example_grid(result: ScoredClass, path: Path, colourise, calibration, count: int = 8) -> None:
     order = np.argsort(-result.raw_scores)
     picks = list(dict.fromkeys(list(order[: count // 2]) + list(order[-(count // 2):])))
-    size = result.images[0].size[0]
-    grid = Image.new("RGB", (size * len(picks), size * 2), "white")
+    width, height = result.images[0].size
+    grid = Image.new("RGB", (width * len(picks), height * 2), "white")
     for column, index in enumerate(picks):
         image = result.images[index].convert("RGB")
-        heat = Image.fromarray(colourise(calibration.normalise(result.raw_maps[index])))
-        grid.paste(image, (column * size, 0))
-        grid.paste(Image.blend(image, heat, 0.5), (column * size, size))
+        heat = Image.fromarray(colourise(calibration.normalise(result.raw_maps[index]))).resize(image.size)
+        grid.paste(image, (column * width, 0))
+        grid.paste(Image.blend(image, heat, 0.5), (column * width, height))
     grid.save(path)

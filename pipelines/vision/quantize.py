@@ -36,6 +36,7 @@ import numpy as np
 from inference.bundle import file_sha256
 from inference.vision.backbone import BackboneSpec
 from inference.vision.imageio import to_model_input
+from inference.vision.preprocessing import Preprocessing, normalise
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,10 @@ def _cache_folder() -> Path:
 
 
 def quantize_backbone(onnx_path: Path, spec: BackboneSpec, images: list, image_size: int,
-                      method: str = "percentile", recipe: str = DEFAULT_RECIPE) -> tuple[Path, BackboneSpec]:
-    """An INT8 copy of the backbone at `onnx_path` (cached), and its spec."""
+                      method: str = "percentile", recipe: str = DEFAULT_RECIPE,
+                      preprocessing: Preprocessing | None = None) -> tuple[Path, BackboneSpec]:
+    """An INT8 copy of the backbone at `onnx_path` (cached), and its spec. Its activation ranges are
+    calibrated on the views `preprocessing` cuts from `images` (default: resized to `image_size`)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     import onnxruntime as ort
@@ -96,7 +99,10 @@ def quantize_backbone(onnx_path: Path, spec: BackboneSpec, images: list, image_s
     if recipe not in RECIPES:
         raise ValueError(f"unknown INT8 recipe {recipe!r}; one of {sorted(RECIPES)}")
     chosen = RECIPES[recipe]
-    batch = to_model_input(images, image_size, spec.mean, spec.std)
+    if preprocessing is None:
+        batch = to_model_input(images, image_size, spec.mean, spec.std)
+    else:
+        batch = normalise(np.concatenate([preprocessing.views(image)[0] for image in images]), spec.mean, spec.std)
     identity = f"qdq:{recipe}:{method}:bn-fp32".encode()
     key = hashlib.sha256(file_sha256(onnx_path).encode() + identity + batch.tobytes()).hexdigest()[:16]
     folder = _cache_folder()

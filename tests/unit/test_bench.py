@@ -77,3 +77,20 @@ def test_spread_formatting(values, expected):
     from pipelines.bench import _spread
 
     assert _spread(values) == expected
+
+
+def test_memory_table_has_one_row_per_run_and_says_what_was_not_run():
+    from pipelines.bench import memory_table
+
+    run = {"kind": "patchcore", "images": 200, "limit_mb": 2048, "wall_s": 61.2, "bank": 1844, "peak_rss_mb": 2911.4,
+           "load": (2.5, 3.1), "timings": {"patches": 184320, "embed_s": 40.1, "memory_bank_s": 12.0, "calibration_s": 5.0,
+                                           "streamed_mb": 0.0}}
+    args = Namespace(memory_images="200,5000", memory_limits="default,0", memory_kinds="patchcore",
+                     memory_backbone="wide_resnet50_2")
+    table = memory_table([run, {**run, "limit_mb": 0, "peak_rss_mb": 3300.0}], ["patchcore, 5000 images, no limit: not run"],
+                         args)
+    rows = [line for line in table.splitlines() if line.startswith("| patchcore")]
+    assert rows == ["| patchcore | 200 | 184320 | 2048 | 61 | 40 | 12 | 5 | 1844 | 2911 | 0 | 2.5 → 3.1 |",
+                    "| patchcore | 200 | 184320 | none | 61 | 40 | 12 | 5 | 1844 | 3300 | 0 | 2.5 → 3.1 |"]
+    assert table.endswith("- patchcore, 5000 images, no limit: not run")
+    assert "--memory-images 200,5000" in table

@@ -34,9 +34,17 @@ def reweighted_image_score(
 
 def anomaly_map(patch_scores: np.ndarray, grid: tuple[int, int], size: int, sigma: float) -> np.ndarray:
     """Patch scores on their grid, upsampled bilinearly to `size×size` and Gaussian-smoothed."""
+    return smooth(upsample(patch_scores, grid, size), sigma)
+
+
+def upsample(patch_scores: np.ndarray, grid: tuple[int, int], size: int) -> np.ndarray:
+    """Patch scores on their grid, resized bilinearly to `size×size` (align_corners=False)."""
     grid_map = patch_scores.reshape(1, 1, *grid).astype(np.float32)
-    full = resize_bilinear(grid_map, size, size)[0, 0]
+    return resize_bilinear(grid_map, size, size)[0, 0]
+
+
+def smooth(full: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing; truncate=4 with σ=4 gives the reference's 33-pixel kernel."""
     if sigma > 0:
-        # truncate=4 with σ=4 gives the reference's 33-pixel kernel
-        full = ndimage.gaussian_filter(full, sigma=sigma, truncate=4.0)
+        return ndimage.gaussian_filter(full, sigma=sigma, truncate=4.0)
     return full

@@ -21,12 +21,13 @@ import numpy as np
 from inference.bundle import bundle_file
 from inference.calibration import Calibration
 from inference.errors import BundleError
-from inference.kinds.patchcore.config import ModelConfig
+from inference.kinds.patchcore.config import ModelConfig, preprocessing_of
 from inference.kinds.patchcore.extractor import FeatureExtractor
 from inference.kinds.patchcore.memory_bank import MemoryBank
 from inference.kinds.patchcore.model import ClassModel
 from inference.vision.backbone import BackboneSpec, OnnxBackbone
 from inference.vision.image_model import ImageModel, RawResult
+from inference.vision.preprocessing import Preprocessing
 
 BACKBONE = "backbone.onnx"
 
@@ -61,7 +62,7 @@ def contents(config: ModelConfig, backbone_path: str | Path, backbone_spec: Back
         "classes": entries,
         "config": config.to_dict(),
         "preprocessing": {
-            "image_size": config.image_size,
+            **preprocessing_of(config, backbone_spec.mean).to_dict(),
             "resize": "bilinear",
             "colour": "rgb",
             "mean": list(backbone_spec.mean),
@@ -106,20 +107,30 @@ class PatchScorer:
         self.calibration = model.calibration
 
     def score(self, images, with_maps: bool = True) -> list[RawResult]:
-        embeddings, _ = self.extractor.embed(images)
-        return [self.model.score(per_image, with_maps) for per_image in embeddings]
+        results = []
+        for image in images:
+            views, layout = self.extractor.views(image)
+            embeddings, _ = self.extractor.embed_views(views)
+            results.append(self.model.score_views(embeddings, layout, with_maps))
+        return results
 
 
 def load(root: Path, manifest: dict, threads: int | None = None) -> ImageModel:
     try:
-        config = ModelConfig.from_dict(manifest["config"])
+        # bundles from before the preprocessing modes were stored were all resized, whatever the default is now
+        config = ModelConfig.from_dict({"preprocessing": "resize", **manifest["config"]})
         spec = BackboneSpec.from_dict(manifest["backbone"])
+        preprocessing = Preprocessing.from_dict(manifest.get("preprocessing") or {"image_size": config.image_size})
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"the bundle's model configuration is invalid: {exc}") from None
     if config.kind != manifest["kind"]:
         raise BundleError(f"manifest kind {manifest['kind']!r} disagrees with its configuration ({config.kind!r})")
+    if (preprocessing.mode, preprocessing.image_size) != (config.preprocessing, config.image_size):
+        raise BundleError(f"the bundle's preprocessing ({preprocessing.mode}, {preprocessing.image_size} px) disagrees "
+                          f"with its configuration ({config.preprocessing}, {config.image_size} px)")
     backbone = OnnxBackbone(bundle_file(root, manifest, manifest["backbone"].get("file", BACKBONE)), spec, threads)
-    extractor = FeatureExtractor(backbone, config.image_size, config.patch_size, config.embedding_dim)
+    extractor = FeatureExtractor(backbone, config.image_size, config.patch_size, config.embedding_dim,
+                                 preprocessing=preprocessing)
     probe = _probe(extractor)
     scorers = {name: PatchScorer(extractor, _load_class(Path(root), manifest, name, entry, config, probe))
                for name, entry in manifest["classes"].items()}
@@ -128,10 +139,8 @@ def load(root: Path, manifest: dict, threads: int | None = None) -> ImageModel:
 
 def _probe(extractor: FeatureExtractor) -> tuple[int, tuple[int, int]]:
     """Embedding width and grid the backbone really produces (also warms the session up)."""
-    from PIL import Image
-
     size = extractor.image_size
-    embeddings, grid = extractor.embed([Image.new("RGB", (size, size), (128, 128, 128))])
+    embeddings, grid = extractor.embed_views(np.full((1, size, size, 3), 128, np.uint8))
     return embeddings.shape[-1], tuple(grid)
 
 

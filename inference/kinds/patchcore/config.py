@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, fields
 MODEL_KINDS = ("patchcore", "softpatch")  # the kinds this configuration describes
 NOISE_METHODS = ("lof", "gaussian", "nearest")
 INDEX_KINDS = ("flat", "ivf")
+PREPROCESSING_MODES = ("resize", "letterbox", "tile")
+#: Most tiles one image is cut into: bounds the work of one request (256 tiles of wide_resnet50_2 at
+#: 256 px are about 30 s on two cores, the API's time limit); a larger image is refused with the reason.
+MAX_TILES_PER_IMAGE = 256
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,23 @@ class ModelConfig:
     #: Input side in pixels (square). 256 as in the paper's 256 → 224 setting without the crop:
     #: crops hide defects near the border of industrial parts.
     image_size: int = 256
+    #: How an image becomes the backbone's input, the same at training, evaluation and serving
+    #: (`inference/vision/preprocessing.py`; stored in the bundle). "resize" squashes the image to
+    #: image_size² as the paper does: right for square images, and what every older bundle did, so it
+    #: stays the default. "letterbox" keeps the aspect ratio and fills the rest with the backbone's
+    #: mean colour: a 3:1 part is not stretched three times across, so its defects keep their shape.
+    #: "tile" cuts the image into overlapping image_size² tiles at the scale `tile_size` sets, scores
+    #: each and stitches the map (image score: the worst tile): a defect of a few pixels in a
+    #: 5-megapixel frame survives, where a resize to 256 px erases it.
+    preprocessing: str = "resize"
+    #: Tile side in pixels of the original image (tile mode). 0: image_size, so the backbone sees the
+    #: image's own pixels, the scale at which small defects are still visible; larger tiles are
+    #: scaled down to image_size (fewer tiles, less detail).
+    tile_size: int = 0
+    #: Overlap of neighbouring tiles, as a fraction of a tile (tile mode). With 0.25 every pixel lies at
+    #: least 1/8 of a tile (32 px, 4 cells of layer 2 at 256 px) inside some tile, away from the border
+    #: where the backbone's features see its zero padding; overlaps are averaged when stitching.
+    tile_overlap: float = 0.25
     #: Feature layers of the backbone; layer 3 is resized to layer 2's grid.
     layers: tuple[str, ...] = ("layer2", "layer3")
     #: Side of the local neighbourhood averaged around every patch (paper: p = 3).
@@ -56,6 +77,13 @@ class ModelConfig:
     normal_quantile: float = 0.99
     #: Seed for every random choice (projection, coreset start, splits).
     seed: int = 0
+    #: Training only: megabytes of RAM for what grows with the number of training patches (the
+    #: projected patches the coreset searches, SoftPatch's statistics). Embeddings always stream to a
+    #: file beside the training (`$IVADAS_SCRATCH`, else the system's temporary folder); beyond this
+    #: limit the coreset reads its points back from there. The memory bank is the same with any value
+    #: (bit for bit); 0 keeps everything in RAM. 2048: wide_resnet50_2 at 256 px needs 0.5 MB per
+    #: image, so up to about 4,000 images search in RAM, and a 5,000-image class trains in under 6 GB.
+    memory_limit_mb: int = 2048
 
     def __post_init__(self) -> None:
         problems = list(_config_problems(self))
@@ -102,7 +130,25 @@ def _config_problems(cfg: ModelConfig):
         yield f"normal_quantile must be in [0.5, 1), got {cfg.normal_quantile}"
     if cfg.lof_k < 1:
         yield f"lof_k must be positive, got {cfg.lof_k}"
+    if cfg.preprocessing not in PREPROCESSING_MODES:
+        yield f"preprocessing must be one of {PREPROCESSING_MODES}, got {cfg.preprocessing!r}"
+    if cfg.tile_size < 0 or (cfg.tile_size and cfg.tile_size < cfg.image_size // 4):
+        yield f"tile_size must be 0 (image_size) or at least image_size / 4 ({cfg.image_size // 4}), got {cfg.tile_size}"
+    if not (0.0 <= cfg.tile_overlap <= 0.75):
+        yield f"tile_overlap must be in [0, 0.75], got {cfg.tile_overlap}"
+    if cfg.memory_limit_mb < 0:
+        yield f"memory_limit_mb must be 0 (no limit) or positive, got {cfg.memory_limit_mb}"
 
 
 DEFAULT_CONFIG = ModelConfig()
-__all__ = ["ModelConfig", "DEFAULT_CONFIG", "MODEL_KINDS", "NOISE_METHODS"]
+
+
+def preprocessing_of(cfg: ModelConfig, mean) -> "Preprocessing":
+    """The image preprocessing `cfg` asks for, with the fill colour of a backbone normalised by `mean`."""
+    from inference.vision.preprocessing import Preprocessing, fill_of
+
+    return Preprocessing(cfg.preprocessing, cfg.image_size, cfg.tile_size, cfg.tile_overlap, fill_of(mean),
+                         MAX_TILES_PER_IMAGE)
+
+
+__all__ = ["ModelConfig", "DEFAULT_CONFIG", "MODEL_KINDS", "NOISE_METHODS", "PREPROCESSING_MODES", "preprocessing_of"]

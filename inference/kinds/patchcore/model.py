@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.kinds.patchcore.anomaly_map import anomaly_map, reweighted_image_score
+from inference.kinds.patchcore.anomaly_map import anomaly_map, reweighted_image_score, smooth, upsample
 from inference.calibration import Calibration
 from inference.kinds.patchcore.config import ModelConfig
 from inference.kinds.patchcore.memory_bank import MemoryBank
-from inference.kinds.patchcore.sampler import greedy_coreset
-from inference.kinds.softpatch.noise import noise_mask_and_weights, patch_outlier_scores
+from inference.kinds.patchcore.patch_store import PatchStore, store_of
+from inference.kinds.patchcore.sampler import select_coreset
+from inference.kinds.softpatch.noise import (POSITION_CHUNK, noise_mask_and_weights, outlier_factors,
+                                             positions_per_chunk, relative_to_image)
 from inference.vision.image_model import RawResult
+from inference.vision.preprocessing import Layout
 
 
 class ClassModel:
@@ -37,26 +40,80 @@ class ClassModel:
         return scores, nearest
 
     def score(self, embeddings: np.ndarray, with_map: bool = True) -> RawResult:
-        """Raw image score and (unless `with_map` is off) the raw anomaly map for one image's `[H*W, D]` embeddings."""
+        """Raw image score and (unless `with_map` is off) the raw anomaly map for one view's `[H*W, D]` embeddings."""
+        image_score, scores = self._view(embeddings, with_map)
+        amap = anomaly_map(scores, self.grid, self.config.image_size, self.config.anomaly_map_sigma) if with_map else None
+        return RawResult(image_score, amap)
+
+    def score_views(self, embeddings: np.ndarray, layout: Layout, with_map: bool = True) -> RawResult:
+        """Raw score and map of one image from its views' `[v, H*W, D]` embeddings.
+
+        The image score is the worst view's. The map: every view's patch scores upsampled to the view,
+        placed on the image's canvas (overlaps averaged), smoothed there once, so that no seam is
+        smoothed twice, and cut to the image. One resized view gives exactly `score`'s map.
+        """
+        if layout.count != len(embeddings):
+            raise ValueError(f"{len(embeddings)} views embedded for a layout of {layout.count}")
+        results = [self._view(view, with_map) for view in embeddings]
+        image_score = max(score for score, _ in results)
+        if not with_map:
+            return RawResult(image_score, None)
+        size = self.config.image_size
+        canvas = layout.stitch([upsample(scores, self.grid, size) for _, scores in results])
+        return RawResult(image_score, layout.crop(smooth(canvas, self.config.anomaly_map_sigma)))
+
+    def _view(self, embeddings: np.ndarray, with_map: bool) -> tuple[float, np.ndarray | None]:
+        """(raw score, patch scores or None) of one view."""
         if not with_map and not self._weighted:
             # the verdict alone: only the farthest patch matters, found without scoring every patch
             row, distance, entry = self.bank.farthest_query(embeddings)
             image_score = reweighted_image_score(embeddings[row : row + 1], np.array([distance]), np.array([entry]),
                                                  self.bank, self.config.num_neighbors)
-            return RawResult(image_score, None)
+            return image_score, None
         scores, nearest = self.patch_scores(embeddings)
-        image_score = reweighted_image_score(embeddings, scores, nearest, self.bank, self.config.num_neighbors)
-        amap = anomaly_map(scores, self.grid, self.config.image_size, self.config.anomaly_map_sigma) if with_map else None
-        return RawResult(image_score, amap)
+        return reweighted_image_score(embeddings, scores, nearest, self.bank, self.config.num_neighbors), scores
 
 
-def build_memory_bank(embeddings: np.ndarray, config: ModelConfig, progress=None) -> MemoryBank:
-    """Memory bank from training embeddings `[n_images, n_positions, dim]`."""
-    n_images, n_positions, dim = embeddings.shape
-    flat = embeddings.reshape(-1, dim)
-    keep = weights = None
-    if config.kind == "softpatch":
-        outliers = patch_outlier_scores(embeddings, config.noise_method, config.lof_k, config.coreset_projection_dim, config.seed)
-        keep, weights = noise_mask_and_weights(outliers, config.noise_fraction)
-    chosen = greedy_coreset(flat, config.coreset_ratio, config.coreset_projection_dim, config.seed, keep, progress)
-    return MemoryBank(flat[chosen], None if weights is None else weights[chosen], config.index)
+def build_memory_bank(patches: PatchStore | np.ndarray, config: ModelConfig, progress=None,
+                      noise_progress=None) -> MemoryBank:
+    """Memory bank from a class's training patches: a `PatchStore`, or embeddings `[n_views, n_positions, dim]`.
+
+    SoftPatch first scores every patch against the patches at its position in the other views and
+    leaves the noisiest out (`noise_filter`); the greedy coreset then picks among the rest
+    (`coreset_bank`). `progress` counts bank entries, `noise_progress` positions.
+    """
+    if isinstance(patches, np.ndarray):
+        patches = store_of(patches, config.coreset_projection_dim, config.seed)
+    keep, weights = noise_filter(patches, config, noise_progress)
+    return coreset_bank(patches, config, keep, weights, progress)
+
+
+def noise_filter(patches: PatchStore, config: ModelConfig, progress=None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """SoftPatch's keep-mask and soft weights of every patch (None, None for PatchCore), computed in
+    chunks of positions that fit half of the store's memory limit."""
+    patches.finish()
+    if config.kind != "softpatch":
+        return None, None
+    chunk = POSITION_CHUNK
+    if patches.limit is not None:
+        chunk = positions_per_chunk(patches.views, patches.projected_dim, config.noise_method, patches.limit // 2)
+    factors = outlier_factors(patches.projected_positions, patches.views, patches.positions, config.noise_method,
+                              config.lof_k, chunk, progress)
+    return noise_mask_and_weights(relative_to_image(factors), config.noise_fraction)
+
+
+def coreset_bank(patches: PatchStore, config: ModelConfig, keep: np.ndarray | None = None,
+                 weights: np.ndarray | None = None, progress=None) -> MemoryBank:
+    """The memory bank: the greedy coreset of the (kept) patches, with their weights."""
+    rows = patches.projected_rows()
+    try:
+        chosen = select_coreset(rows, config.coreset_ratio, config.seed, keep, progress)
+    finally:
+        if hasattr(rows, "close"):
+            rows.close()
+    return MemoryBank(patches.embedding_rows(chosen), None if weights is None else weights[chosen], config.index)
+
+
+def memory_limit_bytes(config: ModelConfig) -> int | None:
+    """The training memory limit in bytes, or None when there is none."""
+    return config.memory_limit_mb * (1 << 20) if config.memory_limit_mb else None

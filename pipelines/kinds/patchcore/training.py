@@ -1,7 +1,11 @@
 """Train a bundle: for every class, embed the fit split, build the memory bank, calibrate.
 
-This is glue: the maths lives in `inference` (sampler, softpatch, model, calibration) and is the
-same code that serves. Progress bars go to stderr; problems with images are reported, not hidden.
+This is glue: the maths lives in `inference` (preprocessing, extractor, patch store, sampler,
+softpatch, model, calibration) and is the same code that serves. Images are read, cut into views
+and embedded a batch at a time, and the embeddings stream into a `PatchStore`, so memory is bounded
+by `memory_limit_mb`, not by the number of images. Calibration scores its images through the serving
+scorer. Progress: a bar on a terminal, one line per step otherwise (`pipelines.progress`); problems
+with images are reported, not hidden.
 """
 
 from __future__ import annotations
@@ -11,18 +15,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from inference.bundle import write_bundle
 from inference.calibration import calibrate
 from inference.errors import DatasetError, IvadasError
-from inference.kinds.patchcore.bundle import TrainedClass, contents
-from inference.kinds.patchcore.config import DEFAULT_CONFIG, ModelConfig
+from inference.kinds.patchcore.bundle import PatchScorer, TrainedClass, contents
+from inference.kinds.patchcore.config import DEFAULT_CONFIG, ModelConfig, preprocessing_of
 from inference.kinds.patchcore.extractor import FeatureExtractor
-from inference.kinds.patchcore.model import ClassModel, build_memory_bank
+from inference.kinds.patchcore.model import ClassModel, coreset_bank, memory_limit_bytes, noise_filter
+from inference.kinds.patchcore.patch_store import PatchStore
+from inference.kinds.patchcore.sampler import coreset_size
 from inference.vision.backbone import BackboneSpec, OnnxBackbone
 from inference.vision.imageio import learn_white_level, load_image_file
 from pipelines.kinds import TrainingJob, TrainingReport
+from pipelines.progress import Step, progress
 from pipelines.vision.backbones import BackboneSource, resolve_backbone
 from pipelines.vision.datasets import ClassData, Sample, read_class
 from pipelines.vision.splits import ClassSplit, split_class, split_from_keys
@@ -32,29 +38,30 @@ log = logging.getLogger(__name__)
 INT8_CALIBRATION_IMAGES = 32  # training images (spread over the classes) that set the INT8 activation ranges
 
 
-def load_images(samples: list[Sample], data: ClassData, desc: str, quiet: bool = False, white_level: int | None = None):
-    """Decoded images of `samples`; an image that fails to decode is reported and skipped."""
-    images, kept = [], []
-    for sample in tqdm(samples, desc=desc, unit="img", disable=quiet, leave=False):
+def read_images(samples: list[Sample], data: ClassData, white_level: int | None = None, step: Step | None = None):
+    """(sample, decoded image) of `samples`, one at a time; an image that fails to decode is reported and skipped."""
+    for sample in samples:
         try:
-            images.append(load_image_file(sample.path, white_level=white_level))
-            kept.append(sample)
+            image = load_image_file(sample.path, white_level=white_level)
         except (IvadasError, OSError) as exc:
             data.problem(sample.path, f"unreadable image: {exc}")
-    return images, kept
+            image = None
+        if step is not None:
+            step.update()
+        if image is not None:
+            yield sample, image
+
+
+def load_images(samples: list[Sample], data: ClassData, desc: str, quiet: bool = False, white_level: int | None = None):
+    """Decoded images of `samples` (all in memory: for the few images INT8 calibration and tests need)."""
+    with Step(desc, len(samples), "image", quiet) as step:
+        pairs = list(read_images(samples, data, white_level, step))
+    return [image for _, image in pairs], [sample for sample, _ in pairs]
 
 
 def build_extractor(onnx_path: Path, spec: BackboneSpec, config: ModelConfig) -> FeatureExtractor:
-    return FeatureExtractor(OnnxBackbone(onnx_path, spec), config.image_size, config.patch_size, config.embedding_dim)
-
-
-def embed_all(extractor: FeatureExtractor, images: list, desc: str, quiet: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
-    parts, grid = [], None
-    with tqdm(total=len(images), desc=desc, unit="img", disable=quiet, leave=False) as bar:
-        for embeddings, grid in extractor.embed_batches(images):
-            parts.append(embeddings)
-            bar.update(len(embeddings))
-    return np.concatenate(parts), grid
+    return FeatureExtractor(OnnxBackbone(onnx_path, spec), config.image_size, config.patch_size, config.embedding_dim,
+                            preprocessing=preprocessing_of(config, spec.mean))
 
 
 def class_intensity(split: ClassSplit) -> dict | None:
@@ -65,25 +72,39 @@ def class_intensity(split: ClassSplit) -> dict | None:
 def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit, config: ModelConfig,
                 quiet: bool = False, intensity: dict | None = None) -> tuple[TrainedClass, dict]:
     timings = {}
-    started = time.perf_counter()
     white_level = (intensity or {}).get("white_level")
-    images, _ = load_images(split.fit, data, f"{data.name}: load", quiet, white_level)
-    if len(images) < 1:
-        raise DatasetError(f"class {data.name!r}: no readable training images")
-    embeddings, grid = embed_all(extractor, images, f"{data.name}: embed", quiet)
-    timings["embed_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    total = max(1, int(np.ceil(config.coreset_ratio * embeddings.shape[0] * embeddings.shape[1])))
-    with tqdm(total=total, desc=f"{data.name}: coreset", unit="patch", disable=quiet, leave=False) as bar:
-        bank = build_memory_bank(embeddings, config, progress=bar.update)
+    with PatchStore(config.coreset_projection_dim, config.seed, memory_limit_bytes(config)) as store:
+        started = time.perf_counter()
+        with Step(f"{data.name}: embed", len(split.fit), "image", quiet) as step:
+            for embeddings, _ in extractor.embed_batches(image for _, image in read_images(split.fit, data, white_level, step)):
+                store.append(embeddings)
+            step.detail = f"{store.views} views, {store.rows} patches" + (" streamed to disk" if store.on_disk else "")
+        if store.views < 1:
+            raise DatasetError(f"class {data.name!r}: no readable training images")
+        store.finish()
+        timings["embed_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        keep = weights = None
+        if config.kind == "softpatch":
+            with Step(f"{data.name}: noise", store.positions, "position", quiet) as step:
+                keep, weights = noise_filter(store, config, step.update)
+                step.detail = f"{int((~keep).sum())} of {len(keep)} patches left out"
+        with Step(f"{data.name}: coreset", coreset_size(store.rows, config.coreset_ratio), "entry", quiet) as step:
+            bank = coreset_bank(store, config, keep, weights, step.update)
+        timings["patches"], timings["streamed_mb"] = store.rows, store.streamed_bytes / 2**20
     timings["memory_bank_s"] = time.perf_counter() - started
-    del embeddings
     started = time.perf_counter()
-    model = ClassModel(bank, config, grid)
+    model = ClassModel(bank, config, _grid(extractor))
     model.calibration, score_stats = _calibrate(extractor, model, data, split, config, quiet, white_level)
     timings["calibration_s"] = time.perf_counter() - started
     trained = TrainedClass(data.name, model, score_stats, {**split.to_dict(), "problems": data.problems}, intensity)
     return trained, timings
+
+
+def _grid(extractor: FeatureExtractor) -> tuple[int, int]:
+    """The patch grid of one view (every view has the same size)."""
+    size = extractor.image_size
+    return tuple(extractor.embed_views(np.full((1, size, size, 3), 128, np.uint8))[1])
 
 
 def _calibrate(extractor, model: ClassModel, data: ClassData, split: ClassSplit, config: ModelConfig, quiet: bool,
@@ -92,9 +113,12 @@ def _calibrate(extractor, model: ClassModel, data: ClassData, split: ClassSplit,
     anomalous = [s for s in split.validation if s.is_anomaly]
     if not normal:
         raise DatasetError(f"class {data.name!r}: no normal image is left for calibration; add images to train/good")
-    normal_scores = _raw_scores(extractor, model, normal, data, "calibrate normal", quiet, white_level)
-    anomalous_scores = _raw_scores(extractor, model, anomalous, data, "calibrate anomalous", quiet, white_level)
-    calibration = calibrate(normal_scores, anomalous_scores, config.normal_quantile)
+    scorer = PatchScorer(extractor, model)
+    with Step(f"{data.name}: calibrate", len(normal) + len(anomalous), "image", quiet) as step:
+        normal_scores = _raw_scores(scorer, normal, data, white_level, step)
+        anomalous_scores = _raw_scores(scorer, anomalous, data, white_level, step)
+        calibration = calibrate(normal_scores, anomalous_scores, config.normal_quantile)
+        step.detail = f"threshold {calibration.threshold:.4f}, {calibration.method}"
     stats = {
         "normal_mean": float(np.mean(normal_scores)),
         "normal_std": float(np.std(normal_scores)),
@@ -104,12 +128,9 @@ def _calibrate(extractor, model: ClassModel, data: ClassData, split: ClassSplit,
     return calibration, stats
 
 
-def _raw_scores(extractor, model: ClassModel, samples, data, desc, quiet, white_level=None) -> np.ndarray:
-    images, _ = load_images(samples, data, f"{data.name}: {desc}", quiet, white_level)
-    if not images:
-        return np.zeros(0)
-    embeddings, _ = embed_all(extractor, images, f"{data.name}: {desc}", quiet)
-    return np.array([model.score(e).raw_score for e in embeddings])
+def _raw_scores(scorer: PatchScorer, samples, data, white_level, step) -> np.ndarray:
+    """Raw scores of `samples` as the endpoint computes them: one image at a time, through the serving scorer."""
+    return np.array([scorer.score([image])[0].raw_score for _, image in read_images(samples, data, white_level, step)])
 
 
 def train_bundle(
@@ -146,10 +167,11 @@ def train_bundle(
         for name in classes:
             calibration_images += load_images(splits[name].fit[:per_class], datasets[name], "int8 calibration", quiet,
                                               (intensities[name] or {}).get("white_level"))[0]
-        onnx_path, spec = quantize_backbone(onnx_path, spec, calibration_images, config.image_size)
+        onnx_path, spec = quantize_backbone(onnx_path, spec, calibration_images, config.image_size,
+                                            preprocessing=preprocessing_of(config, spec.mean))
     extractor = build_extractor(onnx_path, spec, config)
     trained, timings = [], {}
-    for name in tqdm(classes, desc=f"train {config.kind}", unit="class", disable=quiet):
+    for name in progress(classes, f"train {config.kind}", unit="class", quiet=quiet):
         started = time.perf_counter()
         result, class_timings = train_class(extractor, datasets[name], splits[name], config, quiet, intensities[name])
         class_timings["total_s"] = time.perf_counter() - started
@@ -161,9 +183,9 @@ def train_bundle(
     return TrainingReport(manifest, timings, {name: d.problems for name, d in datasets.items() if d.problems})
 
 
-FLOAT_SETTINGS = ("coreset_ratio", "noise_fraction", "normal_quantile")
-INT_SETTINGS = ("image_size", "seed")
-TEXT_SETTINGS = ("noise_method",)
+FLOAT_SETTINGS = ("coreset_ratio", "noise_fraction", "normal_quantile", "tile_overlap")
+INT_SETTINGS = ("image_size", "seed", "tile_size", "memory_limit_mb")
+TEXT_SETTINGS = ("noise_method", "preprocessing")
 #: Hyperparameters that choose the backbone rather than the model (see `backbone_source`).
 BACKBONE_SETTINGS = ("backbone", "weights", "layers", "mean", "std", "int8")
 

@@ -1,0 +1,212 @@
+"""The training patches of one class, kept as training appends them: the embeddings the memory
+bank is cut from, and their random projection that SoftPatch's statistics and the coreset search.
+
+Both stay in RAM while they fit in half the memory limit (always, without one). Beyond that they
+go to files of float32 rows in a scratch folder (`$IVADAS_SCRATCH`, else the system's temporary
+folder), and every later view streams there; they are read back in pieces: the projection whole
+into RAM when it fits in half the limit, else row blocks mapped from its file; positions for
+SoftPatch; the chosen rows for the bank. Every value is computed
+the same way in either case (the projection batch by batch as the embeddings arrive), so what
+is built from them does not depend on the limit.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from inference.kinds.patchcore.sampler import ArrayRows, FileRows, Rows, projection_matrix
+
+SCRATCH_ENV = "IVADAS_SCRATCH"
+
+
+def scratch_folder() -> str | None:
+    """Where training streams its patches: `$IVADAS_SCRATCH`, else the system's temporary folder."""
+    return os.environ.get(SCRATCH_ENV) or None
+
+
+class PatchStore:
+    def __init__(self, projection_dim: int, seed: int, memory_limit_bytes: int | None = None):
+        self.projection_dim = projection_dim
+        self.seed = seed
+        self.limit = memory_limit_bytes
+        self.views = 0
+        self.positions: int | None = None
+        self.dim: int | None = None
+        self.matrix: np.ndarray | None = None
+        self.directory: Path | None = None
+        self._parts: list[np.ndarray] = []
+        self._projected_parts: list[np.ndarray] = []
+        self._embeddings: np.ndarray | None = None
+        self._projected: np.ndarray | None = None
+        self._writers: list = []
+        self._held = 0  # bytes held in RAM before anything went to disk
+        self._on_disk = False
+        self._finished = False
+
+    # --------------------------------------------------------------------------------- writing
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the patches went to files (they outgrew half the memory limit)."""
+        return self._on_disk
+
+    @property
+    def projected_dim(self) -> int:
+        return self.dim if self.matrix is None else self.matrix.shape[1]
+
+    def _start(self, positions: int, dim: int) -> None:
+        self.positions, self.dim = positions, dim
+        self.matrix = projection_matrix(dim, self.projection_dim, self.seed)
+
+    def _spill(self) -> None:
+        """Move what RAM holds to the files; from now on views stream there."""
+        self.directory = Path(tempfile.mkdtemp(prefix="ivadas-patches-", dir=scratch_folder()))
+        self._writers = [open(self.directory / "embeddings.f32", "wb")]
+        if self.matrix is not None:
+            self._writers.append(open(self.directory / "projected.f32", "wb"))
+        for index, flat in enumerate(self._parts):
+            flat.tofile(self._writers[0])
+            if self.matrix is not None:
+                self._projected_parts[index].tofile(self._writers[1])
+        self._parts, self._projected_parts = [], []
+        self._on_disk = True
+
+    def append(self, embeddings: np.ndarray) -> None:
+        """Add the `[views, positions, dim]` embeddings of some training views."""
+        if self._finished:
+            raise RuntimeError("the patch store is finished")
+        views, positions, dim = embeddings.shape
+        if self.positions is None:
+            self._start(positions, dim)
+        elif (positions, dim) != (self.positions, self.dim):
+            raise ValueError(f"views of {positions} patches of {dim} values after views of {self.positions} of {self.dim}")
+        flat = np.ascontiguousarray(embeddings.reshape(-1, dim), dtype=np.float32)
+        projected = None if self.matrix is None else np.ascontiguousarray(flat @ self.matrix, dtype=np.float32)
+        if self.on_disk:
+            flat.tofile(self._writers[0])
+            if projected is not None:
+                projected.tofile(self._writers[1])
+        else:
+            self._parts.append(flat)
+            if projected is not None:
+                self._projected_parts.append(projected)
+            self._held += flat.nbytes + (0 if projected is None else projected.nbytes)
+            if self.limit is not None and self._held > self.limit // 2:
+                self._spill()
+        self.views += views
+
+    def finish(self) -> "PatchStore":
+        """No more views: make the patches readable."""
+        if self._finished:
+            return self
+        self._finished = True
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
+        if not self.on_disk and self._parts:
+            self._embeddings = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
+            self._parts = []
+            if self.matrix is not None:
+                parts = self._projected_parts
+                self._projected = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                self._projected_parts = []
+            else:
+                self._projected = self._embeddings
+        return self
+
+    # --------------------------------------------------------------------------------- reading
+
+    @property
+    def rows(self) -> int:
+        return self.views * (self.positions or 0)
+
+    @property
+    def streamed_bytes(self) -> int:
+        """Bytes written to the scratch folder (0 while everything fits in RAM)."""
+        if not self.on_disk:
+            return 0
+        return self.rows * ((self.dim or 0) + (0 if self.matrix is None else self.projected_dim)) * 4
+
+    def _projected_path(self) -> Path:
+        return self.directory / ("projected.f32" if self.matrix is not None else "embeddings.f32")
+
+    def projected_rows(self) -> Rows:
+        """The projected patches, one row each (view-major), in RAM when they fit in half the limit."""
+        self.finish()
+        if not self.on_disk:
+            return ArrayRows(self._projected)
+        if self.rows * self.projected_dim * 4 <= self.limit // 2:
+            return ArrayRows(np.fromfile(self._projected_path(), dtype=np.float32).reshape(self.rows, self.projected_dim))
+        return FileRows(self._projected_path(), self.projected_dim, resident_bytes=max(1 << 20, self.limit // 8))
+
+    def projected_positions(self, start: int, stop: int) -> np.ndarray:
+        """The projected patches of positions `[start, stop)` of every view: `[views, stop - start, dim]`."""
+        self.finish()
+        if not self.on_disk:
+            return self._projected.reshape(self.views, self.positions, -1)[:, start:stop]
+        with _mapped(self._projected_path()) as values:
+            return np.array(values.reshape(self.views, self.positions, -1)[:, start:stop])
+
+    def embedding_rows(self, indices: np.ndarray) -> np.ndarray:
+        """float32 embeddings `[len(indices), dim]` of the patches at `indices` (view-major row numbers)."""
+        self.finish()
+        indices = np.asarray(indices, dtype=np.int64)
+        if not self.on_disk:
+            return self._embeddings[indices]
+        order = np.argsort(indices, kind="stable")
+        out = np.empty((len(indices), self.dim), np.float32)
+        with _mapped(self.directory / "embeddings.f32") as values:
+            rows = values.reshape(self.rows, self.dim)
+            for start in range(0, len(order), 4096):  # a bounded number of pages resident at a time
+                chosen = order[start : start + 4096]
+                out[chosen] = rows[indices[chosen]]
+        return out
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
+        self._parts, self._projected_parts = [], []
+        self._embeddings = self._projected = None
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __enter__(self) -> "PatchStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _mapped:
+    """A float32 view of a whole file, mapped read-only; unmapped (its pages leave the process) on exit."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> np.ndarray:
+        self._file = open(self.path, "rb")
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        return np.frombuffer(self._map, np.float32)
+
+    def __exit__(self, *exc) -> None:
+        self._map.madvise(mmap.MADV_DONTNEED)  # the pages read leave the process now, views or not
+        try:
+            self._map.close()
+        except BufferError:  # a view still points into it: the pages go with the last view
+            pass
+        self._file.close()
+
+
+def store_of(embeddings: np.ndarray, projection_dim: int, seed: int) -> PatchStore:
+    """An in-memory store holding `[views, positions, dim]` embeddings."""
+    store = PatchStore(projection_dim, seed)
+    store.append(embeddings)
+    return store.finish()
