@@ -85,6 +85,24 @@ def _cache_folder() -> Path:
     return folder
 
 
+#: Most views the activation ranges are calibrated on: a tiled image gives many, and a few tiles of
+#: every image cover the range of what the backbone sees as well as all of them.
+MAX_CALIBRATION_VIEWS = 64
+
+
+def calibration_views(images: list, preprocessing: Preprocessing) -> np.ndarray:
+    """uint8 views of `images` for INT8 calibration: every view of every image, or, when that is more
+    than `MAX_CALIBRATION_VIEWS`, the same number of evenly spread views of each."""
+    per_image = max(1, -(-MAX_CALIBRATION_VIEWS // len(images)))
+    chosen = []
+    for image in images:
+        views = preprocessing.views(image)[0]
+        if len(views) > per_image:
+            views = views[np.linspace(0, len(views) - 1, per_image).round().astype(int)]
+        chosen.append(views)
+    return np.concatenate(chosen)
+
+
 def quantize_backbone(onnx_path: Path, spec: BackboneSpec, images: list, image_size: int,
                       method: str = "percentile", recipe: str = DEFAULT_RECIPE,
                       preprocessing: Preprocessing | None = None) -> tuple[Path, BackboneSpec]:
@@ -102,7 +120,7 @@ def quantize_backbone(onnx_path: Path, spec: BackboneSpec, images: list, image_s
     if preprocessing is None:
         batch = to_model_input(images, image_size, spec.mean, spec.std)
     else:
-        batch = normalise(np.concatenate([preprocessing.views(image)[0] for image in images]), spec.mean, spec.std)
+        batch = normalise(calibration_views(images, preprocessing), spec.mean, spec.std)
     identity = f"qdq:{recipe}:{method}:bn-fp32".encode()
     key = hashlib.sha256(file_sha256(onnx_path).encode() + identity + batch.tobytes()).hexdigest()[:16]
     folder = _cache_folder()

@@ -95,3 +95,15 @@ def test_an_image_that_needs_too_many_tiles_is_refused_with_the_reason():
 def test_invalid_preprocessing_is_refused(values):
     with pytest.raises(ValueError):
         Preprocessing(**{"mode": "tile", "image_size": 64, **values})
+
+
+def test_int8_calibration_takes_a_few_spread_tiles_of_every_image():
+    from pipelines.vision.quantize import MAX_CALIBRATION_VIEWS, calibration_views
+
+    tiles = Preprocessing("tile", 32, tile_overlap=0.0)
+    images = [gradient(320, 320) for _ in range(16)]  # 100 tiles each
+    views = calibration_views(images, tiles)
+    assert len(views) == MAX_CALIBRATION_VIEWS == 16 * 4
+    first, last = tiles.views(images[0])[0][[0, -1]]
+    assert np.array_equal(views[0], first) and np.array_equal(views[3], last)
+    assert len(calibration_views(images, Preprocessing("letterbox", 32))) == 16  # one view each: all of them
