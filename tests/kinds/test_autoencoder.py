@@ -11,8 +11,9 @@ from PIL import Image
 from inference.calibration import calibrate
 from inference.model import load_model
 
-#: small and quick: the demo's defects are large, a 64 px level-1 network finds them
-SETTINGS = {"level": "1", "image_size": "64", "epochs": "12"}
+#: small and quick: the demo's defects are large, a 64 px level-1 network finds them in the level's
+#: 20 epochs (with fewer, whether the tiles' holes stand out depends on the CPU's rounding)
+SETTINGS = {"level": "1", "image_size": "64"}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_the_bundle_records_what_the_level_chose_and_how_it_sees_colour(trained)
 
     _, report = trained
     config = report.manifest["config"]
-    assert (config["level"], config["image_size"], config["epochs"]) == (1, 64, 12)
+    assert (config["level"], config["image_size"], config["epochs"]) == (1, 64, LEVELS[1].epochs)
     assert (config["base_channels"], config["latent_channels"]) == (LEVELS[1].base_channels, LEVELS[1].latent_channels)
     assert {entry["colour"] for entry in report.manifest["classes"].values()} == {"rgb"}  # the demo is in colour
     levels = [LEVELS[n] for n in sorted(LEVELS)]
