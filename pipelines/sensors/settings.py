@@ -19,23 +19,32 @@ class SeriesSettings:
     """How every sensor kind splits, calibrates and explains a series."""
 
     #: Share of each recording, from its start, that is the training period; the rest is evaluated
-    #: (rows are never shuffled: a model is judged on a later period than it learnt from).
+    #: (rows are never shuffled: a model is judged on a later period than it learnt from). Half: as
+    #: much normal behaviour to learn from as to be judged on.
     train_fraction: float = 0.5
     #: Rows of each recording in the training period instead of `train_fraction` (SKAB's protocol: 400).
     train_rows: int = 0
-    #: Share at the end of the training period held out from fitting to calibrate the threshold.
+    #: Share at the end of the training period held out from fitting to calibrate the threshold: a
+    #: fifth (SKAB's 400 rows: 320 fitted, 80 set the threshold), enough held-out rows for a 99 %
+    #: quantile while the model still learns from most of the period.
     calibration_fraction: float = 0.2
     #: Normal-only calibration: this quantile of the held-out normal scores, times `threshold_margin`,
-    #: is the threshold. A series is autocorrelated and drifts, so a plain 99 % quantile of a short
-    #: held-out period sits inside normal variation; see pipelines/sensors/BENCHMARKS.md.
+    #: is the threshold (the same rule as for images). A margin above 1 lowers SKAB's false alarms
+    #: for the autoencoders but costs the row-wise kinds recall there and on the synthetic data, and
+    #: a multiplied threshold is meaningless for scores that do not start at 0 (an Isolation Forest's
+    #: sit near 0.5): 1, measured in pipelines/sensors/BENCHMARKS.md (threshold margin table).
     normal_quantile: float = 0.99
     threshold_margin: float = 1.0
-    #: Causal moving average of the raw score over this many rows (1: none).
+    #: Causal moving average of the raw score over this many rows (1: none). The kinds steady their
+    #: scores inside their graphs where it helps (row-wise kinds average their last rows; windowed
+    #: kinds read tens of rows per score), so none is added on top by default.
     smoothing: int = 1
-    #: Excursions separated by at most this many rows below the threshold are one event.
+    #: Excursions separated by at most this many rows below the threshold are one event: a score
+    #: that dips under the threshold for a few rows is still the same fault to a maintenance engineer.
     merge_gap: int = 5
-    #: Fewest normal rows the model may be fitted on.
+    #: Fewest normal rows the model may be fitted on: fewer cannot show the noise of the sensors.
     min_fit_rows: int = 50
+    #: Seed of every random choice in training (forests, network weights, batches).
     seed: int = 0
 
     def __post_init__(self) -> None:
