@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0,1,2", help="quality: seeds of the training split (which training images, "
                         "calibration and validation images, coreset start); rows are mean and spread over them")
     parser.add_argument("--splits", default="heldout,all", help="quality: evaluation splits to report (heldout, all)")
+    parser.add_argument("--contamination", default="0", help="quality: comma-separated fractions of the test anomalies "
+                        "moved into train/good (SoftPatch's protocol; 0 = clean), one set of rows each")
     parser.add_argument("--train-limit", type=int, default=200, help="training images per class, drawn per seed")
     parser.add_argument("--test-limit", type=int, default=0, help="evaluation images per class (0 = all)")
     parser.add_argument("--int8-images", type=int, default=8, help="int8: test images the feature error is measured on")
@@ -98,9 +100,12 @@ def _measured(function, args):
 
 
 def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test_limit: int, target: Path,
-                     seed: int = 0) -> Path:
+                     seed: int = 0, contamination: float = 0.0) -> Path:
     """Symlinked copy of the dataset: `train_limit` training images per class drawn with `seed`
-    (all when 0) and at most `test_limit` test images (every one when 0)."""
+    (all when 0) and at most `test_limit` test images (every one when 0).
+
+    `contamination` follows the SoftPatch paper's protocol: that fraction of the test anomalies (drawn
+    with `seed`) moves into `train/good`, unlabelled among the normal images, and out of the test set."""
     import shutil
 
     import numpy as np
@@ -115,12 +120,16 @@ def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test
         if train_limit and len(picks) > train_limit:
             chosen = np.random.default_rng(seed).choice(len(picks), size=train_limit, replace=False)
             picks = [picks[i] for i in sorted(chosen)]
-        tests = data.test
+        tests, moved = _contaminating(data.test, contamination, seed)
         if test_limit and len(tests) > test_limit:
             step = len(tests) / test_limit
             tests = [tests[int(i * step)] for i in range(test_limit)]
         for sample in picks + tests:
             link = target / name / Path(sample.key)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(sample.path.resolve())
+        for sample in moved:  # named after their origin so that a look at the folder shows what was mixed in
+            link = target / name / "train" / "good" / f"contamination-{sample.defect}-{sample.path.name}"
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(sample.path.resolve())
             if sample.mask is not None:
@@ -129,6 +138,21 @@ def _limited_dataset(data_root: Path, classes: list[str], train_limit: int, test
                 if not mask_link.exists():
                     mask_link.symlink_to(sample.mask.resolve())
     return target
+
+
+def _contaminating(tests: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(test samples kept, anomalies moved into training): round(fraction × anomalies) drawn with `seed`."""
+    import numpy as np
+
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"contamination must be in [0, 1), got {fraction}")
+    anomalies = [i for i, sample in enumerate(tests) if sample.is_anomaly]
+    count = round(fraction * len(anomalies))
+    if not count:
+        return list(tests), []
+    # its own stream: the same seed draws the same training images whatever the contamination
+    chosen = set(np.random.default_rng([seed, 1]).choice(anomalies, size=count, replace=False).tolist())
+    return [s for i, s in enumerate(tests) if i not in chosen], [tests[i] for i in sorted(chosen)]
 
 
 def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, backbone: str, int8: bool, workdir: str,
@@ -156,6 +180,23 @@ def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, b
     return {"train_s": train_s, "timings": report.timings, "evaluations": evaluations}
 
 
+#: variant setting of the bench, not of the model: [resize, crop] applied to the dataset's files
+CENTRE_CROP = "bench_centre_crop"
+CONTAMINATED = " of the anomalies in training"
+
+
+def contamination_label(label: str, fraction: float) -> str:
+    """The row's label for training data contaminated with `fraction` of the test anomalies."""
+    return label if not fraction else f"{label}, {fraction:.0%}{CONTAMINATED}"
+
+
+def reference_of(label: str) -> str:
+    """The row `label` is compared with: PatchCore trained on the same (clean or contaminated) data."""
+    if label.endswith(CONTAMINATED):
+        return REFERENCE + label[label.rindex(", "):]
+    return REFERENCE
+
+
 QUALITY_VARIANTS = (
     ("exact PatchCore (full bank)", {"kind": "patchcore", "coreset_ratio": 1.0}, False),
     ("PatchCore (1 % coreset)", {"kind": "patchcore"}, False),
@@ -163,6 +204,14 @@ QUALITY_VARIANTS = (
     ("SoftPatch, LOF discriminator (1 % coreset)", {"kind": "softpatch", "noise_method": "lof"}, False),
     ("PatchCore INT8 backbone", {"kind": "patchcore"}, True),
     ("Autoencoder (level 3, 128 px)", {"kind": "autoencoder", "level": 3, "image_size": 128}, False),
+    # PatchCore as published (Roth et al.): layers 2+3, 1 % coreset, images resized to 256 and centre-cropped
+    # to 224, σ = 4. The crop is applied to the files (training and test alike) before the project's code
+    # reads them at 224 px, so the project's own training, scoring and evaluation run it.
+    ("published PatchCore (256 → 224 centre crop)",
+     {"kind": "patchcore", "layers": ["layer2", "layer3"], "coreset_ratio": 0.01, "anomaly_map_sigma": 4.0,
+      "image_size": 224, CENTRE_CROP: [256, 224]}, False),
+    ("PatchCore defaults (256 px)", {"kind": "patchcore", "image_size": 256}, False),
+    ("PatchCore defaults at 320 px", {"kind": "patchcore", "image_size": 320}, False),
 )
 #: the row every other row is compared with, seed by seed
 REFERENCE = "PatchCore (1 % coreset)"
@@ -181,20 +230,49 @@ def _quality_section(args, workdir: Path) -> str:
     classes = args.classes.split(",") if args.classes else list_classes(args.data)
     seeds = [int(s) for s in _csv_list(args.seeds)]
     splits = tuple(check_split(s) for s in _csv_list(args.splits))
+    fractions = [float(f) for f in _csv_list(getattr(args, "contamination", "0"))] or [0.0]
     wanted = [w.lower() for w in _csv_list(args.variants)]
     variants = [v for v in QUALITY_VARIANTS if not wanted or any(w in v[0].lower() for w in wanted)]
     # results[label][seed] = {"evaluations": {split: report}, "timings": ..., "peak_rss_mb": ...}
     results: dict[str, dict[int, dict]] = {}
-    for seed in seeds:
-        data = _limited_dataset(Path(args.data), classes, args.train_limit, args.test_limit, workdir / f"quality-data-{seed}", seed)
-        for label, overrides, int8 in variants:
-            config = {**DEFAULT_CONFIG.to_dict(), "image_size": args.quality_image_size, "seed": seed, **overrides}
-            print(f"quality: {label}, seed {seed} ...", flush=True)
-            results.setdefault(label, {})[seed] = isolated(_train_and_evaluate, str(data), classes, config, args.onnx_backbone,
-                                                           int8, str(workdir), splits)
-            # every finished run is kept, so that a long suite interrupted half-way still leaves its numbers
-            (workdir / "quality-results.json").write_text(json.dumps(results, indent=1, default=str))
+    for fraction in fractions:
+        for seed in seeds:
+            data = _limited_dataset(Path(args.data), classes, args.train_limit, args.test_limit,
+                                    workdir / f"quality-data-{seed}", seed, fraction)
+            for label, overrides, int8 in variants:
+                label = contamination_label(label, fraction)
+                settings = {k: v for k, v in overrides.items() if k != CENTRE_CROP}
+                config = {**DEFAULT_CONFIG.to_dict(), "image_size": args.quality_image_size, "seed": seed, **settings}
+                variant_data = data
+                if CENTRE_CROP in overrides:
+                    variant_data = _centre_cropped(data, *overrides[CENTRE_CROP], workdir / f"quality-data-{seed}-crop")
+                print(f"quality: {label}, seed {seed} ...", flush=True)
+                results.setdefault(label, {})[seed] = isolated(_train_and_evaluate, str(variant_data), classes, config,
+                                                               args.onnx_backbone, int8, str(workdir), splits)
+                # every finished run is kept, so that a long suite interrupted half-way still leaves its numbers
+                (workdir / "quality-results.json").write_text(json.dumps(results, indent=1, default=str))
     return quality_tables(results, classes, splits, args)
+
+
+def _centre_cropped(data: Path, resize: int, crop: int, target: Path) -> Path:
+    """Every image of `data` resized to resize² and cut to its central crop², masks alike (nearest)."""
+    import shutil
+
+    from PIL import Image
+
+    if target.exists():
+        shutil.rmtree(target)
+    offset = (resize - crop) // 2
+    box = (offset, offset, offset + crop, offset + crop)
+    for path in sorted(data.rglob("*")):
+        if path.is_dir():
+            continue
+        out = target / path.relative_to(data)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as image:
+            resample = Image.NEAREST if "ground_truth" in path.parts else Image.BILINEAR
+            image.resize((resize, resize), resample).crop(box).save(out.with_suffix(".png"))
+    return target
 
 
 def _spread(values: list[float], digits: int = 4) -> str:
@@ -234,7 +312,10 @@ def quality_tables(results: dict, classes: list[str], splits: tuple[str, ...], a
         f"`{args.onnx_backbone}`, {args.quality_image_size} px. Seeds {', '.join(map(str, seeds))}; each cell is the mean "
         "± the standard deviation over the seeds (n − 1). Split `heldout`: only test images that neither fitted the model "
         "nor chose its threshold; `all`: every test image, as published tables (F1 there is optimistic: the threshold "
-        "was chosen on part of it). Ranking metrics on raw scores.",
+        "was chosen on part of it). Ranking metrics on raw scores." + (
+            " Rows marked '% of the anomalies in training' follow SoftPatch's protocol: that fraction of the test "
+            "anomalies (drawn with the seed) is moved into `train/good` unlabelled, and the model is evaluated on the "
+            "rest." if any(label.endswith(CONTAMINATED) for label in results) else ""),
         "",
         "| model | class | split | image AUROC | pixel AUROC | PRO | F1 | eval images | train s | peak MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -255,19 +336,19 @@ def quality_tables(results: dict, classes: list[str], splits: tuple[str, ...], a
                          f"{_spread(_class_mean(reports, classes, 'pixel_auroc'))} | "
                          f"{_spread(_class_mean(reports, classes, 'aupro'))} | {_spread(_class_mean(reports, classes, 'f1'))} "
                          "| | | |")
-    if REFERENCE in results and len(results) > 1:
-        lines += ["", f"Against {REFERENCE}, seed by seed (same training images, same splits): difference of image "
-                      "AUROC in points, mean ± standard deviation over the seeds.", "",
+    compared = [label for label in results if reference_of(label) in results and reference_of(label) != label]
+    if compared:
+        lines += ["", f"Against {REFERENCE} trained on the same data, seed by seed (same training images, same "
+                      "splits): difference of image AUROC in points, mean ± standard deviation over the seeds.", "",
                   "| model | class | split | − reference |", "|---|---|---|---|"]
-        for label in results:
-            if label == REFERENCE:
-                continue
-            common = sorted(set(results[label]) & set(results[REFERENCE]))
+        for label in compared:
+            reference = reference_of(label)
+            common = sorted(set(results[label]) & set(results[reference]))
             for split in splits:
                 for name in classes + ["mean"]:
                     deltas = []
                     for seed in common:
-                        ours, theirs = (results[v][seed]["evaluations"][split] for v in (label, REFERENCE))
+                        ours, theirs = (results[v][seed]["evaluations"][split] for v in (label, reference))
                         if name == "mean":
                             a = _class_mean([ours], classes, "image_auroc")[0]
                             b = _class_mean([theirs], classes, "image_auroc")[0]
@@ -581,7 +662,8 @@ def bench_command(args) -> str:
     if args.suite in ("quality", "int8", "all") and args.data:
         parts.append(f"--data {args.data} --onnx-backbone {args.onnx_backbone}")
         for option, default in (("classes", None), ("variants", None), ("seeds", "0,1,2"), ("splits", "heldout,all"),
-                                ("train_limit", 200), ("test_limit", 0), ("quality_image_size", 224)):
+                                ("train_limit", 200), ("test_limit", 0), ("quality_image_size", 224),
+                                ("contamination", "0")):
             value = getattr(args, option, default)
             if value not in (default, None, ""):
                 parts.append(f"--{option.replace('_', '-')} {shlex.quote(str(value))}")

@@ -94,3 +94,57 @@ def test_memory_table_has_one_row_per_run_and_says_what_was_not_run():
                     "| patchcore | 200 | 184320 | none | 61 | 40 | 12 | 5 | 1844 | 3300 | 0 | 2.5 → 3.1 |"]
     assert table.endswith("- patchcore, 5000 images, no limit: not run")
     assert "--memory-images 200,5000" in table
+
+
+def _anomalous_dataset(root, anomalies=20):
+    _dataset(root)
+    for i in range(anomalies):
+        path = root / f"part/test/crack/a{i:02d}.png"
+        Image.new("L", (16, 16), 200).save(path)
+    return root
+
+
+def test_contamination_moves_that_fraction_of_the_test_anomalies_into_training(tmp_path):
+    data = _anomalous_dataset(tmp_path / "data")  # 21 anomalies, 1 good test image
+    clean = _limited_dataset(data, ["part"], 8, 0, tmp_path / "clean", seed=0)
+    clean_train = _drawn(clean)
+    dirty = _limited_dataset(data, ["part"], 8, 0, tmp_path / "dirty", seed=0, contamination=0.1)
+    moved = [name for name in _drawn(dirty) if name.startswith("contamination-crack-")]
+    assert len(moved) == 2  # round(0.1 × 21)
+    assert sorted(set(_drawn(dirty)) - set(moved)) == clean_train  # the same normal images as without contamination
+    left = sorted(p.name for p in (dirty / "part/test/crack").iterdir())
+    assert len(left) == 19 and not {m.removeprefix("contamination-crack-") for m in moved} & set(left)
+    assert (dirty / "part/test/good/x.png").exists()
+    other = _limited_dataset(data, ["part"], 8, 0, tmp_path / "other", seed=1, contamination=0.1)
+    assert [n for n in _drawn(other) if n.startswith("contamination-")] != moved  # drawn with the seed
+
+
+def test_contamination_outside_zero_to_one_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="contamination"):
+        _limited_dataset(_anomalous_dataset(tmp_path / "data"), ["part"], 8, 0, tmp_path / "x", contamination=1.0)
+
+
+def test_contaminated_rows_are_compared_with_patchcore_on_the_same_contaminated_data():
+    from pipelines.bench import contamination_label
+
+    dirty_reference, dirty_softpatch = (contamination_label(label, 0.05) for label in (REFERENCE, "SoftPatch (1 % coreset)"))
+    results = {REFERENCE: {0: _run({"a": 0.90}, {"a": 0.90})},
+               dirty_reference: {0: _run({"a": 0.70}, {"a": 0.70})},
+               dirty_softpatch: {0: _run({"a": 0.85}, {"a": 0.85})}}
+    text = quality_tables(results, ["a"], ("heldout",), ARGS)
+    assert f"| {dirty_softpatch} | a | heldout | 15.00 |" in text  # against PatchCore at 5 %, not the clean one
+    assert f"| {dirty_reference} | a | heldout | -" not in text  # evaluated on other test images than the clean row
+    assert "moved into `train/good`" in text
+
+
+def test_centre_crop_resizes_then_cuts_the_middle(tmp_path):
+    from pipelines.bench import _centre_cropped
+
+    source = tmp_path / "data/part/test/crack/x.png"
+    source.parent.mkdir(parents=True)
+    pixels = np.zeros((300, 300), np.uint8)
+    pixels[:, :150] = 255  # left half white: the crop keeps the step in the middle
+    Image.fromarray(pixels).save(source)
+    cropped = np.asarray(Image.open(_centre_cropped(tmp_path / "data", 256, 224, tmp_path / "crop") / "part/test/crack/x.png"))
+    assert cropped.shape == (224, 224)
+    assert cropped[:, :100].min() == 255 and cropped[:, 124:].max() == 0
