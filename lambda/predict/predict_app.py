@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
+import access
 import endpoint_client
 import routes_inspections
 import routes_models
@@ -81,6 +82,11 @@ def handler(event: dict, context) -> dict:
         refusal = ApiError(403, "forbidden", "call IVADAS through its public URL")
     elif _too_large(event):  # refused before anything is parsed or called
         refusal = ApiError(413, "payload_too_large", f"the request exceeds {MAX_BODY_BYTES} bytes")
+    else:
+        try:  # who may call which route (access.py): decided before any route runs, so a refusal records nothing
+            access.authorize(event)
+        except ApiError as error:
+            refusal = error
     if refusal:
         response = error_response(refusal, rid)
         result = {"statusCode": response.status_code, "headers": {"Content-Type": "application/json"}, "body": response.body}
