@@ -230,7 +230,7 @@ def cmd_up(args) -> int:
     settings = StackSettings(
         home=home(), host=args.host, port=args.port, runtime_port=args.runtime_port, endpoint_base_port=args.endpoint_port,
         data=Path(args.data) if args.data else None, classes=tuple(_csv(args.classes)) if args.classes else (),
-        backbone=args.backbone, weights=args.weights, default_model=args.model,
+        backbone=args.backbone, weights=args.weights, default_model=args.model, auth=args.auth,
     )
     try:
         return run_until_interrupted(settings)
@@ -458,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_pipeline_commands(sub)
     _add_models_commands(sub)
+    from infra.cli_observe import add_commands as add_tracking_and_monitoring
+
+    add_tracking_and_monitoring(sub)
 
     up = sub.add_parser("up", help="run the whole system locally: train the demo if needed, serve API and UI")
     up.add_argument("--data", help="train on this MVTec-layout folder instead of the synthetic demo")
@@ -469,8 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=int(os.environ.get("IVADAS_PORT", "8000")))
     up.add_argument("--runtime-port", type=int, default=8090, help="the SageMaker-runtime-compatible route")
     up.add_argument("--endpoint-port", type=int, default=8081, help="first endpoint port (one port per served model kind)")
+    up.add_argument("--auth", action="store_true",
+                    help="require sign-in and station keys (users and keys: `ivadas users add`, `ivadas keys add`)")
     _add_model_choice(up)
     up.set_defaults(func=cmd_up)
+    _add_access_commands(sub)
 
     bench = sub.add_parser("bench", help="measure quality, speed and memory; write a table")
     from pipelines.bench import add_arguments
@@ -582,6 +588,78 @@ def _add_image_settings(parser) -> None:
     parser.add_argument("--tile-overlap", type=float, help="overlap of neighbouring tiles, a fraction of a tile (default 0.25)")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE",
                         help="any setting of the model kind (repeatable), e.g. memory_limit_mb=1024")
+
+
+def _auth_store():
+    from infra.local.auth import AuthStore
+
+    return AuthStore(home() / "auth.json")
+
+
+def _new_password(args) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    password = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != password:
+        raise ValueError("the two passwords differ")
+    return password
+
+
+def cmd_users(args) -> int:
+    store = _auth_store()
+    if args.action == "add":
+        store.add_user(args.name, args.group, _new_password(args))
+        print(f"user {args.name} ({', '.join(sorted(set(args.group)))}) saved in {store.path}")
+    elif args.action == "remove":
+        store.remove_user(args.name)
+        print(f"user {args.name} removed")
+    elif args.action == "token":  # for scripts and curl against `ivadas up --auth` on this machine
+        print(store.issue_token(args.name))
+    else:
+        for name, groups in sorted(store.users().items()):
+            print(f"{name}\t{','.join(groups)}")
+    return 0
+
+
+def cmd_keys(args) -> int:
+    store = _auth_store()
+    if args.action == "add":
+        key = store.add_key(args.station, args.quota, args.rate)
+        print(f"station {args.station}: {args.quota} requests a day, {args.rate:g} a second; send this key as x-api-key "
+              f"(shown once, stored only as a hash):\n{key}")
+    elif args.action == "remove":
+        store.remove_key(args.station)
+        print(f"key of station {args.station} removed")
+    else:
+        for station, key in sorted(store.keys().items()):
+            print(f"{station}\t{key.key_id}\t{key.quota_per_day}/day\t{key.rate_per_second:g}/s")
+    return 0
+
+
+def _add_access_commands(sub) -> None:
+    from infra.local.auth import GROUPS
+
+    users_parser = sub.add_parser("users", help="people who sign in to `ivadas up --auth`")
+    users_parser.set_defaults(func=cmd_users)
+    users = users_parser.add_subparsers(dest="action", required=True)
+    add = users.add_parser("add", help="add a user (or replace their groups and password)")
+    add.add_argument("name")
+    add.add_argument("--group", action="append", choices=GROUPS, required=True, help="repeatable")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    for action, text in (("remove", "remove a user"), ("token", "print a signed token for the user (scripts, curl)")):
+        users.add_parser(action, help=text).add_argument("name")
+    users.add_parser("list", help="users and their groups")
+    keys_parser = sub.add_parser("keys", help="inspection stations' API keys for `ivadas up --auth`")
+    keys_parser.set_defaults(func=cmd_keys)
+    keys = keys_parser.add_subparsers(dest="action", required=True)
+    add = keys.add_parser("add", help="make a key for a station (replacing its old one): POST /predict only")
+    add.add_argument("station")
+    add.add_argument("--quota", type=int, default=10000, help="requests per day (default 10000)")
+    add.add_argument("--rate", type=_float, default=5.0, help="steady requests per second (burst twice that; default 5)")
+    keys.add_parser("remove", help="revoke a station's key").add_argument("station")
+    keys.add_parser("list", help="stations, key ids and limits")
 
 
 def _add_model_choice(parser) -> None:

@@ -25,6 +25,11 @@ from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parents[2]
 API_PREFIXES = ("/predict", "/health", "/models", "/inspections", "/assets")
+#: The model life cycle from the browser: datasets, trainings, approvals, trials, feedback
+LIFECYCLE_PREFIXES = ("/datasets", "/trainings", "/versions", "/trials", "/feedback")
+API_PREFIXES = API_PREFIXES + LIFECYCLE_PREFIXES
+#: Where the local stand-in for S3 presigned POSTs takes uploads (lambda/predict/uploads.py)
+LOCAL_UPLOAD_PATH = "/local-s3/upload"
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 ENDPOINT_TIMEOUT_S = 60
 
@@ -99,8 +104,11 @@ class EndpointDirectory:
 
 
 class Gateway:
-    def __init__(self, role: str, endpoints: EndpointDirectory | None = None, ui_dir: Path | None = None, handler=None):
+    def __init__(self, role: str, endpoints: EndpointDirectory | None = None, ui_dir: Path | None = None, handler=None,
+                 access=None):
         self.role = role
+        #: `ivadas up --auth`: sign-in, token and key checks (signin.LocalAccess); None: open on loopback
+        self.access = access
         self.endpoints = endpoints or EndpointDirectory()
         self.ui_dir = (ui_dir or ROOT / "ui").resolve()
         self.handler = handler
@@ -111,8 +119,12 @@ class Gateway:
             if path.startswith("/endpoints/") and path.endswith("/invocations") and environ["REQUEST_METHOD"] == "POST":
                 return self.invoke_endpoint(environ, start_response, path[len("/endpoints/"):-len("/invocations")])
             return _sagemaker_error(start_response, 404, "UnknownOperationException", f"no operation at {path}")
+        if path == LOCAL_UPLOAD_PATH and environ["REQUEST_METHOD"] == "POST":
+            return self.accept_upload(environ, start_response)  # signed like S3's presigned POST: no sign-in
         if path.startswith(API_PREFIXES):
             return self.call_lambda(environ, start_response)
+        if self.access is not None and path.startswith("/oauth2/"):
+            return self.access.handle(environ, start_response)
         return self.static(environ, start_response, path)
 
     # ---------------------------------------------------------------------- SageMaker runtime
@@ -153,7 +165,16 @@ class Gateway:
             length = 0
         if length > API_GATEWAY_MAX_BODY:
             return _json(start_response, 413, {"message": "Request Too Long"})
-        result = self.handler(proxy_event(environ, _read(environ)), LambdaContext())
+        event = proxy_event(environ, _read(environ))
+        if self.access is not None:
+            from .auth import AuthError
+
+            try:  # what API Gateway's authorizer and usage plan refuse never reaches the Lambda
+                self.access.identify(environ, event)
+            except AuthError as error:
+                return _json(start_response, error.status, {"error": {"code": error.code, "message": error.message},
+                                                            "request_id": event["requestContext"]["requestId"]})
+        result = self.handler(event, LambdaContext())
         body = result.get("body") or ""
         payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         headers = [(k, v) for k, v in (result.get("headers") or {}).items() if k.lower() != "content-length"]
@@ -163,11 +184,56 @@ class Gateway:
         start_response(f"{status} {http.client.responses.get(status, 'Error')}", headers + [("Content-Length", str(len(payload)))])
         return [payload]
 
+    # --------------------------------------------------------------------- uploads (S3 POST)
+
+    def accept_upload(self, environ, start_response):
+        """What S3 does with a presigned POST: check the form's signed conditions, store the file
+        under its key, answer 204; refusals as S3 words them (XML, 400/403)."""
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        import class_datasets as datasets
+        from object_store import FolderStore
+        from uploads import LocalPresigner
+
+        secret, store = os.environ.get("LOCAL_UPLOAD_SECRET"), os.environ.get("DATASET_STORE")
+        if not secret or not store:
+            return _s3_error(start_response, 403, "AccessDenied", "this stack takes no uploads")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > datasets.MAX_ZIP_BYTES + 1024 * 1024:
+            return _s3_error(start_response, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+        kind = environ.get("CONTENT_TYPE", "")
+        if not kind.startswith("multipart/form-data"):
+            return _s3_error(start_response, 400, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data.")
+        message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {kind}\r\n\r\n".encode() + _read(environ))
+        fields, file = {}, None
+        for part in message.iter_parts() if message.is_multipart() else ():
+            name = part.get_param("name", header="content-disposition")
+            if name == "file":
+                file = part.get_payload(decode=True) or b""
+            elif name:
+                fields[name] = part.get_content().strip() if part.get_content_maintype() == "text" else part.get_payload(decode=True).decode()
+        if file is None:
+            return _s3_error(start_response, 400, "InvalidArgument", "POST requires exactly one file upload per request.")
+        key, refusal = LocalPresigner(secret).check(fields, len(file))
+        if refusal:
+            code = "EntityTooLarge" if "bytes" in refusal else "AccessDenied"
+            return _s3_error(start_response, 400 if code == "EntityTooLarge" else 403, code, refusal)
+        FolderStore(store).put(key, file)
+        start_response("204 No Content", [("Content-Length", "0")])
+        return [b""]
+
     # ------------------------------------------------------------------------------- the UI
 
     def static(self, environ, start_response, path: str):
         if path == "/config.json" and not (self.ui_dir / "config.json").is_file():
-            return _json(start_response, 200, {"apiBaseUrl": "", "environment": "local"})
+            config = {"apiBaseUrl": "", "environment": "local"}
+            if self.access is not None:
+                config["auth"] = self.access.ui_config()
+            return _json(start_response, 200, config)
         relative = path.lstrip("/") or "index.html"
         target = (self.ui_dir / relative).resolve()
         if self.ui_dir not in target.parents and target != self.ui_dir or not target.is_file():
@@ -177,6 +243,13 @@ class Gateway:
         start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(data))), ("Cache-Control", "no-cache"),
                                   ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY")])
         return [data]
+
+
+def _s3_error(start_response, status: int, code: str, message: str):
+    body = f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+    start_response(f"{status} {http.client.responses.get(status, 'Error')}",
+                   [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _sagemaker_error(start_response, status: int, error_type: str, message: str, **fields):
@@ -205,10 +278,16 @@ def load_predict_handler():
 def create_app() -> Gateway:
     """Gateway from the environment the local stack sets: `IVADAS_GATEWAY_ROLE` (api|runtime),
     `IVADAS_LOCAL_ENDPOINTS_FILE` (a JSON file {name: host:port}) or `IVADAS_LOCAL_ENDPOINTS` (the
-    same JSON, fixed) for the runtime role, `IVADAS_UI_DIR` (api)."""
+    same JSON, fixed) for the runtime role, `IVADAS_UI_DIR` (api), and with `ivadas up --auth`
+    `IVADAS_AUTH_FILE` (users and keys) and `IVADAS_AUTH_STATE` (codes and key usage, SQLite)."""
     role = os.environ.get("IVADAS_GATEWAY_ROLE", "api")
     if role == "runtime":
         path = os.environ.get("IVADAS_LOCAL_ENDPOINTS_FILE")
         return Gateway("runtime", endpoints=EndpointDirectory(Path(path) if path else None,
                                                               json.loads(os.environ.get("IVADAS_LOCAL_ENDPOINTS", "{}"))))
-    return Gateway("api", ui_dir=Path(os.environ.get("IVADAS_UI_DIR", ROOT / "ui")), handler=load_predict_handler())
+    access = None
+    if os.environ.get("IVADAS_AUTH_FILE"):  # `ivadas up --auth`
+        from .signin import LocalAccess
+
+        access = LocalAccess(Path(os.environ["IVADAS_AUTH_FILE"]), Path(os.environ["IVADAS_AUTH_STATE"]))
+    return Gateway("api", ui_dir=Path(os.environ.get("IVADAS_UI_DIR", ROOT / "ui")), handler=load_predict_handler(), access=access)

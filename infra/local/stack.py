@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -101,6 +102,9 @@ class StackSettings:
     feed_seconds: float = 2.0
     #: replay the sensor demo's evaluation period into the feed, as a live machine would send it
     replay_demo: bool = True
+    #: `--auth`: sign-in and station keys from `home/auth.json` (infra/local/auth.py), enforced by the
+    #: predict Lambda's own access rules; off, the stack is open to whoever reaches its loopback port
+    auth: bool = False
     echo: object = None  # default: print each line at once, so a log shows progress as it happens
     extra_env: dict = field(default_factory=dict)
 
@@ -111,6 +115,10 @@ class StackSettings:
     @property
     def store(self) -> Path:
         return self.home / "store"
+
+    @property
+    def auth_file(self) -> Path:
+        return self.home / "auth.json"
 
     @property
     def url(self) -> str:
@@ -146,6 +154,7 @@ class LocalStack:
         self._watcher: threading.Thread | None = None
         self._lifeline = Lifeline()
         self._replays: list = []
+        self._upload_secret = secrets.token_hex(32)  # signs the local upload forms (S3 presigned POSTs on AWS)
 
     # --------------------------------------------------------------------------- models
 
@@ -245,6 +254,9 @@ class LocalStack:
                        "IVADAS_LOCAL_ENDPOINTS_FILE": str(s.endpoints_file)}
         self.processes["runtime"] = self._spawn("infra.local.serve_gateway", runtime_env, self._log("runtime"))
         self.processes["gateway"] = self._spawn("infra.local.serve_gateway", self._lambda_env(), self._log("gateway"))
+        # runs the trainings and trials the API queues, as SageMaker does on AWS
+        self.processes["training-worker"] = self._spawn("infra.local.training_worker", self._lambda_env(),
+                                                        self._log("training-worker"))
         if any(kind_info(kind).modality == "sensors" for kind in served):
             self._start_sensor_feed()  # before the gateway answers: once it does, every server is running
         _wait_healthy(f"{s.url}/health", self.processes["gateway"], "the gateway", self._log("gateway"))
@@ -258,6 +270,7 @@ class LocalStack:
             "IVADAS_GATEWAY_ROLE": "api", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.port),
             "IVADAS_GATEWAY_WORKERS": str(s.gateway_workers), "IVADAS_UI_DIR": str(ROOT / "ui"),
             "SENSOR_STORE": str(s.store), "SENSOR_FEED_INTERVAL_S": str(s.feed_seconds),
+            **self._lifecycle_env(),
             "ENDPOINT_NAMES": json.dumps({kind: s.endpoint_name(kind) for kind in MODEL_KINDS}),
             "MODEL_MODALITIES": json.dumps({kind: kind_info(kind).modality for kind in MODEL_KINDS}),
             "DEFAULT_MODELS": json.dumps(s.default_models()),
@@ -267,7 +280,16 @@ class LocalStack:
             "INSPECTION_IMAGE_DIR": str(s.store / "inspections" / "images"), "STORE_ANOMALOUS_IMAGES": "true",
             "POWERTOOLS_SERVICE_NAME": "ivadas-api", "POWERTOOLS_METRICS_NAMESPACE": "IVADAS",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "ACCESS_CONTROL": "enforce" if s.auth else "open",
+            **({"IVADAS_AUTH_FILE": str(s.auth_file), "IVADAS_AUTH_STATE": str(s.store / "auth" / "state.sqlite")} if s.auth else {}),
         }
+
+    def _lifecycle_env(self) -> dict:
+        """Datasets, trainings and approvals from the browser: the store the API and the training
+        worker share, the registry the endpoints follow, and the secret of the upload forms."""
+        s = self.settings
+        return {"DATASET_STORE": str(s.store), "MODEL_REGISTRY": f"local:{s.store}", "PIPELINE_NAME": s.pipeline,
+                "LOCAL_UPLOAD_SECRET": self._upload_secret}
 
     def _start_sensor_feed(self) -> None:
         """The scheduled sensor scorer, and for the demo a replay of the pump's later days into it."""
@@ -380,8 +402,21 @@ class LocalStack:
         if "sensor-feed" in self.processes:
             lines.append(f"  sensors page: {self.settings.url}/#sensors  (files dropped in "
                          f"{self.settings.store / 'sensors' / '<asset>' / 'incoming'} are scored every {self.settings.feed_seconds:g} s)")
+        lines.append(self._access_summary())
         lines.append("Ctrl-C (or SIGTERM) stops everything.")
         return "\n".join(lines)
+
+    def _access_summary(self) -> str:
+        if not self.settings.auth:
+            return f"  open: no sign-in (anyone who reaches {self.settings.host}:{self.settings.port} may use it; `--auth` requires it)"
+        from .auth import AuthStore
+
+        store = AuthStore(self.settings.auth_file)
+        users, keys = store.users(), store.keys()
+        line = (f"  sign-in required: {len(users)} user(s) and {len(keys)} station key(s) in {self.settings.auth_file}")
+        if not users:
+            line += "\n  no user yet: `ivadas users add NAME --group admin` (the running stack sees it at once)"
+        return line
 
     def _backbone_weights(self, kind: str) -> str:
         manifest = json.loads((self.settings.store / "serving" / kind / "current" / "manifest.json").read_text())

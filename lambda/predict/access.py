@@ -40,8 +40,11 @@ ROUTE_RULES: tuple[tuple[frozenset | None, re.Pattern, str], ...] = tuple(
         (READ, r"^/inspections(/.*)?$", INSPECTOR),
         (READ, r"^/assets(/.*)?$", INSPECTOR),
         (READ, r"^/monitoring(/.*)?$", INSPECTOR),
+        (READ, r"^/versions$", INSPECTOR),
         # what changes models and what they learn from: approval, imports, datasets, trainings, trials, feedback
         (ANY, r"^/models(/.*)?$", ENGINEER),
+        (ANY, r"^/versions/.+$", ENGINEER),
+        (ANY, r"^/feedback$", ENGINEER),
         (ANY, r"^/inspections/.+$", ENGINEER),
         (ANY, r"^/datasets(/.*)?$", ENGINEER),
         (ANY, r"^/trainings(/.*)?$", ENGINEER),

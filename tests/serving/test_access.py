@@ -92,7 +92,8 @@ def test_the_health_check_needs_no_credential(enforced, monkeypatch):
 
 @pytest.mark.parametrize("method, path", [("POST", "/trainings"), ("POST", "/models/patchcore/versions/3/approve"),
                                           ("POST", "/datasets/tiles/images"), ("DELETE", "/datasets/tiles/images/a.png"),
-                                          ("POST", "/inspections/abc/feedback")])
+                                          ("POST", "/inspections/abc/feedback"),
+                                          ("POST", "/feedback"), ("POST", "/versions/patchcore/3/approval"), ("GET", "/trials")])
 def test_an_inspector_on_an_engineer_route_is_403_and_an_engineer_passes_the_check(enforced, method, path):
     status, body = send(as_user(api_event(method, path, {}), "ana", "inspector"))
     assert status == 403 and body["error"]["code"] == "forbidden" and "engineer" in body["error"]["message"]
