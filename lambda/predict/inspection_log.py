@@ -105,6 +105,13 @@ class SqliteInspectionLog:
             rows = db.execute(query + " ORDER BY timestamp DESC LIMIT ?", params + [limit]).fetchall()
         return [_plain_detail({**dict(row), "is_anomaly": bool(row["is_anomaly"])}) for row in rows]
 
+    def get(self, request_id: str, timestamp: str | None = None) -> dict | None:
+        """One inspection by its request id (None when the history has no such inspection)."""
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM inspections WHERE request_id = ?", [request_id]).fetchone()
+        return _plain_detail({**dict(row), "is_anomaly": bool(row["is_anomaly"])}) if row else None
+
 
 class DynamoInspectionLog:
     """Table keyed by day (`day`) and `sk` = timestamp#request_id; images in S3; records expire."""
@@ -147,6 +154,13 @@ class DynamoInspectionLog:
             if len(found) >= limit:
                 break
         return found[:limit]
+
+    def get(self, request_id: str, timestamp: str | None = None) -> dict | None:
+        """One inspection by request id and timestamp (its key; the history lists both)."""
+        if not timestamp:
+            return None
+        item = self.table.get_item(Key={"day": timestamp[:10], "sk": f"{timestamp}#{request_id}"}).get("Item")
+        return self._plain(item) if item else None
 
     @staticmethod
     def _plain(item: dict) -> dict:

@@ -51,6 +51,12 @@ class FolderStore:
         destination.parent.mkdir(parents=True, exist_ok=True)
         self._path(key).replace(destination)
 
+    def copy(self, key: str, target: str) -> None:
+        self.put(target, self.get(key))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
 
 class S3Store:
     def __init__(self, bucket: str, prefix: str = "", s3=None, kms_key: str | None = None):
@@ -102,6 +108,22 @@ class S3Store:
         self.s3.copy_object(Bucket=self.bucket, Key=self._key(target), CopySource={"Bucket": self.bucket, "Key": self._key(key)},
                             **extra)
         self.s3.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def copy(self, key: str, target: str) -> None:
+        extra = {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": self.kms_key} if self.kms_key else {})}
+        self.s3.copy_object(Bucket=self.bucket, Key=self._key(target), CopySource={"Bucket": self.bucket, "Key": self._key(key)},
+                            **extra)
+
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def from_location(location: str, kms_key: str | None = None):
+    """A store at `s3://bucket[/prefix]` or in a folder."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[5:].partition("/")
+        return S3Store(bucket, prefix, kms_key=kms_key)
+    return FolderStore(location)
 
 
 def from_environment():

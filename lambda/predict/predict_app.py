@@ -21,14 +21,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 import access
 import endpoint_client
+import routes_datasets
 import routes_inspections
 import routes_models
 import routes_predict
 import routes_sensors
+import routes_trainings
 from api_core import MAX_BODY_BYTES, ApiError, error_response, logger, metrics, request_id
 
 app = APIGatewayRestResolver()
-for routes in (routes_predict, routes_models, routes_inspections, routes_sensors):
+for routes in (routes_predict, routes_models, routes_inspections, routes_sensors, routes_datasets, routes_trainings):
     app.include_router(routes.router)
 
 

@@ -225,7 +225,24 @@ def class_metrics(scored: ScoredClass) -> dict:
         "threshold": scored.threshold,
         "calibration": scored.calibration.method,
         "seconds_per_image": scored.seconds_per_image,
+        "misclassified": misclassified(scored),
     }
+
+
+#: Most wrong images a report lists per class (the worst first).
+MAX_MISCLASSIFIED = 50
+
+
+def misclassified(scored: ScoredClass) -> list[dict]:
+    """The test images the class threshold decides wrongly: false alarms and missed defects, the
+    ones furthest on the wrong side of the threshold first."""
+    wrong = []
+    for sample, label, score in zip(scored.samples, scored.labels, scored.raw_scores):
+        if bool(score >= scored.threshold) != bool(label):
+            wrong.append({"image": sample.key, "defect": sample.defect, "raw_score": float(score),
+                          "error": "missed defect" if label else "false alarm",
+                          "margin": abs(float(score) - float(scored.threshold))})
+    return sorted(wrong, key=lambda w: -w["margin"])[:MAX_MISCLASSIFIED]
 
 
 def _mask(sample, shape: tuple[int, int]) -> np.ndarray:
