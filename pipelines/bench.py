@@ -21,10 +21,12 @@ SPEED_BACKBONES = (("resnet18", False), ("wide_resnet50_2", False), ("wide_resne
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "memory", "all", "sensors"), default="all",
+    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "memory", "peer", "all", "sensors"),
+                        default="all",
                         help="int8 compares INT8 recipes with FP32 features; load runs the local stack under load (loopback only); "
                              "memory trains one class of 200 to 5,000 images for wall time and peak memory (not part of all); "
-                             "sensors runs the sensor kinds on SKAB and C-MAPSS (not part of all)")
+                             "sensors runs the sensor kinds on SKAB and C-MAPSS (not part of all); peer sets IVADAS against "
+                             "anomalib's PatchCore from --peer-venv on the same images (not part of all)")
     parser.add_argument("--data", help="MVTec-layout dataset for the quality suite")
     parser.add_argument("--classes", help="classes of --data (default: all)")
     parser.add_argument("--onnx-backbone", help="ONNX feature extractor for the quality suite (layer2, layer3 outputs)")
@@ -47,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "where the embeddings fit in half of this machine's RAM)")
     parser.add_argument("--memory-kinds", default="patchcore", help="memory: model kinds (patchcore, softpatch)")
     parser.add_argument("--memory-backbone", default="wide_resnet50_2")
+    parser.add_argument("--peer-venv", help="peer: virtualenv with anomalib installed (python3 -m venv DIR && "
+                        "DIR/bin/pip install anomalib==2.7.0), never the project's own")
+    parser.add_argument("--peer-class", help="peer: class of --data whose images both train on (default: the first)")
     parser.add_argument("--workdir", default="/tmp/ivadas-bench")
     parser.add_argument("--output", default="pipelines/BENCHMARKS.md")
     from pipelines.sensors.bench import add_arguments as add_sensor_arguments
@@ -60,9 +65,13 @@ def run_bench(args) -> None:
 
         run_sensor_bench(args)
         return
+    if args.suite == "peer":
+        peer_python = check_peer_arguments(args)  # before anything slow: a wrong folder is the user's mistake
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     sections = [_machine_section(args)]
+    if args.suite == "peer":
+        sections.append(_peer_section(args, workdir, peer_python))
     if args.suite in ("quality", "all"):
         if not (args.data and args.onnx_backbone):
             raise ValueError("the quality suite needs --data and --onnx-backbone")
@@ -654,6 +663,188 @@ def memory_table(rows: list[dict], skipped: list[str], args) -> str:
     if skipped:
         lines += [""] + [f"- {line}" for line in skipped]
     return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------- peer
+
+#: run with the peer virtualenv's Python; imports anomalib, nothing of IVADAS
+PEER_SCRIPT = Path(__file__).with_name("peer_anomalib.py")
+#: (row, IVADAS measurement, peer measurement, budget of IVADAS / peer)
+PEER_BUDGETS = (
+    ("training one class, 200 images (s)", "train_s", "train_s", 0.2),
+    ("peak training memory (MB)", "peak_train_mb", "peak_train_mb", 0.5),
+    ("single image FP32, with heatmap and regions (p50 ms)", "fp32_full_p50_ms", "p50_ms", 0.6),
+    ("single image FP32, verdict only (p50 ms)", "fp32_verdict_p50_ms", "p50_ms", 0.5),
+    ("single image INT8, verdict only (p50 ms)", "int8_verdict_p50_ms", "p50_ms", 0.3),
+    ("single image INT8, with heatmap and regions (p50 ms)", "int8_full_p50_ms", "p50_ms", None),
+)
+PEER_INSTALL = "python3 -m venv DIR && DIR/bin/pip install anomalib==2.7.0"
+
+
+def check_peer_arguments(args) -> Path:
+    """The peer virtualenv's Python, or a ValueError that says what is wrong with the arguments."""
+    import sys
+
+    if not args.peer_venv:
+        raise ValueError(f"the peer suite needs --peer-venv DIR, a virtualenv with anomalib ({PEER_INSTALL})")
+    venv = Path(args.peer_venv)
+    if not venv.is_dir():
+        raise ValueError(f"--peer-venv {venv}: no such folder; create it with {PEER_INSTALL.replace('DIR', str(venv))}")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise ValueError(f"--peer-venv {venv}: not a virtualenv (no bin/python)")
+    if venv.resolve() == Path(sys.prefix).resolve():
+        raise ValueError(f"--peer-venv {venv}: this is IVADAS's own environment; the peer runs from a separate one")
+    if not args.data or not Path(args.data).is_dir():
+        raise ValueError(f"the peer suite needs --data, an MVTec-layout dataset whose images both train on (got {args.data})")
+    return python
+
+
+def _peer_ours_train(data_root: str, name: str, workdir: str, int8: bool) -> dict:
+    """IVADAS's training of one class as the peer's: wide_resnet50_2 with random weights, layers 2+3, 256 px,
+    1 % coreset (the defaults), its bundle written; time and (through `isolated`) peak memory of training alone."""
+    import inference  # noqa: F401
+    from inference.kinds.patchcore.config import ModelConfig
+
+    from pipelines.kinds.patchcore.training import train_bundle
+    from pipelines.vision.backbones import BackboneSource
+
+    config = ModelConfig(kind="patchcore", image_size=256, coreset_ratio=0.01, layers=("layer2", "layer3"))
+    bundle = Path(workdir) / f"peer-ivadas-{'int8' if int8 else 'fp32'}.tar.gz"
+    started = time.perf_counter()
+    report = train_bundle(data_root, [name], config, BackboneSource("wide_resnet50_2", "random"), bundle,
+                          quantize=int8, quiet=True)
+    return {"train_s": time.perf_counter() - started, "bundle": str(bundle),
+            "bank": report.manifest["classes"][name]["entries"], "timings": report.timings[name]}
+
+
+def _peer_ours_latency(bundles: dict[str, str], name: str, paths: list[str], runs: int, warmup: int) -> dict:
+    """Single image, encoded bytes → verdict, and → verdict with heatmap PNG and regions, for every bundle;
+    the four ways take turns on each query so that they share whatever else the machine is doing."""
+    import numpy as np
+
+    import inference  # noqa: F401
+    from inference.model import load_model
+
+    payloads = [Path(p).read_bytes() for p in paths]
+    detectors = {precision: load_model(bundle) for precision, bundle in bundles.items()}
+    ways = {f"{precision}_{way}": (detector, outputs) for precision, detector in detectors.items()
+            for way, outputs in (("verdict", ()), ("full", None))}
+
+    def call(detector, outputs, data):
+        if outputs is None:
+            detector.predict_bytes(data, name)  # the default outputs: heatmap and regions
+        else:
+            detector.predict_bytes(data, name, outputs=outputs)
+
+    for i in range(warmup):
+        for detector, outputs in ways.values():
+            call(detector, outputs, payloads[i % len(payloads)])
+    times = {key: [] for key in ways}
+    for i in range(runs):
+        for key, (detector, outputs) in ways.items():
+            started = time.perf_counter()
+            call(detector, outputs, payloads[i % len(payloads)])
+            times[key].append((time.perf_counter() - started) * 1000)
+    result = {}
+    for key, values in times.items():
+        result[f"{key}_p50_ms"] = float(np.percentile(values, 50))
+        result[f"{key}_p95_ms"] = float(np.percentile(values, 95))
+    return result
+
+
+def _peer_run(peer_python: Path, train_dir: Path, queries: Path, workdir: Path, runs: int, warmup: int) -> dict:
+    """anomalib's PatchCore in its own virtualenv and process; its JSON result."""
+    import os
+    import subprocess
+
+    output = workdir / "peer-anomalib.json"
+    output.unlink(missing_ok=True)
+    command = [str(peer_python), str(PEER_SCRIPT), "--train-dir", str(train_dir), "--queries", str(queries),
+               "--output", str(output), "--workdir", str(workdir / "peer-anomalib"), "--image-size", "256",
+               "--coreset-ratio", "0.01", "--runs", str(runs), "--warmup", str(warmup)]
+    # the peer's own environment: nothing of IVADAS's on its path
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PYTHONNOUSERSITE"] = "1"
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+    if done.returncode != 0 or not output.exists():
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]  # a Python failure ends with its exception
+        raise ValueError(f"the peer failed (exit {done.returncode}) in {peer_python.parent.parent}: {last}")
+    return json.loads(output.read_text())
+
+
+def _peer_section(args, workdir: Path, peer_python: Path) -> str:
+    import os
+
+    from pipelines.vision.datasets import list_classes, read_class
+
+    name = args.peer_class or list_classes(args.data)[0]
+    data = _limited_dataset(Path(args.data), [name], args.speed_train_images, 0, workdir / "peer-data", seed=0)
+    train_dir = data / name / "train" / "good"
+    paths = [str(sample.path.resolve()) for sample in read_class(data, name, verify_images=False).test]
+    queries = workdir / "peer-queries.txt"
+    queries.write_text("\n".join(paths) + "\n")
+    load = [os.getloadavg()[0]]
+    print(f"peer: IVADAS training {name} (FP32, then INT8) ...", flush=True)
+    ours = isolated(_peer_ours_train, str(data), name, str(workdir), False)
+    ours_int8 = isolated(_peer_ours_train, str(data), name, str(workdir), True)
+    ours["peak_train_mb"] = ours.pop("peak_rss_mb")  # the training process's alone; latency runs in its own
+    print("peer: IVADAS latency ...", flush=True)
+    latency = isolated(_peer_ours_latency, {"fp32": ours["bundle"], "int8": ours_int8["bundle"]}, name, paths,
+                       args.speed_queries, 5)
+    ours.update({key: value for key, value in latency.items() if key != "peak_rss_mb"})
+    load.append(os.getloadavg()[0])
+    print("peer: anomalib training and latency ...", flush=True)
+    peer = _peer_run(peer_python, train_dir, queries, workdir, args.speed_queries, 5)
+    load.append(os.getloadavg()[0])
+    (workdir / "peer-results.json").write_text(json.dumps({"ivadas": ours, "anomalib": peer, "load": load}, indent=1))
+    return peer_table(ours, peer, {"class": name, "train_images": len(list(train_dir.iterdir())),
+                                   "queries": args.speed_queries, "queried_images": len(paths), "load": load,
+                                   "data": args.data, "peer_venv": args.peer_venv})
+
+
+def peer_table(ours: dict, peer: dict, run: dict) -> str:
+    """Markdown: IVADAS against anomalib's PatchCore, measured in one run, as ratios against the budgets."""
+    lines = [
+        "## Against the peer: anomalib's PatchCore",
+        "",
+        f"Command: `ivadas bench --suite peer --peer-venv {run['peer_venv']} --data {run['data']}`. The same "
+        f"{run['train_images']} `train/good` images of `{run['class']}` (drawn with seed 0) train both, one after the "
+        f"other: IVADAS (its defaults: wide_resnet50_2, layers 2+3, 256 px, 1 % coreset, 90 % of the images in the "
+        "bank and 10 % choosing the threshold, bundle written), then anomalib "
+        f"{peer.get('anomalib', '?')} `Patchcore` from its own virtualenv (torch {peer.get('torch', '?')}, "
+        f"{peer.get('torch_threads', '?')} threads; wide_resnet50_2, layers 2+3, its pre-processor at 256 px without "
+        "a crop, 1 % coreset, `Engine.fit` on every image, no validation, Lightning's checkpoint written). Both "
+        "backbones have random weights (none can be downloaded here). Latency: single image, encoded bytes → "
+        f"answer, p50 of {run['queries']} queries over the {run['queried_images']} test images after 5 warm-up; "
+        "anomalib's torch model always computes its score and anomaly map (no heatmap image, no regions), so every "
+        "IVADAS latency is set against that one number. Peak memory: the training process's peak resident memory "
+        "(`ru_maxrss`), measured before any query.",
+        "",
+        "| measure | IVADAS | anomalib | IVADAS / anomalib | budget | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, our_key, peer_key, budget in PEER_BUDGETS:
+        mine, theirs = ours.get(our_key), peer.get(peer_key)
+        if mine is None or theirs is None:
+            lines.append(f"| {label} | {_g(mine)} | {_g(theirs)} | n/a | {_budget(budget)} | not measured |")
+            continue
+        ratio = mine / theirs
+        status = "" if budget is None else ("met" if ratio <= budget else "**not met**")
+        lines.append(f"| {label} | {_g(mine)} | {_g(theirs)} | {ratio:.2f} | {_budget(budget)} | {status} |")
+    load = run.get("load") or []
+    if load:
+        lines += ["", "1-minute load average (2 cores) at the start, between IVADAS and anomalib, and at the end: "
+                  + " → ".join(f"{value:.1f}" for value in load) + "."]
+    return "\n".join(lines)
+
+
+def _g(value) -> str:
+    return "n/a" if value is None else (f"{value:.0f}" if value >= 100 else f"{value:.1f}")
+
+
+def _budget(budget) -> str:
+    return "" if budget is None else f"≤ {budget}"
 
 
 def bench_command(args) -> str:

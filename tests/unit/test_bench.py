@@ -148,3 +148,72 @@ def test_centre_crop_resizes_then_cuts_the_middle(tmp_path):
     cropped = np.asarray(Image.open(_centre_cropped(tmp_path / "data", 256, 224, tmp_path / "crop") / "part/test/crack/x.png"))
     assert cropped.shape == (224, 224)
     assert cropped[:, :100].min() == 255 and cropped[:, 124:].max() == 0
+
+
+# ------------------------------------------------------------------------------------------ peer
+
+
+def _bench_cli(argv, capsys):
+    from infra.cli import main
+
+    code = main(["bench", "--suite", "peer", *argv])
+    return code, capsys.readouterr().err
+
+
+def test_peer_suite_refuses_a_missing_or_wrong_virtualenv_with_exit_2(tmp_path, capsys):
+    data = _dataset(tmp_path / "data")
+    code, err = _bench_cli(["--data", str(data), "--output", str(tmp_path / "b.md")], capsys)
+    assert code == 2 and err.startswith("error: the peer suite needs --peer-venv DIR")
+    code, err = _bench_cli(["--peer-venv", str(tmp_path / "nowhere"), "--data", str(data)], capsys)
+    assert code == 2 and f"--peer-venv {tmp_path / 'nowhere'}: no such folder" in err and "pip install anomalib==2.7.0" in err
+    (tmp_path / "empty").mkdir()
+    code, err = _bench_cli(["--peer-venv", str(tmp_path / "empty"), "--data", str(data)], capsys)
+    assert code == 2 and "not a virtualenv" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "b.md").exists()  # nothing written
+
+
+def _fake_peer_venv(root, exit_code=0):
+    """A 'virtualenv' whose python answers as the peer script does: a JSON file at --output."""
+    python = root / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\n"
+                      "while [ $# -gt 0 ]; do [ \"$1\" = --output ] && out=$2; shift; done\n"
+                      f"[ {exit_code} -ne 0 ] && echo 'ModuleNotFoundError: No module named anomalib' >&2 && exit {exit_code}\n"
+                      "echo '{\"train_s\": 300.0, \"p50_ms\": 250.0, \"peak_train_mb\": 5000.0}' > \"$out\"\n")
+    python.chmod(0o755)
+    return python
+
+
+def test_peer_result_comes_back_from_the_peer_process(tmp_path):
+    from pipelines.bench import _peer_run
+
+    python = _fake_peer_venv(tmp_path / "venv")
+    queries = tmp_path / "queries.txt"
+    queries.write_text("a.png\n")
+    assert _peer_run(python, tmp_path, queries, tmp_path, 3, 1) == {"train_s": 300.0, "p50_ms": 250.0, "peak_train_mb": 5000.0}
+    broken = _fake_peer_venv(tmp_path / "broken", exit_code=1)
+    with pytest.raises(ValueError, match="the peer failed \\(exit 1\\).*No module named anomalib"):
+        _peer_run(broken, tmp_path, queries, tmp_path, 3, 1)
+
+
+def test_peer_table_gives_ratios_against_the_budgets():
+    from pipelines.bench import peer_table
+
+    ours = {"train_s": 50.0, "peak_train_mb": 2000.0, "fp32_full_p50_ms": 140.0, "fp32_verdict_p50_ms": 130.0,
+            "int8_verdict_p50_ms": 60.0, "int8_full_p50_ms": 80.0}
+    peer = {"train_s": 300.0, "peak_train_mb": 5000.0, "p50_ms": 250.0, "anomalib": "2.7.0"}
+    table = peer_table(ours, peer, {"class": "a", "train_images": 200, "queries": 60, "queried_images": 40,
+                                    "load": [1.0, 2.0, 3.0], "data": "d", "peer_venv": "/v"})
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table.splitlines()
+            if line.startswith("| ") and "IVADAS /" not in line}
+    assert rows["training one class, 200 images (s)"] == ["50.0", "300", "0.17", "≤ 0.2", "met"]
+    assert rows["peak training memory (MB)"] == ["2000", "5000", "0.40", "≤ 0.5", "met"]
+    assert rows["single image FP32, with heatmap and regions (p50 ms)"][2:] == ["0.56", "≤ 0.6", "met"]
+    assert rows["single image FP32, verdict only (p50 ms)"][2:] == ["0.52", "≤ 0.5", "**not met**"]
+    assert rows["single image INT8, verdict only (p50 ms)"][2:] == ["0.24", "≤ 0.3", "met"]
+    assert rows["single image INT8, with heatmap and regions (p50 ms)"][2:] == ["0.32", "", ""]
+    assert "1.0 → 2.0 → 3.0" in table and "anomalib 2.7.0" in table
+    missing = peer_table({**ours, "int8_verdict_p50_ms": None}, peer, {"class": "a", "train_images": 200, "queries": 60,
+                                                                       "queried_images": 40, "data": "d", "peer_venv": "/v"})
+    assert "| single image INT8, verdict only (p50 ms) | n/a | 250 | n/a | ≤ 0.3 | not measured |" in missing
