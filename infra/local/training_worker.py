@@ -101,8 +101,9 @@ class TrainingWorker:
 
         pipeline = ObservedPipeline(self.store_root, self.pipeline_name, echo=self.echo, on_change=on_change)
         settings = dict(record["settings"])
+        gate = {"gate": float(record["gate"])} if record.get("gate") is not None else {}
         params = RunParameters(record["data_uri"], tuple(record["classes"]), record["kind"], settings,
-                               source_revision=source_revision())
+                               source_revision=source_revision(), **gate)
         try:
             run = pipeline.run(params)
         except PipelineFailed as failed:

@@ -56,6 +56,8 @@ class TrainingRequest(BaseModel):
     classes: list[str] = Field(min_length=1, max_length=20)
     kind: str = Field(default="patchcore", min_length=1, max_length=40)
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=30)
+    gate: float | None = Field(default=None, ge=0, le=1, description="the quality gate (the kind's gate metric, e.g. "
+                                                                     "mean image AUROC); unset: the pipeline's default")
 
 
 def refreshed(record: dict) -> dict:
@@ -103,6 +105,8 @@ def start_training():
     snapshot = data.snapshot(request.classes)
     launcher = launcher_from_environment()
     record = store.new(request.classes, kind, {k: str(v) for k, v in request.settings.items()}, snapshot, launcher.backend)
+    if request.gate is not None:
+        record["gate"] = request.gate
     record = store.save(launcher.start(record))
     for name in request.classes:
         data.mark_trained(name, snapshot["snapshot"])

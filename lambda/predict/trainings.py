@@ -110,9 +110,11 @@ class SageMakerLauncher:
         record["data_uri"] = self.data_uri(record["data_key"])
         parameters = {"DataUri": record["data_uri"], "DataSnapshot": record["snapshot"], "Classes": ",".join(record["classes"]),
                       "ModelKind": record["kind"], "KindSettings": json.dumps(record["settings"], sort_keys=True)}
+        if record.get("gate") is not None:
+            parameters["AurocGate"] = str(record["gate"])
         try:
             started = self.client.start_pipeline_execution(
-                PipelineName=self.pipeline, ClientRequestToken=record["id"][-32:].ljust(32, "0"),
+                PipelineName=self.pipeline, ClientRequestToken=uuid.uuid5(uuid.NAMESPACE_URL, record["id"]).hex,
                 PipelineExecutionDisplayName=f"api-{record['id']}"[:82],
                 PipelineExecutionDescription=f"classes {', '.join(record['classes'])} from snapshot {record['snapshot']}",
                 PipelineParameters=[{"Name": k, "Value": v} for k, v in parameters.items()])
