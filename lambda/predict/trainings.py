@@ -16,7 +16,7 @@ import uuid
 from api_core import ApiError
 from class_datasets import now
 
-TRAININGS = "trainings"
+TRAININGS = "datasets/trainings"  # everything the API writes to the data bucket is under datasets/
 ACTIVE = ("Queued", "Executing", "Stopping")
 STEP_ORDER = ("Preprocess", "Train", "Evaluate", "QualityGate", "Register")
 #: What each step does, for people who never saw a pipeline.

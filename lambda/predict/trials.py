@@ -16,7 +16,7 @@ from api_core import ApiError
 from class_datasets import now
 from image_header import EXTENSIONS
 
-TRIALS = "trials"
+TRIALS = "datasets/trials"
 MAX_TRIAL_IMAGES = 20
 
 
@@ -52,7 +52,7 @@ class Trials:
         return json.loads(self.store.get(self.key(trial_id)))
 
     def all(self) -> list[dict]:
-        records = [json.loads(self.store.get(k)) for k in self.store.list(f"{TRIALS}/") if k.count("/") == 1 and k.endswith(".json")]
+        records = [json.loads(self.store.get(k)) for k in self.store.list(f"{TRIALS}/") if k.count("/") == TRIALS.count("/") + 1 and k.endswith(".json")]
         return sorted(records, key=lambda r: r["created_at"], reverse=True)
 
     def image(self, trial_id: str, index: int) -> bytes:

@@ -3,6 +3,7 @@
 // that drove the score), an image record where its score came from.
 import { $, api, showError } from "./api.js";
 import { timeText } from "./chart.js";
+import { feedbackButtons } from "./feedback.js";
 
 const modalities = new Map(); // model kind → "image" | "sensors"
 
@@ -62,7 +63,7 @@ export async function refreshHistory() {
       row.insertCell().append(tag);
       const details = row.insertCell();
       if (sensors) details.append(sensorDetails(item));
-      else details.textContent = "image";
+      else details.append("image ", feedbackButtons({ request_id: item.request_id, timestamp: item.timestamp }));
     }
     if (!inspections.length) {
       const cell = rows.insertRow().insertCell();

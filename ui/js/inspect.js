@@ -1,5 +1,6 @@
 // The inspection page: choose class and model, drop images, read the verdict, heatmap and regions.
 import { $, api, clearError, showError as show } from "./api.js";
+import { feedbackButtons } from "./feedback.js";
 import { addHistoryClasses, refreshHistory } from "./history.js";
 import { renderModelCards } from "./models.js";
 
@@ -127,6 +128,22 @@ function showResult(index) {
   if (heatmap) $("heatmap").src = "data:image/png;base64," + heatmap; else $("heatmap").removeAttribute("src");
   $("photo").onload = () => renderJudgement();
   renderJudgement();
+  showFeedback(entry);
+}
+
+// Right or wrong: the verified image joins the class's dataset for the next training.
+function showFeedback(entry) {
+  let bar = $("verdict-feedback");
+  if (!bar) {
+    bar = document.createElement("div");
+    bar.id = "verdict-feedback";
+    bar.className = "feedback-bar";
+    $("result").append(bar);
+  }
+  bar.innerHTML = "";
+  if (!entry.result || !entry.result.request_id) return;
+  bar.append("Was this verdict right? ",
+    feedbackButtons({ request_id: entry.result.request_id }, () => entry.dataUrl.split(",")[1]));
 }
 
 function renderThumbnails() {

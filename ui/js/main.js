@@ -4,11 +4,13 @@
 import { $, api, setApiBase, showError } from "./api.js";
 import { initHistory, refreshHistory, setKindModalities } from "./history.js";
 import { initInspect, loadModels } from "./inspect.js";
+import { hideLifecycle, initLifecycle, setTrainingKinds, showLifecycle } from "./lifecycle.js";
 import { hideSensors, initSensors, setSensorModels, showSensors } from "./sensors.js";
 
 const PAGES = {
   inspect: { init: initInspect },
   sensors: { init: initSensors, show: showSensors, hide: hideSensors },
+  train: { init: initLifecycle, show: showLifecycle, hide: hideLifecycle },
 };
 let current = null;
 let loaded = false; // pages are told they are shown once the model listing is in
@@ -43,6 +45,7 @@ async function start() {
     setKindModalities(listing.models);
     loadModels(listing);
     setSensorModels(listing);
+    setTrainingKinds(listing);
   } catch (error) {
     showError(error);
     showError(error, "sensors-error");
