@@ -46,6 +46,9 @@ class PipelineSettings:
     approval_status: str = "PendingManualApproval"
     processing_instance_type: str = "ml.m5.xlarge"
     training_instance_type: str = "ml.m5.2xlarge"
+    #: Where the Train and Evaluate steps record their MLflow run: the managed tracking server's ARN
+    #: (the `sagemaker-mlflow` plugin in the training image signs the requests); empty: no tracking.
+    mlflow_tracking_uri: str = ""
     tags: dict = field(default_factory=dict)
 
 
@@ -134,8 +137,15 @@ def _processor(sdk, session, settings: PipelineSettings, p, step: str):
         entrypoint=["python", "-m", f"pipelines.steps.{step}"],
         sagemaker_session=session,
         # Environment is part of a processing step's cache key; the snapshot makes it the data's too.
-        env={"IVADAS_STEP": step, "IVADAS_DATA_SNAPSHOT": p.data_snapshot},
+        env={"IVADAS_STEP": step, "IVADAS_DATA_SNAPSHOT": p.data_snapshot, **tracking_environment(settings)},
     )
+
+
+def tracking_environment(settings: PipelineSettings) -> dict:
+    """MLflow's tracking URI and the experiments' prefix for the steps that track (none without a server)."""
+    if not settings.mlflow_tracking_uri:
+        return {}
+    return {"MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "IVADAS_EXPERIMENT_PREFIX": settings.name}
 
 
 def _output_uri(sdk, settings: PipelineSettings, step: str):
@@ -177,6 +187,7 @@ def build_pipeline(settings: PipelineSettings = PipelineSettings()):
         stopping_condition=sdk.StoppingCondition(max_runtime_in_seconds=4 * 3600),
         output_data_config=sdk.OutputDataConfig(s3_output_path=_output_uri(sdk, settings, "train")),
         base_job_name=f"{settings.name}-train",
+        environment=tracking_environment(settings) or None,
         hyperparameters={
             "model": p.model_kind,
             "classes": p.classes,
@@ -235,7 +246,7 @@ def _quality_gate(sdk, session, settings, p, evaluate, evaluation_file, model_ur
 
     metric, measured = value(QUALITY_GATE_KEY, "metric"), value(QUALITY_GATE_KEY, "value")
     register = sdk.ModelStep(name="Register", step_args=_register_args(
-        sdk, session, settings, p, model_uri, evaluation_uri, group_suffix=value(REGISTRATION_KEY, "group_suffix")))
+        sdk, session, settings, p, model_uri, evaluation_uri, group_suffix=value(REGISTRATION_KEY, "group_suffix"), value=value))
     below = sdk.FailStep(
         name="QualityGateFailed",
         error_message=sdk.Join(on=" ", values=["mean", metric, measured, "is below the gate", p.gate]),
@@ -269,7 +280,7 @@ def _processing_output(sdk, name, source, destination):
     )
 
 
-def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evaluation_uri, group_suffix):
+def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evaluation_uri, group_suffix, value):
     """CreateModelPackage request for the model package group of this model kind (its SageMaker-safe name
     comes from the evaluation, which read the kind from the trained bundle)."""
     session.init_model_step_arguments(SimpleNamespace(sagemaker_session=session))
@@ -292,6 +303,8 @@ def _register_args(sdk, session, settings: PipelineSettings, p, model_uri, evalu
             "kind_settings": p.kind_settings,
             "source_revision": p.source_revision,
             "data_snapshot": p.data_snapshot,
+            # the MLflow run of this training (`untracked` without a tracking server)
+            "mlflow_run_id": value("tracking", "run_id"),
         },
         # one definition trains image and sensor kinds alike
         domain="MACHINE_LEARNING",

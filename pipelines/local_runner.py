@@ -22,8 +22,10 @@ from pathlib import Path
 import inference
 from inference.errors import DatasetError
 from inference.kinds import kind_info
+from pipelines import tracking
 from pipelines.definition import DEFAULT_GATE, EVALUATION_FILE, model_package_group
 from pipelines.modalities import of_kind
+from pipelines.monitoring.reference import MONITORING_REFERENCE_KEY, REFERENCE_FILE
 from pipelines.registry import PENDING, LocalRegistry, ModelVersion
 
 PACKAGES = ("inference", "pipelines")
@@ -106,6 +108,9 @@ class LocalPipeline:
         self.name = name
         self.echo = echo
         self.registry = LocalRegistry(self.store)
+        # MLflow: the embedded store under the artifact store unless MLFLOW_TRACKING_URI says otherwise
+        # (set but empty: no tracking)
+        self.tracking_uri = os.environ.get(tracking.TRACKING_URI_ENV, tracking.local_tracking_uri(self.store))
 
     @property
     def root(self) -> Path:
@@ -155,7 +160,9 @@ class LocalPipeline:
         env = {
             "SM_CHANNEL_DATA": str(params.data_uri), "SM_CHANNEL_MANIFEST": str(manifest_dir),
             "SM_MODEL_DIR": str(out / "model"), "SM_OUTPUT_DATA_DIR": str(out / "output" / "data"),
-            "SM_OUTPUT_DIR": str(out / "output"), "SM_HPS": json.dumps({**hp, "execution_id": execution}),
+            "SM_OUTPUT_DIR": str(out / "output"),
+            "SM_HPS": json.dumps({**hp, "execution_id": execution, "data_snapshot": fingerprint}),
+            **self._tracking_env(),
         }
         command = [sys.executable, "-m", "pipelines.steps.train"]
         self._step(record, run_dir, "Train", key, out, command, env, after=lambda: self._pack(out))
@@ -176,8 +183,9 @@ class LocalPipeline:
         out = self._cache_dir("evaluate", key)
         command = [sys.executable, "-m", "pipelines.steps.evaluate", "--model", str(model), "--input",
                    str(params.data_uri), "--output", str(out / "evaluation"), "--classes", args["classes"]]
-        self._step(record, run_dir, "Evaluate", key, out, command, {})
+        self._step(record, run_dir, "Evaluate", key, out, command, self._tracking_env())
         evaluation = json.loads((out / "evaluation" / EVALUATION_FILE).read_text())
+        record["tracking"] = evaluation.get(tracking.TRACKING_KEY, {"run_id": tracking.UNTRACKED})
         record["metrics"] = {"split": evaluation.get("split", {}).get("name"), "mean": evaluation["mean"], "classes": {
             name: {k: v for k, v in m.items() if k != "problems"} for name, m in evaluation["classes"].items()}}
         record["evaluation_uri"] = str(out / "evaluation" / EVALUATION_FILE)
@@ -197,17 +205,22 @@ class LocalPipeline:
             record["steps"].append({"name": "QualityGateFailed", "status": "Failed", "failure_reason": reason})
             self.echo(f"✗ QualityGateFailed: {reason}")
             raise _StepError(reason)
-        version = self.register(params, model, evaluation, execution)
+        reference = Path(record["evaluation_uri"]).parent / REFERENCE_FILE
+        version = self.register(params, model, evaluation, execution, reference if reference.is_file() else None)
         record["steps"].append({"name": "Register", "status": "Succeeded", "seconds": round(time.perf_counter() - started, 3),
                                 "model_version": version.id})
         record.update(status="Succeeded", registered_version=version.id)
         self.echo(f"✓ Register: {version.id} ({version.status})")
 
-    def register(self, params: RunParameters, model: Path, evaluation: dict, execution: str) -> ModelVersion:
+    def register(self, params: RunParameters, model: Path, evaluation: dict, execution: str,
+                 reference: Path | None = None) -> ModelVersion:
         metadata = {"data_uri": str(params.data_uri), "classes": ",".join(params.classes), "model_kind": params.model_kind,
                     "modality": kind_info(params.model_kind).modality,
                     **{key: str(value) for key, value in params.settings.items()},
-                    "source_revision": params.source_revision, "execution_id": execution}
+                    "source_revision": params.source_revision, "execution_id": execution,
+                    tracking.RUN_ID_KEY: evaluation.get(tracking.TRACKING_KEY, {}).get("run_id", tracking.UNTRACKED)}
+        if reference is not None:  # what drift monitoring compares this version's traffic with
+            metadata[MONITORING_REFERENCE_KEY] = str(reference.resolve())
         per_class = {name: {k: v for k, v in m.items() if isinstance(v, (int, float)) or v is None}
                      for name, m in evaluation["classes"].items()}
         metrics = {"mean": evaluation["mean"], "classes": per_class,
@@ -216,6 +229,9 @@ class LocalPipeline:
                                       metadata, params.approval_status)
 
     # ------------------------------------------------------------------------------ helpers
+
+    def _tracking_env(self) -> dict:
+        return {tracking.TRACKING_URI_ENV: self.tracking_uri, tracking.EXPERIMENT_PREFIX_ENV: self.name}
 
     def _cache_dir(self, step: str, key: str) -> Path:
         return self.root / "cache" / step / key

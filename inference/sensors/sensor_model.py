@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from inference.input_statistics import window_statistics
 from inference.errors import BadRequest
 from inference.model import ServedModel, WrongModality, check_threshold, parse_threshold
 from inference.sensors.events import find_spans
@@ -80,6 +81,8 @@ class SensorModel(ServedModel):
             "rows": window.rows,
             "scored_rows": int(np.isfinite(scored.raw).sum()),
             "peak_at": window.row_label(peak),
+            # for drift monitoring: kept in the inspection log, not returned by the API
+            "input_statistics": {"sensors": window_statistics(window.values, list(scorer.spec.sensors))},
         }
         if "contributions" in outputs:
             result["contributions"] = self.contributions(scored, window, peak)

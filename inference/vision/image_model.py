@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from inference.input_statistics import image_statistics
 from inference.calibration import Calibration
 from inference.errors import BadRequest
 from inference.model import ServedModel, WrongModality, check_threshold, parse_threshold
@@ -109,6 +110,8 @@ class ImageModel(ServedModel):
             "threshold": threshold,
             "raw_threshold": round(calibration.threshold, 6),
             "is_anomaly": bool(anomaly_score >= threshold),
+            # for drift monitoring: kept in the inspection log, not returned by the API
+            "input_statistics": image_statistics(image),
         }
         normalised_map = calibration.normalise(raw.raw_map) if raw.raw_map is not None else None
         if "heatmap" in outputs:

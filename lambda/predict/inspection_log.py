@@ -20,7 +20,7 @@ from pathlib import Path
 FIELDS = ("request_id", "timestamp", "class_name", "model_kind", "model_version", "anomaly_score", "raw_score",
           "threshold", "is_anomaly", "image_key", "detail")
 #: What a sensor verdict adds to its record (the full per-row scores stay out: they are in the answer).
-DETAIL_KEYS = ("rows", "scored_rows", "peak_at", "events")
+DETAIL_KEYS = ("rows", "scored_rows", "peak_at", "events", "input_statistics")
 TOP_CONTRIBUTIONS = 3
 RETENTION_DAYS = 90
 

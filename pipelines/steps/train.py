@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
+from pipelines import tracking
 from pipelines.kinds import TrainingJob, train
 from pipelines.steps.conventions import StepFailed, channel, hyperparameters, model_dir, output_data_dir, run_step
 from pipelines.steps.preprocess import MANIFEST_FILE
@@ -47,11 +48,41 @@ def main(argv=None) -> None:
     manifest_path = channel("manifest") / MANIFEST_FILE
     split_manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"classes": {}}
     job = training_job(hyperparameters(), split_manifest)
-    report = train(job)
+    run = start_tracking(job)
+    try:
+        report = train(job)
+    except BaseException:
+        run.finish("FAILED")
+        raise
+    track_training(run, report)
     output = output_data_dir()
     output.mkdir(parents=True, exist_ok=True)
     (output / "training_report.json").write_text(json.dumps({"timings": report.timings, "problems": report.problems}, indent=2))
     print(f"train: {job.kind} bundle for {job.classes} written to {model_dir()}")
+
+
+def start_tracking(job: TrainingJob) -> tracking.TrackedRun:
+    """The training's MLflow run (inactive without a tracking URI); its id goes into the bundle's lineage."""
+    name = "-".join(p for p in (job.kind, job.lineage.get("execution_id", "")) if p)
+    run = tracking.start_run(job.kind, name, tracking.lineage_tags({**job.lineage, "classes": job.classes}, job.kind))
+    run.log_params({**job.hyperparameters, "model_kind": job.kind, "classes": ",".join(job.classes),
+                    **{k: v for k, v in job.lineage.items() if k in LINEAGE_KEYS}})
+    if run.run_id:
+        job.lineage[tracking.RUN_ID_KEY] = run.run_id
+    return run
+
+
+def track_training(run: tracking.TrackedRun, report) -> None:
+    """Training timings (seconds and sizes per class) and how many files each class could not read."""
+    values = {}
+    for name, entry in (report.timings or {}).items():
+        if isinstance(entry, dict):
+            values.update({f"{name}.train.{key}": value for key, value in entry.items()})
+        else:
+            values[f"train.{name}"] = entry
+    values.update({f"{name}.train.problems": len(found or ()) for name, found in (report.problems or {}).items()})
+    run.log_metrics(values)
+    run.finish()
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def test_condition_and_registration(definition):
     assert statistics["ContentType"] == "application/json"
     assert "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri" in json.dumps(statistics["S3Uri"])
     assert set(register["CustomerMetadataProperties"]) == {"data_uri", "data_snapshot", "classes", "model_kind", "kind_settings",
-                                                           "source_revision"}
+                                                           "source_revision", "mlflow_run_id"}
     fail = steps["QualityGateFailed"]["Arguments"]["ErrorMessage"]
     assert "is below the gate" in json.dumps(fail) and "Parameters.AurocGate" in json.dumps(fail)
 

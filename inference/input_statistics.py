@@ -1,0 +1,51 @@
+"""What an input looked like, in a few numbers: recorded with every verdict and at training, so that
+monitoring can tell when the line's lighting, focus, camera or a sensor drifts.
+
+Images: brightness, contrast, sharpness, size and colour. They are computed on a copy whose longer
+side is at most `STATISTICS_SIDE` pixels, so a verdict pays well under a millisecond for them and
+sharpness is comparable between cameras of different resolution. Sensor windows: each sensor's mean,
+spread and range over the window's finite readings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+STATISTICS_SIDE = 256
+IMAGE_STATISTICS = ("brightness", "contrast", "sharpness", "width", "height", "red", "green", "blue", "saturation")
+
+
+def image_statistics(image: Image.Image) -> dict[str, float]:
+    """Brightness and contrast (mean and standard deviation of luminance, 0-255), sharpness (variance
+    of the Laplacian of luminance: falls when the image blurs), size in pixels, mean of each colour
+    channel and mean saturation (0-255; 0 for a grey image)."""
+    width, height = image.size
+    small = image.convert("RGB")
+    if max(width, height) > STATISTICS_SIDE:
+        small.thumbnail((STATISTICS_SIDE, STATISTICS_SIDE), Image.Resampling.BILINEAR)
+    rgb = np.asarray(small, dtype=np.float32)
+    luminance = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    laplacian = (-4 * luminance[1:-1, 1:-1] + luminance[:-2, 1:-1] + luminance[2:, 1:-1]
+                 + luminance[1:-1, :-2] + luminance[1:-1, 2:])
+    saturation = rgb.max(axis=2) - rgb.min(axis=2)
+    means = rgb.reshape(-1, 3).mean(axis=0)
+    values = {
+        "brightness": luminance.mean(), "contrast": luminance.std(),
+        "sharpness": laplacian.var() if laplacian.size else 0.0,
+        "width": width, "height": height, "red": means[0], "green": means[1], "blue": means[2],
+        "saturation": saturation.mean(),
+    }
+    return {key: round(float(value), 4) for key, value in values.items()}
+
+
+def window_statistics(values: np.ndarray, sensors: list[str]) -> dict[str, dict[str, float]]:
+    """Per sensor: mean, standard deviation, minimum and maximum of the window's finite readings."""
+    found = {}
+    for column, name in enumerate(sensors):
+        readings = values[:, column]
+        readings = readings[np.isfinite(readings)]
+        if readings.size:
+            found[name] = {"mean": round(float(readings.mean()), 6), "std": round(float(readings.std()), 6),
+                           "min": round(float(readings.min()), 6), "max": round(float(readings.max()), 6)}
+    return found

@@ -1,0 +1,68 @@
+"""The monitoring job: read a period of verdicts, compare with training, write the report, and on
+AWS publish CloudWatch metrics. `ivadas monitor` runs it locally; on AWS a SageMaker Processing job
+started by an EventBridge schedule runs `python -m pipelines.monitoring.job` in the training image
+(settings from the environment: `INSPECTION_TABLE`, `MONITOR_LOOKBACK_HOURS`, `MONITOR_THRESHOLDS`,
+output to /opt/ml/processing/output, uploaded by SageMaker to `monitoring/`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from pipelines.monitoring import records as verdicts
+from pipelines.monitoring.monitor import monitor
+from pipelines.monitoring.report import write_report
+from pipelines.monitoring.thresholds import ThresholdConfig
+
+DEFAULT_LOOKBACK_HOURS = 24
+
+
+@dataclass
+class MonitorRun:
+    summary: dict
+    report: Path
+
+
+def run(records: list[dict], references, since: datetime, until: datetime, output: Path,
+        thresholds: ThresholdConfig | None = None) -> MonitorRun:
+    summary = monitor(records, references, since, until, thresholds)
+    return MonitorRun(summary, write_report(summary, records, references, output))
+
+
+def run_local(store: Path, output: Path, since: datetime, until: datetime, thresholds_file=None,
+              database: Path | None = None) -> MonitorRun:
+    """Over the local stack's inspection log and registry."""
+    from pipelines.monitoring.references import LocalReferences
+
+    database = database or store / "inspections" / "inspections.sqlite"
+    thresholds = ThresholdConfig.load(thresholds_file or store / "monitoring.json")
+    records = verdicts.attach_feedback(verdicts.read_sqlite(database, since, until), verdicts.folder_feedback(store))
+    return run(records, LocalReferences(store), since, until, output, thresholds)
+
+
+def main() -> int:
+    """SageMaker Processing entry point."""
+    from pipelines.monitoring.cloudwatch import publish
+    from pipelines.monitoring.references import SageMakerReferences
+
+    until = datetime.now(timezone.utc)
+    since = until - timedelta(hours=float(os.environ.get("MONITOR_LOOKBACK_HOURS", DEFAULT_LOOKBACK_HOURS)))
+    thresholds = ThresholdConfig.from_dict(json.loads(os.environ.get("MONITOR_THRESHOLDS") or "{}"))
+    output = Path(os.environ.get("MONITOR_OUTPUT", "/opt/ml/processing/output"))
+    records = verdicts.read_dynamodb(os.environ["INSPECTION_TABLE"], since, until)
+    if os.environ.get("DATA_BUCKET"):  # people's confirmations and corrections (POST /feedback)
+        records = verdicts.attach_feedback(records, verdicts.s3_feedback(os.environ["DATA_BUCKET"]))
+    result = run(records, SageMakerReferences(), since, until, output, thresholds)
+    published = publish(result.summary)
+    print(f"monitor: {len(records)} verdicts, {len(result.summary['alarms'])} alarm(s), {published} metric values")
+    for alarm in result.summary["alarms"]:
+        print(f"alarm: {alarm['message']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Alarm limits for drift, in one place, with the reasoning; configurable per class or asset.
+
+Defaults and why:
+
+- `score_psi` 0.25 and `input_psi` 0.25: the credit-scoring rule of thumb that PSI below 0.1 is no
+  real change, 0.1-0.25 a moderate one and above 0.25 a major one. A line whose lighting dims by a
+  fifth moves brightness's PSI well past 1; day-to-day variation of a stable line stays near 0.1.
+- `p_value` 0.01: the KS test's significance. PSI is inflated on small samples (identical
+  distributions give about 9 * (1/n + 1/m) on ten bins, 0.3 for thirty verdicts against a hundred
+  reference images, before the bins shrink with the sample), so a drift alarm needs the KS test to reject "same distribution" as well. For
+  input drift the level is divided by the number of statistics tested (Bonferroni), so nine image
+  statistics do not give nine chances of a false alarm.
+- `sensor_shift_sigma` 1.0: a sensor whose readings over the period sit a full training standard
+  deviation from their training mean has moved (an offset, a recalibration, a different operating
+  point); ordinary windows of a stable machine average out within a few tenths.
+- `min_samples` 30: fewer verdicts than this in a period (or held-out normal samples in the
+  training reference, for score drift) are reported but never alarm; below it neither PSI nor the
+  KS test can tell drift from chance.
+- `anomaly_rate` 0.2: more than a fifth of the period's verdicts anomalous is reported as an alarm
+  of its own; a line rarely produces that many real defects, a drifted model or input does.
+
+Overrides: a JSON file `{"default": {...}, "classes": {"tiles": {"input_psi": 0.4}}}`
+(`ivadas monitor --thresholds FILE`, or `monitoring.json` in the store). Unknown names are errors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    score_psi: float = 0.25
+    input_psi: float = 0.25
+    p_value: float = 0.01
+    sensor_shift_sigma: float = 1.0
+    min_samples: int = 30
+    anomaly_rate: float = 0.2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ThresholdError(ValueError):
+    pass
+
+
+def _checked(values: dict, where: str) -> dict:
+    if not isinstance(values, dict):
+        raise ThresholdError(f"{where} must be an object of threshold names and numbers")
+    known = {f.name: f.type for f in fields(Thresholds)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ThresholdError(f"{where}: unknown threshold(s) {unknown}; known: {sorted(known)}")
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ThresholdError(f"{where}: {name} must be a non-negative number, got {value!r}")
+    return {k: int(v) if k == "min_samples" else float(v) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    default: Thresholds = Thresholds()
+    classes: dict = None
+
+    def for_class(self, name: str) -> Thresholds:
+        return replace(self.default, **(self.classes or {}).get(name, {}))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ThresholdConfig":
+        if not isinstance(data, dict):
+            raise ThresholdError("thresholds must be a JSON object with 'default' and/or 'classes'")
+        unknown = sorted(set(data) - {"default", "classes"})
+        if unknown:
+            raise ThresholdError(f"unknown key(s) {unknown} in thresholds; use 'default' and 'classes'")
+        default = Thresholds(**_checked(data.get("default", {}), "default"))
+        classes = data.get("classes", {})
+        if not isinstance(classes, dict):
+            raise ThresholdError("'classes' must map class or asset names to thresholds")
+        return cls(default, {name: _checked(values, f"classes.{name}") for name, values in classes.items()})
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "ThresholdConfig":
+        if path is None or not Path(path).is_file():
+            if path is not None and not str(path).endswith("monitoring.json"):
+                raise ThresholdError(f"no thresholds file {path}")
+            return cls()
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ThresholdError(f"{path} is not JSON: {exc}") from None
+        return cls.from_dict(data)
