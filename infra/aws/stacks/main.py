@@ -5,6 +5,7 @@ from constructs import Construct
 
 from ..constructs.api import Api
 from ..constructs.images import Images
+from ..constructs.lifecycle import Lifecycle
 from ..constructs.monitoring import Monitoring
 from ..constructs.sensor_feed import SensorFeed
 from ..constructs.serving import Serving
@@ -28,6 +29,8 @@ class IvadasStack(Stack):
         self.sensor_feed = SensorFeed(self, "SensorFeed", config=config, storage=self.storage, serving=self.serving,
                                       api=self.api, powertools_version=powertools)
         self.web = Web(self, "Web", config=config, storage=self.storage, api=self.api, web_acl_arn=web_acl_arn)
+        # datasets, trainings, approval, trials and feedback from the browser
+        self.lifecycle = Lifecycle(self, "Lifecycle", config=config, storage=self.storage, api=self.api, web=self.web)
         self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api,
                                      sensor_feed=self.sensor_feed)
         CfnOutput(self, "Url", value=f"https://{self.web.distribution.distribution_domain_name}", description="UI and API")
