@@ -155,12 +155,26 @@ class DynamoInspectionLog:
                 break
         return found[:limit]
 
-    def get(self, request_id: str, timestamp: str | None = None) -> dict | None:
-        """One inspection by request id and timestamp (its key; the history lists both)."""
-        if not timestamp:
-            return None
-        item = self.table.get_item(Key={"day": timestamp[:10], "sk": f"{timestamp}#{request_id}"}).get("Item")
-        return self._plain(item) if item else None
+    def get(self, request_id: str, timestamp: str | None = None, days: int = 7) -> dict | None:
+        """One inspection by request id: by its key with the timestamp the history lists, else looked
+        for among the last `days` days (a verdict just given, marked from the inspect page)."""
+        if timestamp:
+            item = self.table.get_item(Key={"day": timestamp[:10], "sk": f"{timestamp}#{request_id}"}).get("Item")
+            return self._plain(item) if item else None
+        from boto3.dynamodb.conditions import Attr, Key
+
+        today = datetime.now(timezone.utc).date()
+        for offset in range(days):
+            kwargs = {"KeyConditionExpression": Key("day").eq((today - timedelta(days=offset)).isoformat()),
+                      "FilterExpression": Attr("request_id").eq(request_id)}
+            while True:
+                page = self.table.query(**kwargs)
+                if page["Items"]:
+                    return self._plain(page["Items"][0])
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return None
 
     @staticmethod
     def _plain(item: dict) -> dict:

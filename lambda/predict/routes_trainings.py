@@ -182,8 +182,17 @@ class ApprovalRequest(BaseModel):
     by: str = Field(default="api", min_length=1, max_length=80)
 
 
+def decider(request: ApprovalRequest) -> str:
+    """Who decides: the signed-in person; on the open local stack, the name the request gives."""
+    from access import caller_name
+
+    name = caller_name(router.current_event.raw_event)
+    return request.by if name == "local" else name
+
+
 def decide(group: str, number: int, request: ApprovalRequest) -> dict:
     status = model_versions.APPROVED if request.decision == "approve" else model_versions.REJECTED
+    request.by = decider(request)
     version = model_versions.from_environment().set_status(group, number, status, request.reason.strip(), request.by)
     logger.info("model version decided", extra={"version": version["id"], "status": status})
     return version

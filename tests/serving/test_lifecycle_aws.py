@@ -1,0 +1,234 @@
+"""The life-cycle routes against AWS: datasets in S3 (moto) with presigned POST forms, trainings
+through SageMaker Pipelines and approval through the Model Registry (botocore Stubber, with the
+requests and answers SageMaker documents)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from tests.serving.conftest import png_bytes
+from tests.serving.test_datasets_api import Context, api_event, make_zip
+
+BUCKET = "ivadas-data"
+PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/ivadas-training"
+EXECUTION_ARN = PIPELINE_ARN + "/execution/abc123"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    import routes_datasets
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                       "DATASET_STORE": f"s3://{BUCKET}", "MODEL_REGISTRY": "sagemaker", "ACCESS_CONTROL": "open",
+                       "PIPELINE_NAME": "ivadas-training"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("LOCAL_UPLOAD_SECRET", raising=False)
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        monkeypatch.setattr(routes_datasets, "_datasets", None)
+        yield boto3.client("s3")
+
+
+def call(method, path, body=None, query=None):
+    import predict_app
+
+    response = predict_app.handler(api_event(method, path, body, query), Context())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def keys(s3, prefix="") -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+
+
+def send_form(s3, target: dict, data: bytes) -> None:
+    """What S3 does with the browser's form: the object lands under the form's key (its conditions
+    are checked by S3 itself; here the policy is read back and checked below)."""
+    s3.put_object(Bucket=BUCKET, Key=target["fields"]["key"], Body=data, ServerSideEncryption="aws:kms")
+
+
+def test_a_zip_goes_to_s3_through_a_presigned_post_and_into_the_class(aws):
+    data = make_zip({f"tiles/train/good/{i}.png": png_bytes((16, 16), (i, i, i)) for i in range(3)})
+    status, started = call("POST", "/datasets/uploads", {"type": "zip", "filename": "t.zip", "size": len(data)})
+    assert status == 201, started
+    target = started["targets"]["file"]
+    assert target["url"].startswith(f"https://{BUCKET}.s3") and target["fields"]["key"] == f"datasets/uploads/{started['upload_id']}/file"
+    policy = json.loads(base64.b64decode(target["fields"]["policy"]))
+    conditions = policy["conditions"]
+    assert ["content-length-range", 1, 200 * 1024 * 1024] in conditions
+    assert {"x-amz-server-side-encryption": "aws:kms"} in conditions and {"bucket": BUCKET} in conditions
+    assert {"key": target["fields"]["key"]} in conditions and "x-amz-signature" in target["fields"]
+    send_form(aws, target, data)
+    status, done = call("POST", f"/datasets/uploads/{started['upload_id']}/complete")
+    assert status == 201 and done["classes"]["tiles"]["train_good"] == 3
+    assert keys(aws, "datasets/uploads/") == [] and len(keys(aws, "datasets/classes/tiles/train/good/")) == 3
+    bomb = make_zip({"../x.png": png_bytes()})
+    status, started = call("POST", "/datasets/uploads", {"type": "zip", "filename": "b.zip", "size": len(bomb)})
+    send_form(aws, started["targets"]["file"], bomb)
+    assert call("POST", f"/datasets/uploads/{started['upload_id']}/complete")[0] == 400
+    assert keys(aws, "datasets/uploads/") == [] and len(keys(aws, "datasets/classes/")) == 3
+
+
+def seed_class(s3, good=12):
+    import routes_datasets
+    from class_datasets import new_image
+
+    images = [new_image(png_bytes((16, 16), (i, 2 * i, 40)), f"{i}.png", "good") for i in range(good)]
+    images += [new_image(png_bytes((16, 16), (200, i, 40)), f"t{i}.png", "good", split="test") for i in range(2)]
+    images += [new_image(png_bytes((16, 16), (250, 250, i)), f"a{i}.png", "anomalous", "hole") for i in range(2)]
+    routes_datasets.dataset_store().add("tiles", images)
+
+
+def test_a_training_starts_the_pipeline_on_the_snapshot_and_reports_its_steps(aws, monkeypatch):
+    import routes_trainings
+    import trainings
+
+    seed_class(aws)
+    sagemaker = boto3.client("sagemaker")
+    stub = Stubber(sagemaker)
+    monkeypatch.setattr(routes_trainings, "launcher_from_environment",
+                        lambda: trainings.SageMakerLauncher("ivadas-training", f"s3://{BUCKET}", client=sagemaker))
+    expected = {"PipelineName": "ivadas-training", "ClientRequestToken": ANY, "PipelineExecutionDisplayName": ANY,
+                "PipelineExecutionDescription": ANY, "PipelineParameters": ANY}
+    stub.add_response("start_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN}, expected)
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
+    stub.add_response("describe_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN, "PipelineExecutionStatus": "Executing"},
+                      {"PipelineExecutionArn": EXECUTION_ARN})
+    stub.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "Preprocess", "StepStatus": "Succeeded", "StartTime": now, "EndTime": now + dt.timedelta(seconds=90)},
+        {"StepName": "Train", "StepStatus": "Executing", "StartTime": now}]}, {"PipelineExecutionArn": EXECUTION_ARN, "SortOrder": "Ascending"})
+    stub.add_response("describe_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN, "PipelineExecutionStatus": "Failed",
+                                                      "FailureReason": "Step failure: One or multiple steps failed."},
+                      {"PipelineExecutionArn": EXECUTION_ARN})
+    stub.add_response("list_pipeline_execution_steps", {"PipelineExecutionSteps": [
+        {"StepName": "Preprocess", "StepStatus": "Succeeded", "StartTime": now, "EndTime": now + dt.timedelta(seconds=90)},
+        {"StepName": "Train", "StepStatus": "Failed", "StartTime": now,
+         "FailureReason": "ClientError: AlgorithmError: class 'tiles' has no readable images in train/good"}]},
+        {"PipelineExecutionArn": EXECUTION_ARN, "SortOrder": "Ascending"})
+    with stub:
+        status, started = call("POST", "/trainings", {"classes": ["tiles"], "kind": "patchcore", "settings": {"image_size": 64},
+                                                      "gate": 0.8})
+        assert status == 201, started
+        assert started["execution_arn"] == EXECUTION_ARN and started["status"] == "Executing"
+        assert started["data_uri"] == f"s3://{BUCKET}/datasets/snapshots/{started['snapshot']}"
+        assert f"datasets/snapshots/{started['snapshot']}/manifest.json" in keys(aws, "datasets/snapshots/")
+        # a second training of the class while SageMaker still runs the first is refused
+        status, refused = call("POST", "/trainings", {"classes": ["tiles"]})
+        assert (status, refused["error"]["code"]) == (409, "training_running")
+        status, failed = call("GET", f"/trainings/{started['id']}")
+        assert failed["status"] == "Failed" and "no readable images" in failed["failure_reason"]
+        train = next(s for s in failed["steps"] if s["name"] == "Train")
+        assert train["status"] == "Failed" and train["what"]
+        status, body = call("POST", f"/trainings/{started['id']}/approval", {"decision": "approve", "reason": "looks fine"})
+        assert (status, body["error"]["code"]) == (409, "training_failed")
+    stub.assert_no_pending_responses()
+
+
+def test_the_pipeline_is_started_with_the_snapshot_as_its_parameters(aws):
+    import trainings
+
+    sagemaker = boto3.client("sagemaker")
+    record = {"id": "20261201T120000-abcdef12", "classes": ["tiles", "wood"], "kind": "softpatch", "settings": {"backbone": "resnet18"},
+              "snapshot": "0123456789abcdef0123", "data_key": "datasets/snapshots/0123456789abcdef0123", "gate": 0.85}
+    parameters = [{"Name": "DataUri", "Value": f"s3://{BUCKET}/datasets/snapshots/0123456789abcdef0123"},
+                  {"Name": "DataSnapshot", "Value": "0123456789abcdef0123"}, {"Name": "Classes", "Value": "tiles,wood"},
+                  {"Name": "ModelKind", "Value": "softpatch"}, {"Name": "KindSettings", "Value": '{"backbone": "resnet18"}'},
+                  {"Name": "AurocGate", "Value": "0.85"}]
+    with Stubber(sagemaker) as stub:
+        stub.add_response("start_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN},
+                          {"PipelineName": "ivadas-training", "ClientRequestToken": uuid.uuid5(uuid.NAMESPACE_URL, record["id"]).hex,
+                           "PipelineExecutionDisplayName": "api-20261201T120000-abcdef12",
+                           "PipelineExecutionDescription": ANY, "PipelineParameters": parameters})
+        started = trainings.SageMakerLauncher("ivadas-training", f"s3://{BUCKET}", client=sagemaker).start(dict(record))
+        assert started["execution_arn"] == EXECUTION_ARN
+        stub.add_client_error("start_pipeline_execution", "ResourceLimitExceeded", "Too many executions", 400)
+        from api_core import ApiError
+
+        with pytest.raises(ApiError) as refused:
+            trainings.SageMakerLauncher("ivadas-training", f"s3://{BUCKET}", client=sagemaker).start(dict(record))
+        assert refused.value.status == 502 and "Too many executions" in refused.value.message
+
+
+def package(number: int, status: str, history: list[dict]) -> dict:
+    return {"ModelPackageGroupName": "ivadas-training-patchcore", "ModelPackageVersion": number,
+            "ModelPackageName": "ivadas-training-patchcore", "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            "ModelPackageArn": f"arn:aws:sagemaker:us-east-1:123456789012:model-package/ivadas-training-patchcore/{number}",
+            "ModelPackageStatus": "Completed", "ModelApprovalStatus": status, "CreationTime": dt.datetime(2026, 12, 1),
+            "InferenceSpecification": {"Containers": [{"Image": "x", "ModelDataUrl": "s3://a/model.tar.gz"}],
+                                       "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+            "CustomerMetadataProperties": {"classes": "tiles", **{f"ivadas:transition:{i:04d}": json.dumps(h) for i, h in enumerate(history)}}}
+
+
+def test_approval_updates_the_model_package_as_the_cli_registry_reads_it():
+    import model_versions
+    from pipelines.registry import SageMakerRegistry
+
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    registered = {"status": "PendingManualApproval", "at": "2026-12-01T00:00:00.000+00:00", "by": "pipeline", "reason": "registered"}
+    summary = {"ModelPackageSummaryList": [{"ModelPackageGroupName": "ivadas-training-patchcore", "ModelPackageVersion": 3,
+                                            "ModelPackageArn": package(3, "x", [])["ModelPackageArn"], "CreationTime": dt.datetime(2026, 12, 1),
+                                            "ModelPackageStatus": "Completed", "ModelApprovalStatus": "PendingManualApproval"}]}
+    with Stubber(sagemaker) as stub:
+        stub.add_response("list_model_packages", summary, {"ModelPackageGroupName": "ivadas-training-patchcore"})
+        stub.add_response("describe_model_package", package(3, "PendingManualApproval", [registered]),
+                          {"ModelPackageName": package(3, "x", [])["ModelPackageArn"]})
+        stub.add_response("update_model_package", {"ModelPackageArn": package(3, "x", [])["ModelPackageArn"]}, {
+            "ModelPackageArn": package(3, "x", [])["ModelPackageArn"], "ModelApprovalStatus": "Approved",
+            "ApprovalDescription": "report read", "CustomerMetadataProperties": ANY})
+        approved = {"status": "Approved", "at": "2026-12-01T01:00:00.000+00:00", "by": "qe", "reason": "report read"}
+        stub.add_response("list_model_packages", summary, {"ModelPackageGroupName": "ivadas-training-patchcore"})
+        stub.add_response("describe_model_package", package(3, "Approved", [registered, approved]),
+                          {"ModelPackageName": package(3, "x", [])["ModelPackageArn"]})
+        version = model_versions.SageMakerVersions(sagemaker).set_status("ivadas-training-patchcore", 3, "Approved", "report read", "qe")
+    assert version["status"] == "Approved" and version["history"][-1]["reason"] == "report read"
+    # the CLI's registry reads the same history from the same package
+    read = SageMakerRegistry(client=sagemaker)._to_version(package(3, "Approved", [registered, approved]))
+    assert [h["status"] for h in read.history] == ["PendingManualApproval", "Approved"] and read.history[-1]["by"] == "qe"
+
+
+def test_the_transition_written_on_approval_is_the_next_history_key():
+    import model_versions
+
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    captured = {}
+    registered = {"status": "PendingManualApproval", "at": "t0", "by": "pipeline", "reason": "registered"}
+    versions = model_versions.SageMakerVersions(sagemaker)
+    versions.get = lambda group, number: {"id": f"{group}/{number}", "status": "PendingManualApproval", "arn": "arn:x",
+                                          "history": [registered], "metadata": {"classes": "tiles"}}
+    sagemaker.update_model_package = lambda **request: captured.update(request) or {"ModelPackageArn": "arn:x"}
+    versions.set_status("ivadas-training-patchcore", 3, "Rejected", "missed scratches on 3 of 8 images", "qe")
+    properties = captured["CustomerMetadataProperties"]
+    assert json.loads(properties["ivadas:transition:0001"]) | {"at": None} == {
+        "status": "Rejected", "at": None, "by": "qe", "reason": "missed scratches on 3 of 8 images"}
+    assert properties["classes"] == "tiles" and captured["ModelApprovalStatus"] == "Rejected"
+    versions.get = lambda group, number: {"id": f"{group}/{number}", "status": "Rejected", "arn": "arn:x", "history": [], "metadata": {}}
+    from api_core import ApiError
+
+    with pytest.raises(ApiError) as refused:
+        versions.set_status("ivadas-training-patchcore", 3, "Approved", "changed my mind", "qe")
+    assert refused.value.status == 409 and refused.value.code == "rejected_version"
+
+
+def test_feedback_finds_a_dynamodb_inspection_with_or_without_its_timestamp(aws):
+    import inspection_log
+
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(TableName="inspections", BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "day", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                          AttributeDefinitions=[{"AttributeName": "day", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+    log = inspection_log.DynamoInspectionLog("inspections", BUCKET, store_anomalous_images=True)
+    result = {"class_name": "tiles", "model": {"kind": "patchcore", "version": "ivadas-training-patchcore/2"},
+              "anomaly_score": 0.9, "raw_score": 4.0, "threshold": 0.5, "is_anomaly": True}
+    for rid in ("other-1", "wanted", "other-2"):
+        record = log.record(inspection_log.inspection_record(result, rid), png_bytes())
+    found = log.get("wanted")
+    assert found["request_id"] == "wanted" and found["image_key"].startswith(f"s3://{BUCKET}/inspections/")
+    assert log.get("other-2", record["timestamp"])["request_id"] == "other-2"
+    assert log.get("nobody") is None and log.get("wanted", "2020-01-01T00:00:00.000+00:00") is None
