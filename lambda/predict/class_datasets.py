@@ -370,9 +370,12 @@ def _yaml_names(archive, members) -> list[str] | None:
     yamls = sorted((m for m in members if m[1].suffix.lower() in YAML_SUFFIXES), key=lambda m: len(m[1].parts))
     if not yamls:
         return None
-    import yaml
-
     info, path = yamls[0]
+    try:
+        import yaml
+    except ImportError:  # the Lambda asset ships without PyYAML unless it is bundled (README, From the browser)
+        raise ApiError(422, "yaml_unavailable", f"this deployment cannot read {path}; name the classes by their folders "
+                                                "(MVTec layout) or give class_name, without the YAML file") from None
     try:
         document = yaml.safe_load(_read_member(archive, info, 1024 * 1024))
     except yaml.YAMLError as exc:
