@@ -5,7 +5,9 @@ Each modality module provides:
 - `list_classes(root)`: the classes (images) or assets (sensors) of a dataset;
 - `preprocess(root, classes, seed, **limits)` → (split manifest, data-quality report, failures);
 - `evaluate(bundle, data_root, output_dir, classes, split, quiet)` → the evaluation report,
-  computed through the serving code path.
+  computed through the serving code path;
+- optionally `train_kind(job, module)`: trains a kind whose training module gives only its maths
+  (the sensor kinds: `Settings`, `fit`, `uses_time_features`), so that such a module needs no glue.
 """
 
 from __future__ import annotations

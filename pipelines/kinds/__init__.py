@@ -2,7 +2,8 @@
 
 A kind's training module has `train(job: TrainingJob) -> TrainingReport`: it reads the job's
 data through its modality (`pipelines.modalities`), trains every class or asset, calibrates its
-thresholds on held-out data and writes the bundle. Hyperparameters arrive as strings, as
+thresholds on held-out data and writes the bundle. A module without `train` gives only its maths
+and its modality's `train_kind` does the rest (every sensor kind: see `pipelines.sensors.training`). Hyperparameters arrive as strings, as
 SageMaker passes them; each kind parses and validates its own and names what is wrong.
 """
 
@@ -47,7 +48,12 @@ def train(job: TrainingJob) -> TrainingReport:
     if job.kind not in TRAINING_MODULES:
         kind_info(job.kind)  # unknown kinds get the registry's message
         raise ValueError(f"model kind {job.kind!r} cannot be trained here; trainable kinds: {list(TRAINING_MODULES)}")
-    return importlib.import_module(TRAINING_MODULES[job.kind]).train(job)
+    module = importlib.import_module(TRAINING_MODULES[job.kind])
+    if hasattr(module, "train"):
+        return module.train(job)
+    from pipelines.modalities import of_kind
+
+    return of_kind(job.kind).train_kind(job, module)
 
 
 def trainable_kinds() -> tuple[str, ...]:

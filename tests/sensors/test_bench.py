@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.sensors.bench import Counts, cmapss_assets, offline_flags, skab_assets, variant
+from pipelines.sensors.bench import Counts, cmapss_assets, demo_table, merged, offline_flags, skab_assets, variant
 from pipelines.sensors.datasets import read_asset
 
 
@@ -70,3 +70,28 @@ def test_skab_adapter_makes_one_asset_per_file(tmp_path):
     assert assets == ["valve1-0", "valve1-1", "valve2-0"]
     data = read_asset(root, "valve1-1")
     assert data.sensors == ["Current"] and data.segments[0].labels.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_a_part_run_alone_replaces_its_own_section_and_keeps_the_others():
+    previous = ("# IVADAS sensor benchmark\n\nCommand: `all parts`\n\nMachine: A\n\n## SKAB\n\nskab table\n\n"
+                "## Demo pumps\n\nold demo table\n\n## Per-window latency\n\nlatency table\n")
+    fresh = "# IVADAS sensor benchmark\n\nCommand: `demo only`\n\nMachine: B\n\n## Demo pumps\n\nnew demo table\n"
+    text = merged(previous, fresh)
+    assert "Command: `all parts`" in text.split("## ")[0]  # the kept sections' command stays on top
+    assert "skab table" in text and "latency table" in text and "old demo table" not in text
+    demo = text.split("## Demo pumps")[1].split("## ")[0]
+    assert "new demo table" in demo and "Command: `demo only`" in demo and "Machine: B" in demo
+    assert text.index("## SKAB") < text.index("## Demo pumps") < text.index("## Per-window latency")  # order kept
+
+
+def test_the_demo_table_averages_assets_then_seeds():
+    def run(f1s, far):
+        return {"train_s": 1.0, "classes": {f"pump-{i}": {"f1": f1, "far": far, "mar": 0.5, "auroc": 0.9,
+                                                          "event_recall": 1.0, "false_events": 2}
+                                             for i, f1 in enumerate(f1s)}}
+
+    table = demo_table({"pca": [run([0.6, 0.8], 0.02), run([0.8, 1.0], 0.04)]}, seeds=2)
+    row = next(line for line in table.splitlines() if line.startswith("| pca"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "0.800 (0.700–0.900)"  # seed means 0.7 and 0.9
+    assert cells[2] == "3.0 (2.0–4.0)"  # FAR in %

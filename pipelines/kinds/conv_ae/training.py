@@ -14,7 +14,7 @@ from torch import nn
 from pipelines.sensors.graphs import slow_sensor_mask
 from pipelines.sensors.neural import ReconstructionErrors, WindowCentring, export_errors, train_errors, windows_from_runs
 from pipelines.sensors.settings import SettingError
-from pipelines.sensors.training import FittedGraph, train_sensor_kind
+from pipelines.sensors.training import FittedGraph
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,3 @@ def fit(runs: list[np.ndarray], sensors: int, settings: Settings, seed: int, qui
                  settings.patience)
     return FittedGraph(export_errors(errors, settings.window, width), context=settings.window, output="errors",
                        aggregate=settings.aggregate)
-
-
-def train(job):
-    import sys
-
-    return train_sensor_kind(job, sys.modules[__name__])

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from pipelines.sensors.graphs import check_row_settings, isolation_forest_graph, row_window
-from pipelines.sensors.training import FittedGraph, train_sensor_kind
+from pipelines.sensors.training import FittedGraph
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,3 @@ def fit(runs: list[np.ndarray], sensors: int, settings: Settings, seed: int, qui
     forest = IsolationForest(n_estimators=settings.n_estimators, max_samples=min(settings.max_samples, len(rows)),
                              random_state=seed).fit(rows)
     return FittedGraph(isolation_forest_graph(forest, rows.shape[1], reading), context=reading.context, output="score")
-
-
-def train(job):
-    import sys
-
-    return train_sensor_kind(job, sys.modules[__name__])

@@ -14,7 +14,7 @@ from sklearn.decomposition import PCA
 
 from pipelines.sensors.graphs import check_row_settings, pca_graph, row_window
 from pipelines.sensors.settings import SettingError
-from pipelines.sensors.training import FittedGraph, train_sensor_kind
+from pipelines.sensors.training import FittedGraph
 
 LIMIT_QUANTILE = 0.99
 
@@ -56,9 +56,3 @@ def fit(runs: list[np.ndarray], sensors: int, settings: Settings, seed: int, qui
     q_limit = max(float(np.quantile(q, LIMIT_QUANTILE)), 1e-9)
     graph = pca_graph(pca.mean_, components, variances, t2_limit, q_limit, rows.shape[1], reading)
     return FittedGraph(graph, context=reading.context, output="errors")
-
-
-def train(job):
-    import sys
-
-    return train_sensor_kind(job, sys.modules[__name__])

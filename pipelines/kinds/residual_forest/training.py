@@ -14,7 +14,7 @@ from sklearn.ensemble import RandomForestRegressor
 
 from pipelines.sensors.graphs import check_row_settings, residual_graph, row_window
 from pipelines.sensors.settings import SettingError
-from pipelines.sensors.training import FittedGraph, train_sensor_kind
+from pipelines.sensors.training import FittedGraph
 
 #: A time feature (time of day, day of week) is used only when the fitted rows visit every one of
 #: this many equal sectors of its cycle: a forest cannot say anything about a Thursday it never saw,
@@ -92,9 +92,3 @@ def fit(runs: list[np.ndarray], sensors: int, settings: Settings, seed: int, qui
         scales.append(max(float(np.std(residuals)), 1e-6))
     return FittedGraph(residual_graph(regressors, inputs_of, np.array(scales), width, reading), context=reading.context,
                        output="errors", aggregate="max")
-
-
-def train(job):
-    import sys
-
-    return train_sensor_kind(job, sys.modules[__name__])
