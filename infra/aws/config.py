@@ -73,6 +73,28 @@ class IvadasConfig(BaseModel):
     sensor_feed_rate_minutes: int = Field(default=5, ge=1, le=60, description="how often waiting sensor files are scored")
     sensor_feed_timeout_seconds: int = Field(default=300, ge=60, le=900,
                                              description="one run; it stops taking files 30 s before this")
+    # Experiment tracking (infra/aws/constructs/tracking.py): a SageMaker managed MLflow tracking server.
+    mlflow_tracking_enabled: bool = True
+    mlflow_server_size: Literal["Small", "Medium", "Large"] = "Small"
+    # Drift monitoring (infra/aws/constructs/drift_monitoring.py): a Processing job on a schedule; each run
+    # looks back one interval. Thresholds as pipelines/monitoring/thresholds.py reads them (default, per class).
+    drift_monitor_rate_hours: int = Field(default=6, ge=1, le=24, description="how often drift is measured")
+    drift_thresholds: dict = Field(default_factory=dict)
+
+    @field_validator("drift_thresholds", mode="before")
+    @classmethod
+    def known_thresholds(cls, value) -> dict:
+        import json
+
+        from pipelines.monitoring.thresholds import ThresholdConfig
+
+        if isinstance(value, str):  # `-c 'ivadas:driftThresholds={"classes": {"tiles": {"input_psi": 0.4}}}'`
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"driftThresholds is not JSON: {exc}") from None
+        ThresholdConfig.from_dict(value)  # unknown names and non-numbers stop synth with the reason
+        return value
 
     @field_validator("classes", mode="before")
     @classmethod

@@ -17,11 +17,13 @@ PLACEHOLDERS = {
     "PipelineRoleArn": "arn:aws:iam::111111111111:role/ivadas-placeholder-role",
     "ArtifactsBucket": "ivadas-placeholder-artifacts",
     "DataBucket": "ivadas-placeholder-data",
+    "MlflowTrackingServerArn": "arn:aws:sagemaker:us-east-1:111111111111:mlflow-tracking-server/ivadas-placeholder-mlflow",
 }
 
 
-def substitutable_definition(config) -> str:
+def substitutable_definition(config, tracked: bool = False) -> str:
     settings = PipelineSettings(
+        mlflow_tracking_uri=PLACEHOLDERS["MlflowTrackingServerArn"] if tracked else "",
         name=config.pipeline_name, image_uri=PLACEHOLDERS["TrainingImageUri"], inference_image_uri=PLACEHOLDERS["EndpointImageUri"],
         role_arn=PLACEHOLDERS["PipelineRoleArn"], artifacts_bucket=PLACEHOLDERS["ArtifactsBucket"],
         data_uri=f"s3://{PLACEHOLDERS['DataBucket']}/datasets", region=config.region, model_kind=config.default_model,
@@ -36,7 +38,7 @@ def substitutable_definition(config) -> str:
 
 
 class Training(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config, storage, images):
+    def __init__(self, scope: Construct, construct_id: str, *, config, storage, images, tracking=None):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.role = iam.Role(self, "PipelineRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
@@ -75,7 +77,10 @@ class Training(Construct):
                      "sagemaker:UpdateTrialComponent", "sagemaker:AssociateTrialComponent", "sagemaker:AddTags"],
             resources=[f"{job_arn}:experiment/{config.pipeline_name}", f"{job_arn}:experiment-trial/*",
                        f"{job_arn}:experiment-trial-component/*"]))
-        body = Fn.sub(substitutable_definition(config), {
+        if tracking is not None:  # the Train and Evaluate steps log their MLflow run to the managed server
+            tracking.grant_tracking(self.role)
+        body = Fn.sub(substitutable_definition(config, tracked=tracking is not None), {
+            **({"MlflowTrackingServerArn": tracking.arn} if tracking is not None else {}),
             "TrainingImageUri": images.training.image_uri, "EndpointImageUri": images.endpoint.image_uri,
             "PipelineRoleArn": self.role.role_arn, "ArtifactsBucket": storage.artifacts.bucket_name,
             "DataBucket": storage.data.bucket_name,
