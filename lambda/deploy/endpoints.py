@@ -143,7 +143,8 @@ def endpoint_config_request(h: Hosting, kind: str, endpoint: str, package: dict,
         config["DataCaptureConfig"] = {
             "EnableCapture": True, "InitialSamplingPercentage": 20, "DestinationS3Uri": f"{h.capture_uri.rstrip('/')}/{kind}",
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+            # sensor windows also arrive as CSV: captured as text, not base64, so monitoring can read them
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
         }
         if h.capture_kms_key:
             config["DataCaptureConfig"]["KmsKeyId"] = h.capture_kms_key

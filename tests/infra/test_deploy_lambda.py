@@ -68,6 +68,9 @@ def test_first_approval_creates_the_endpoint_then_registers_autoscaling(world):
     endpoint = world.fake.endpoints[ENDPOINT]
     config = world.fake.configs[endpoint["EndpointConfigName"]]
     assert config["DataCaptureConfig"]["DestinationS3Uri"].endswith("/data-capture/patchcore")
+    # JSON requests and CSV sensor windows are captured as text (any other type would be base64)
+    assert config["DataCaptureConfig"]["CaptureContentTypeHeader"] == {"JsonContentTypes": ["application/json"],
+                                                                        "CsvContentTypes": ["text/csv"]}
     assert config["KmsKeyId"]  # ml.c6i has no local storage: the volume is encrypted with the project key
     model = world.fake.models[config["ProductionVariants"][0]["ModelName"]]
     assert model["PrimaryContainer"]["Environment"]["IVADAS_MODEL_VERSION"] == f"{GROUP}/1"
