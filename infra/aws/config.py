@@ -41,6 +41,20 @@ def has_local_nvme(instance_type: str) -> bool:
     return family in LOCAL_NVME_FAMILIES or bool(STORAGE_D.match(family))
 
 
+class Station(BaseModel):
+    """An inspection station's API key and usage plan (POST /predict on the station API)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    quota_per_day: int = Field(default=20_000, ge=1, description="requests per day; more are refused with 429")
+    rate_per_second: float = Field(default=5.0, gt=0, le=10_000, description="steady rate; bursts up to twice that")
+
+    @property
+    def burst(self) -> int:
+        return max(1, math.ceil(2 * self.rate_per_second))
+
+
 class IvadasConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,6 +82,15 @@ class IvadasConfig(BaseModel):
     api_rate_limit: int = Field(default=50, ge=1, description="requests per second, steady state")
     waf_rate_limit: int = Field(default=1000, ge=100, description="requests per 5 minutes per IP")
     inspection_image_retention_days: int = Field(default=90, ge=1)
+    # Access (README, Security): people sign in with Cognito, stations use API keys or SigV4.
+    #: one API key and usage plan per station, e.g. -c 'ivadas:stations=[{"name": "line-1", "quotaPerDay": 50000}]'
+    stations: tuple[Station, ...] = (Station(name="line-1"),)
+    #: the Cognito hosted sign-in's domain prefix (globally unique in the region); default ivadas-<env>-<account>
+    sign_in_domain_prefix: str | None = Field(default=None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+    #: extra sign-in callback URLs besides the distribution's own (a custom domain)
+    sign_in_callback_urls: tuple[str, ...] = ()
+    mfa: Literal["required", "optional"] = "required"
+    origin_secret_rotation_days: int = Field(default=30, ge=1, le=365)
     # The sensor feed (lambda/predict/sensor_feed.py): files under sensors/<asset>/incoming/ scored on a schedule.
     sensor_feed_enabled: bool = True
     sensor_feed_rate_minutes: int = Field(default=5, ge=1, le=60, description="how often waiting sensor files are scored")
@@ -95,6 +118,34 @@ class IvadasConfig(BaseModel):
                 raise ValueError(f"driftThresholds is not JSON: {exc}") from None
         ThresholdConfig.from_dict(value)  # unknown names and non-numbers stop synth with the reason
         return value
+
+    @field_validator("stations", mode="before")
+    @classmethod
+    def station_settings(cls, value):
+        """Stations from context: a JSON list (or its text) of {name, quotaPerDay, ratePerSecond}."""
+        import json
+
+        if isinstance(value, str):
+            value = json.loads(value)
+        camel = {"quotaPerDay": "quota_per_day", "ratePerSecond": "rate_per_second"}
+        return tuple({camel.get(k, k): v for k, v in item.items()} if isinstance(item, dict) else item for item in value)
+
+    @field_validator("stations")
+    @classmethod
+    def unique_stations(cls, value):
+        names = [station.name for station in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"station names must be unique; got {names}")
+        return value
+
+    @field_validator("sign_in_callback_urls", mode="before")
+    @classmethod
+    def callback_urls(cls, value):
+        urls = tuple(u.strip() for u in value.split(",") if u.strip()) if isinstance(value, str) else tuple(value)
+        for url in urls:
+            if not re.match(r"^https://[^\s/]+(/\S*)?$", url):
+                raise ValueError(f"{url!r} is not an https:// callback URL")
+        return urls
 
     @field_validator("classes", mode="before")
     @classmethod

@@ -76,7 +76,9 @@ class TrainingWorker:
         trials = [t for t in self.trials.all() if t["status"] == "Queued"]
         if trials:
             self.echo(f"trial {trials[-1]['id']} of {trials[-1]['version']}")
-            run_trial(self.trials, trials[-1], self._load_model)
+            from pipelines.steps.trial import score_images
+
+            run_trial(self.trials, trials[-1], self._load_model, score_images)
             return True
         return False
 

@@ -27,6 +27,8 @@ GROUP_RANK = {INSPECTOR: 1, ENGINEER: 2, ADMIN: 3}
 #: the minimum a route needs: a group, `STATION` (a station key or IAM caller, or any signed-in person),
 #: or `ANYONE` (no credential: the health check that load balancers and the local stack poll)
 STATION, ANYONE = "station", "anyone"
+#: the station API's SigV4 routes: /iam/predict and /iam/predict/batch (the same handlers)
+IAM_PREFIX = "/iam"
 READ = frozenset({"GET", "HEAD"})
 ANY = None
 
@@ -34,7 +36,7 @@ ANY = None
 ROUTE_RULES: tuple[tuple[frozenset | None, re.Pattern, str], ...] = tuple(
     (methods, re.compile(pattern), minimum) for methods, pattern, minimum in (
         (READ, r"^/health$", ANYONE),
-        (frozenset({"POST"}), r"^/predict(/batch)?$", STATION),
+        (frozenset({"POST"}), r"^(/iam)?/predict(/batch)?$", STATION),
         # what an inspector sees: models, the inspection history, machines, monitoring
         (READ, r"^/models(/.*)?$", INSPECTOR),
         (READ, r"^/inspections(/.*)?$", INSPECTOR),

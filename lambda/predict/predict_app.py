@@ -11,8 +11,6 @@ compatible route.
 
 from __future__ import annotations
 
-import hmac
-import os
 import time
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -21,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 import access
 import endpoint_client
+import origin_secret
 import routes_datasets
 import routes_inspections
 import routes_models
@@ -29,7 +28,8 @@ import routes_sensors
 import routes_trainings
 from api_core import MAX_BODY_BYTES, ApiError, error_response, logger, metrics, request_id
 
-app = APIGatewayRestResolver()
+# the station API serves SigV4 callers under /iam (API Gateway sets one authorization type per method)
+app = APIGatewayRestResolver(strip_prefixes=[access.IAM_PREFIX])
 for routes in (routes_predict, routes_models, routes_inspections, routes_sensors, routes_datasets, routes_trainings):
     app.include_router(routes.router)
 
@@ -55,22 +55,10 @@ def _too_large(event: dict) -> bool:
     return len(event.get("body") or "") > MAX_BODY_BYTES
 
 
-_origin_secret = None
-
-
 def origin_allowed(event: dict) -> bool:
-    """On AWS only CloudFront (behind the WAF) knows the origin secret; the API's own URL is refused.
-    Without `ORIGIN_VERIFY_SECRET_ARN` (the local stack) every caller is allowed."""
-    global _origin_secret
-    arn = os.environ.get("ORIGIN_VERIFY_SECRET_ARN")
-    if not arn:
-        return True
-    if _origin_secret is None:
-        from aws_lambda_powertools.utilities.parameters import get_secret
-
-        _origin_secret = get_secret(arn, max_age=300)
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    return hmac.compare_digest(headers.get("x-origin-verify", ""), _origin_secret)
+    """On AWS only CloudFront (behind the WAF) knows the rotating origin secret; the API's own URL is
+    refused (origin_secret.py). The local stack has no secret: every caller is allowed."""
+    return origin_secret.request_allowed(event)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -27,6 +27,7 @@ from endpoint_client import model_kinds, modality_of
 from routes_datasets import dataset_store
 from trainings import ACTIVE, TrainingRecords, launcher_from_environment, with_plain_steps
 from trials import MAX_TRIAL_IMAGES, Trials
+from trials import launcher_from_environment as trial_launcher
 
 router = APIGatewayRouter()
 MAX_PLOT_BYTES = 1_500_000
@@ -268,8 +269,6 @@ def start_trial():
     classes = str((version.get("metadata") or {}).get("classes", "")).split(",")
     if request.class_name not in classes:
         raise ApiError(404, "unknown_class", f"{version['id']} was trained on {', '.join(classes)}, not {request.class_name!r}")
-    if launcher_from_environment().backend != "local":
-        raise ApiError(501, "not_available", "trial detections run in the local stack only in this release")
     images = []
     for item in request.images:
         try:
@@ -278,8 +277,19 @@ def start_trial():
         except (binascii.Error, ValueError):
             raise ApiError(400, "bad_request", f"{item.name}: image_base64 is not valid base64") from None
         images.append((item.name, data, checked_image(data, item.name)[0]))
-    trial = Trials(dataset_store().store).create(version, request.kind, request.class_name, images)
-    return created(trial)
+    trials, launcher = Trials(dataset_store().store), trial_launcher()
+    trial = trials.create(version, request.kind, request.class_name, images, launcher.backend)
+    return created(trials.save(launcher.start(trial)) if launcher.backend != "local" else trial)
+
+
+def trial_refreshed(trial: dict) -> dict:
+    launcher = trial_launcher()
+    if trial.get("backend", "local") == launcher.backend and trial["status"] in ("Queued", "Executing"):
+        before = trial["status"]
+        trial = launcher.refresh(trial)
+        if trial["status"] != before:
+            Trials(dataset_store().store).save(trial)
+    return trial
 
 
 @router.get("/trials")
@@ -290,5 +300,5 @@ def list_trials():
 
 @router.get("/trials/<trial_id>")
 def describe_trial(trial_id: str):
-    return Trials(dataset_store().store).get(trial_id)
+    return trial_refreshed(Trials(dataset_store().store).get(trial_id))
 

@@ -10,6 +10,7 @@ then be marked right or wrong (POST /feedback with trial_id and index).
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 from api_core import ApiError
@@ -27,7 +28,7 @@ class Trials:
     def key(self, trial_id: str) -> str:
         return f"{TRIALS}/{trial_id}.json"
 
-    def create(self, version: dict, kind: str, class_name: str, images: list[tuple[str, bytes, str]]) -> dict:
+    def create(self, version: dict, kind: str, class_name: str, images: list[tuple[str, bytes, str]], backend: str = "local") -> dict:
         trial_id = uuid.uuid4().hex
         entries = []
         for index, (name, data, image_format) in enumerate(images):
@@ -35,7 +36,7 @@ class Trials:
             self.store.put(key, data)
             entries.append({"name": name, "key": key})
         record = {"id": trial_id, "version": version["id"], "version_status": version["status"], "kind": kind,
-                  "class_name": class_name, "model_url": version["model_url"], "images": entries, "status": "Queued",
+                  "class_name": class_name, "model_url": version["model_url"], "images": entries, "status": "Queued", "backend": backend,
                   "created_at": now(), "results": []}
         return self.save(record)
 
@@ -59,8 +60,9 @@ class Trials:
         return self.store.get(self.get(trial_id)["images"][index]["key"])
 
 
-def run_trial(trials: Trials, record: dict, load_model) -> dict:
-    """Score every image of the trial with `load_model(model_url)`; a bad image fails only itself."""
+def run_trial(trials: Trials, record: dict, load_model, score_images) -> dict:
+    """Score every image of the trial locally with `load_model(model_url)` and `score_images`
+    (`pipelines.steps.trial`, what the Processing job runs on AWS)."""
     record.update(status="Executing", started_at=now())
     trials.save(record)
     try:
@@ -68,19 +70,86 @@ def run_trial(trials: Trials, record: dict, load_model) -> dict:
     except Exception as exc:  # the version's bundle cannot be loaded: the whole trial fails, in words
         record.update(status="Failed", failure_reason=f"the model version could not be loaded: {exc}", ended_at=now())
         return trials.save(record)
-    import base64
-
-    results = []
-    for entry in record["images"]:
-        instance = {"class_name": record["class_name"], "outputs": ["heatmap", "regions"],
-                    "image_base64": base64.b64encode(trials.store.get(entry["key"])).decode()}
-        try:
-            answer = model.predict(instance)
-        except Exception as exc:  # noqa: BLE001 - reported per image, as the endpoint would answer it
-            results.append({"name": entry["name"], "error": str(exc)})
-            continue
-        results.append({"name": entry["name"], "anomaly_score": answer["anomaly_score"], "is_anomaly": answer["is_anomaly"],
-                        "threshold": answer["threshold"], "regions": answer.get("regions", []),
-                        "heatmap_png_base64": answer.get("heatmap_png_base64")})
-    record.update(status="Succeeded", results=results, ended_at=now())
+    images = [(entry["name"], trials.store.get(entry["key"])) for entry in record["images"]]
+    record.update(status="Succeeded", results=score_images(model, record["class_name"], images), ended_at=now())
     return trials.save(record)
+
+
+class LocalTrials:
+    """The local stack's worker picks up Queued trials."""
+
+    backend = "local"
+
+    def start(self, record: dict) -> dict:
+        return record
+
+    def refresh(self, record: dict) -> dict:
+        return record
+
+
+class SageMakerTrials:
+    """A SageMaker Processing job per trial: the training image runs `pipelines.steps.trial` on the
+    version's model.tar.gz and the trial's images, as the pipeline's role, and writes results.json
+    under `trials/<id>/` of the artifacts bucket."""
+
+    backend = "sagemaker"
+    INSTANCE_TYPE = os.environ.get("TRIAL_INSTANCE_TYPE", "ml.m5.large")
+
+    def __init__(self, prefix: str, data_uri: str, artifacts_bucket: str, image_uri: str, role_arn: str, client=None, s3=None):
+        import boto3
+
+        self.prefix, self.data_uri = prefix, data_uri.rstrip("/")
+        self.artifacts_bucket, self.image_uri, self.role_arn = artifacts_bucket, image_uri, role_arn
+        self.client = client or boto3.client("sagemaker")
+        self.s3 = s3 or boto3.client("s3")
+
+    def job_name(self, record: dict) -> str:
+        return f"{self.prefix}-trial-{record['id'][:24]}"
+
+    def results_key(self, record: dict) -> str:
+        return f"trials/{record['id']}/results.json"
+
+    def start(self, record: dict) -> dict:
+        images = f"{self.data_uri}/{TRIALS}/{record['id']}/"
+        try:
+            self.client.create_processing_job(
+                ProcessingJobName=self.job_name(record), RoleArn=self.role_arn,
+                AppSpecification={"ImageUri": self.image_uri, "ContainerEntrypoint": ["python", "-m", "pipelines.steps.trial"],
+                                  "ContainerArguments": ["--class-name", record["class_name"]]},
+                ProcessingInputs=[
+                    {"InputName": "model", "S3Input": {"S3Uri": record["model_url"], "LocalPath": "/opt/ml/processing/model",
+                                                       "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+                    {"InputName": "images", "S3Input": {"S3Uri": images, "LocalPath": "/opt/ml/processing/images",
+                                                        "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+                ProcessingOutputConfig={"Outputs": [{"OutputName": "results", "S3Output": {
+                    "S3Uri": f"s3://{self.artifacts_bucket}/trials/{record['id']}", "LocalPath": "/opt/ml/processing/output",
+                    "S3UploadMode": "EndOfJob"}}]},
+                ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": self.INSTANCE_TYPE, "VolumeSizeInGB": 10}},
+                StoppingCondition={"MaxRuntimeInSeconds": 1800},
+                Environment={"IVADAS_STEP": "trial"})
+        except self.client.exceptions.ClientError as exc:
+            error = exc.response["Error"]
+            raise ApiError(502, "trial_unavailable", f"SageMaker refused to start the trial: {error.get('Message', error['Code'])}") from None
+        record.update(status="Executing", job_name=self.job_name(record), started_at=now())
+        return record
+
+    def refresh(self, record: dict) -> dict:
+        if record.get("status") not in ("Queued", "Executing") or not record.get("job_name"):
+            return record
+        job = self.client.describe_processing_job(ProcessingJobName=record["job_name"])
+        status = job["ProcessingJobStatus"]
+        if status == "Completed":
+            body = self.s3.get_object(Bucket=self.artifacts_bucket, Key=self.results_key(record))["Body"].read()
+            record.update(status="Succeeded", results=json.loads(body)["results"], ended_at=now())
+        elif status in ("Failed", "Stopped"):
+            record.update(status="Failed", ended_at=now(),
+                          failure_reason=job.get("FailureReason") or f"the trial's processing job {status.lower()}")
+        return record
+
+
+def launcher_from_environment():
+    location = os.environ.get("DATASET_STORE", "")
+    if location.startswith("s3://"):
+        return SageMakerTrials(os.environ.get("PIPELINE_NAME", "ivadas-training"), location, os.environ["ARTIFACTS_BUCKET"],
+                               os.environ["TRIAL_IMAGE_URI"], os.environ["TRIAL_ROLE_ARN"])
+    return LocalTrials()

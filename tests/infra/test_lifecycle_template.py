@@ -90,3 +90,15 @@ def test_every_life_cycle_route_reaches_the_api(main_template_json):
         assert set(route.split("/")) <= paths, route
     methods = resources(main_template_json, "AWS::ApiGateway::Method").values()
     assert sum(m["Properties"]["HttpMethod"] == "DELETE" for m in methods) >= 1
+
+
+def test_trials_start_only_their_own_processing_jobs_as_the_pipeline_role(main_template_json):
+    _, function = predict_function(main_template_json)
+    statements = role_statements(main_template_json, function)
+    jobs = next(s for s in statements if "sagemaker:CreateProcessingJob" in actions(s))
+    assert text(jobs["Resource"]).rstrip('"]}').endswith(":processing-job/ivadas-dev-training-trial-*")
+    passes = [s for s in statements if "iam:PassRole" in actions(s)]
+    assert len(passes) == 1 and passes[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert "TrainingPipelineRole" in text(passes[0]["Resource"]) and "*" not in text(passes[0]["Resource"])
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert "TrainingPipelineRole" in text(variables["TRIAL_ROLE_ARN"]) and variables["TRIAL_IMAGE_URI"]

@@ -318,13 +318,15 @@ def feed_only_template(config: IvadasConfig) -> dict:
     from infra.aws.constructs.monitoring import Monitoring
     from infra.aws.constructs.sensor_feed import SensorFeed
     from infra.aws.constructs.serving import Serving
+    from infra.aws.constructs.sign_in import SignIn
     from infra.aws.constructs.storage import Storage
 
     stack = Stack(App(), "FeedOnly", env=aws_cdk.Environment(account=ACCOUNT, region=REGION))
     storage = Storage(stack, "Storage")
     images = SimpleNamespace(endpoint=SimpleNamespace(repository=ecr.Repository(stack, "EndpointImages")))
     serving = Serving(stack, "Serving", config=config, storage=storage, images=images, powertools_version=18)
-    api = Api(stack, "Api", config=config, storage=storage, serving=serving, powertools_version=18)
+    sign_in = SignIn(stack, "SignIn", config=config)
+    api = Api(stack, "Api", config=config, storage=storage, serving=serving, sign_in=sign_in, powertools_version=18)
     feed = SensorFeed(stack, "SensorFeed", config=config, storage=storage, serving=serving, api=api, powertools_version=18)
     Monitoring(stack, "Monitoring", config=config, storage=storage, serving=serving, api=api, sensor_feed=feed)
     return aws_cdk.assertions.Template.from_stack(stack).to_json()
@@ -484,7 +486,9 @@ def api_event(method: str, path: str) -> dict:
             "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": {"proxy": path[1:]},
             "stageVariables": None, "isBase64Encoded": False, "body": None,
             "requestContext": {"requestId": str(uuid.uuid4()), "stage": "prod", "path": path, "httpMethod": method,
-                               "resourcePath": "/{proxy+}", "identity": {"sourceIp": "10.0.0.1"}}}
+                               "resourcePath": "/{proxy+}", "identity": {"sourceIp": "10.0.0.1"},
+                               # what API Gateway's Cognito authorizer passes for a signed-in inspector
+                               "authorizer": {"claims": {"cognito:username": "ana", "cognito:groups": "inspector"}}}}
 
 
 # ------------------------------------------------------------------------------ a run's counts

@@ -118,7 +118,7 @@ def test_api_stage_throttling_logging_tracing_and_validation(main_template):
         "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
         "MethodSettings": Match.array_with([Match.object_like({"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100})]),
     })
-    main_template.resource_count_is("AWS::ApiGateway::RequestValidator", 1)
+    main_template.resource_count_is("AWS::ApiGateway::RequestValidator", 2)  # the API's and the station API's
     main_template.has_resource_properties("AWS::ApiGateway::GatewayResponse", {"ResponseType": "BAD_REQUEST_BODY", "StatusCode": "400"})
     main_template.has_resource_properties("AWS::DynamoDB::GlobalTable", {
         "SSESpecification": Match.object_like({"SSEEnabled": True, "SSEType": "KMS"}),

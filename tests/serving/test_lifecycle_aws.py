@@ -232,3 +232,61 @@ def test_feedback_finds_a_dynamodb_inspection_with_or_without_its_timestamp(aws)
     assert found["request_id"] == "wanted" and found["image_key"].startswith(f"s3://{BUCKET}/inspections/")
     assert log.get("other-2", record["timestamp"])["request_id"] == "other-2"
     assert log.get("nobody") is None and log.get("wanted", "2020-01-01T00:00:00.000+00:00") is None
+
+
+def test_a_trial_on_aws_is_a_processing_job_of_the_training_image(aws, monkeypatch):
+    import trials
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="ivadas-artifacts")
+    sagemaker = boto3.client("sagemaker")
+    launcher = trials.SageMakerTrials("ivadas-training", f"s3://{BUCKET}", "ivadas-artifacts", "123.dkr.ecr/ivadas-training:1",
+                                      "arn:aws:iam::123456789012:role/pipeline", client=sagemaker, s3=s3)
+    record = {"id": "f" * 32, "class_name": "tiles", "model_url": "s3://ivadas-artifacts/pipelines/x/model.tar.gz",
+              "status": "Queued"}
+    job = "ivadas-training-trial-" + "f" * 24
+    with Stubber(sagemaker) as stub:
+        stub.add_response("create_processing_job", {"ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{job}"}, {
+            "ProcessingJobName": job, "RoleArn": "arn:aws:iam::123456789012:role/pipeline",
+            "AppSpecification": {"ImageUri": "123.dkr.ecr/ivadas-training:1", "ContainerEntrypoint": ["python", "-m", "pipelines.steps.trial"],
+                                 "ContainerArguments": ["--class-name", "tiles"]},
+            "ProcessingInputs": [
+                {"InputName": "model", "S3Input": {"S3Uri": record["model_url"], "LocalPath": "/opt/ml/processing/model",
+                                                   "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+                {"InputName": "images", "S3Input": {"S3Uri": f"s3://{BUCKET}/datasets/trials/{'f' * 32}/", "LocalPath": "/opt/ml/processing/images",
+                                                    "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+            "ProcessingOutputConfig": {"Outputs": [{"OutputName": "results", "S3Output": {
+                "S3Uri": f"s3://ivadas-artifacts/trials/{'f' * 32}", "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]},
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10}},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 1800}, "Environment": {"IVADAS_STEP": "trial"}})
+        started = launcher.start(dict(record))
+        assert started["status"] == "Executing" and started["job_name"] == job
+        describe = {"ProcessingJobName": job, "ProcessingJobArn": "arn:x", "ProcessingResources": {"ClusterConfig": {
+            "InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10}}, "AppSpecification": {"ImageUri": "x"},
+            "CreationTime": dt.datetime(2026, 12, 1)}
+        stub.add_response("describe_processing_job", {**describe, "ProcessingJobStatus": "InProgress"}, {"ProcessingJobName": job})
+        assert launcher.refresh(dict(started))["status"] == "Executing"
+        results = [{"name": "0.png", "anomaly_score": 0.9, "is_anomaly": True, "threshold": 0.5}]
+        s3.put_object(Bucket="ivadas-artifacts", Key=f"trials/{'f' * 32}/results.json", Body=json.dumps({"results": results}))
+        stub.add_response("describe_processing_job", {**describe, "ProcessingJobStatus": "Completed"}, {"ProcessingJobName": job})
+        done = launcher.refresh(dict(started))
+        assert done["status"] == "Succeeded" and done["results"] == results
+        stub.add_response("describe_processing_job", {**describe, "ProcessingJobStatus": "Failed",
+                                                      "FailureReason": "AlgorithmError: no model.tar.gz"}, {"ProcessingJobName": job})
+        failed = launcher.refresh(dict(started))
+        assert failed["status"] == "Failed" and "no model.tar.gz" in failed["failure_reason"]
+
+
+def test_the_trial_step_scores_the_images_in_their_order(tmp_path, patchcore_bundle, demo_data):
+    from pipelines.steps.trial import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for index, source in enumerate(["tiles/test/good/000.png", "tiles/test/hole/000.png"] * 6):
+        (images / f"{index}.png").write_bytes((demo_data / source).read_bytes())
+    (images / "12.png").write_bytes(b"not an image")
+    main(["--class-name", "tiles", "--model", str(patchcore_bundle[0]), "--images", str(images), "--output", str(tmp_path / "out")])
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    assert [r["name"] for r in results] == [f"{i}.png" for i in range(13)]  # 10 after 9, not after 1
+    assert [r["is_anomaly"] for r in results[:2]] == [False, True] and results[1]["heatmap_png_base64"]
+    assert "error" in results[12]

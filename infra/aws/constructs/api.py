@@ -4,7 +4,7 @@ keeps the API's own URL from bypassing CloudFront and its WAF."""
 import json
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -21,6 +21,9 @@ ORIGIN_HEADER = "X-Origin-Verify"
 ROUTES = {"predict": ["POST"], "predict/batch": ["POST"], "health": ["GET"], "models": ["GET"], "inspections": ["GET"],
           # what the sensor feed found (lambda/predict/routes_sensors.py)
           "assets": ["GET"], "assets/{asset}/series": ["GET"], "assets/{asset}/events": ["GET"]}
+#: routes API Gateway lets through without a signed-in user (the health check); every other route has
+#: the Cognito authorizer, and stations inspect through the station API (stations.py)
+PUBLIC_ROUTES = ("health",)
 
 
 def error_template(code: str, message: str) -> dict:
@@ -28,9 +31,9 @@ def error_template(code: str, message: str) -> dict:
 
 
 class Api(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config, storage, serving, powertools_version: int):
+    def __init__(self, scope: Construct, construct_id: str, *, config, storage, serving, sign_in, powertools_version: int):
         super().__init__(scope, construct_id)
-        self.origin_secret = secretsmanager.Secret(
+        self.origin_secret = secretsmanager.Secret(  # rotated by the OriginGuard construct
             self, "OriginSecret", description="Shared between CloudFront and the API: requests without it are refused",
             generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=48))
         self.table = dynamodb.TableV2(
@@ -54,14 +57,20 @@ class Api(Construct):
                 "INSPECTION_LOG": "dynamodb", "INSPECTION_TABLE": self.table.table_name,
                 "INSPECTION_BUCKET": storage.artifacts.bucket_name, "STORE_ANOMALOUS_IMAGES": "true",
                 "ORIGIN_VERIFY_SECRET_ARN": self.origin_secret.secret_arn,
+                "ACCESS_CONTROL": "enforce",  # lambda/predict/access.py: the route table of groups
                 "POWERTOOLS_SERVICE_NAME": "ivadas-api", "POWERTOOLS_METRICS_NAMESPACE": "IVADAS",
             },
         )
         self.function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"],
                                                              resources=serving.endpoint_arns()))
         sensors.grant_read(self.function)  # GET /assets...: read what the feed wrote, nothing else of the bucket
-        self.table.grant_read_write_data(self.function)
-        storage.artifacts.grant_put(self.function, "inspections/*")
+        self._grant_inspection_log()
+        # anomalous images under inspections/ (SSE-KMS with the project key: S3 asks KMS for a data key)
+        self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"],
+                                                             resources=[storage.artifacts.arn_for_objects("inspections/*")]))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["kms:GenerateDataKey"], resources=[storage.key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}}))
         self.origin_secret.grant_read(self.function)
 
         access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_YEAR)
@@ -84,13 +93,27 @@ class Api(Construct):
             properties={"class_name": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=64),
                         "image_base64": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1)}))
         integration = apigw.LambdaIntegration(self.function, timeout=Duration.seconds(29))
+        # people sign in (Cognito); the Lambda then checks their group per route (access.py)
+        self.authorizer = apigw.CognitoUserPoolsAuthorizer(self, "Authorizer", cognito_user_pools=[sign_in.pool],
+                                                           results_cache_ttl=Duration.minutes(5))
         for path, methods in ROUTES.items():
             resource = self.rest_api.root.resource_for_path(path)
             for method in methods:
                 options = {"request_validator": validator}
+                if path not in PUBLIC_ROUTES:
+                    options.update(authorizer=self.authorizer, authorization_type=apigw.AuthorizationType.COGNITO)
                 if path == "predict":
                     options["request_models"] = {"application/json": predict_model}
                 resource.add_method(method, integration, **options)
+
+    def _grant_inspection_log(self) -> None:
+        """The inspection log: PutItem to record, Query for the history, GetItem for one inspection
+        (feedback on it); with the table's key only through DynamoDB, which decrypts for the caller."""
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"], resources=[self.table.table_arn]))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt"], resources=[self.table.encryption_key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}}))
 
     def _gateway_responses(self) -> None:
         """API Gateway's own refusals in the API's error format."""
@@ -98,7 +121,12 @@ class Api(Construct):
             (apigw.ResponseType.BAD_REQUEST_BODY, "400", "bad_request", "$context.error.validationErrorString"),
             (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "payload_too_large", "the request is larger than 10 MB"),
             (apigw.ResponseType.THROTTLED, "429", "throttled", "too many requests; retry shortly"),
+            (apigw.ResponseType.UNAUTHORIZED, "401", "unauthorized", "sign in: the token is missing, expired or not from this user pool"),
+            (apigw.ResponseType.ACCESS_DENIED, "403", "forbidden", "$context.error.message"),
+            (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "404", "not_found", "no route $context.httpMethod $context.path"),
+            (apigw.ResponseType.WAF_FILTERED, "403", "forbidden", "call IVADAS through its public URL"),
             (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "endpoint_timeout", "the model did not answer within 29 s"),
         ):
-            self.rest_api.add_gateway_response(f"Gateway{code.title().replace('_', '')}", type=response_type, status_code=status,
+            self.rest_api.add_gateway_response(f"Gateway{response_type.response_type.title().replace('_', '')}",
+                                               type=response_type, status_code=status,
                                                templates=error_template(code, message))

@@ -9,6 +9,7 @@ they may touch.
   API, which names the bucket.
 - Trainings start the pipeline: sagemaker:StartPipelineExecution on that pipeline's ARN only, and
   read their executions' steps.
+- Trial detections are Processing jobs of the training image, run as the pipeline's role.
 - Approval and rejection update model packages of the pipeline's groups only; reports read the
   evaluation outputs under `pipelines/<name>/` of the artifacts bucket; feedback reads kept
   inspection images.
@@ -34,7 +35,7 @@ ROUTES = {
 
 
 class Lifecycle(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config, storage, api, web):
+    def __init__(self, scope: Construct, construct_id: str, *, config, storage, api, web, training, images):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.function = api.function
@@ -47,6 +48,7 @@ class Lifecycle(Construct):
         self._grant_datasets(storage, stack.region)
         self._grant_pipeline(arn, config)
         self._grant_reports(storage, config)
+        self._grant_trials(arn, config, storage, training, images)
         self._routes(api)
         self.cors = self._upload_cors(storage, web)
         self._acknowledge(storage, config)
@@ -80,6 +82,22 @@ class Lifecycle(Construct):
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[storage.artifacts.arn_for_objects(f"pipelines/{config.pipeline_name}/*"),
                                                  storage.artifacts.arn_for_objects(INSPECTION_IMAGES)]))
+
+    def _grant_trials(self, arn: str, config, storage, training, images) -> None:
+        """A trial is a Processing job of the training image, run as the pipeline's role (which reads
+        the data bucket and writes the artifacts bucket); the API starts and reads only trial jobs and
+        passes only that role, only to SageMaker."""
+        self.function.add_environment("ARTIFACTS_BUCKET", storage.artifacts.bucket_name)
+        self.function.add_environment("TRIAL_IMAGE_URI", images.training.image_uri)
+        self.function.add_environment("TRIAL_ROLE_ARN", training.role.role_arn)
+        self.trial_jobs = f"{arn}:processing-job/{config.pipeline_name}-trial-*"
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"], resources=[self.trial_jobs]))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[training.role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[storage.artifacts.arn_for_objects("trials/*")]))
 
     def _routes(self, api) -> None:
         integration = apigw.LambdaIntegration(self.function, timeout=Duration.seconds(29))
@@ -129,6 +147,9 @@ class Lifecycle(Construct):
                 "Approval lists the versions of this pipeline's model package groups (one per kind).",
             _render(stack, f"{arn}:model-package/{prefix}-*/*"):
                 "Approval reads and updates this pipeline's model packages, numbered by SageMaker.",
+            _render(stack, self.trial_jobs): "Trial detections start and read their own Processing jobs, named by trial id.",
+            f"{_render(stack, storage.artifacts.bucket_arn)}/trials/*":
+                "A trial's results, written by its Processing job under trials/<trial id>/: s3:GetObject only.",
         }
         for finding, reason in findings.items():
             _ack(self.function.role, f"AwsSolutions-IAM5[Resource::{finding}]", reason)

@@ -52,7 +52,8 @@ class Training(Construct):
             actions=["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
                      "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                      "sagemaker:AddTags"],
-            resources=[f"{job_arn}:processing-job/*", f"{job_arn}:training-job/*"]))
+            # SageMaker Pipelines names the jobs it starts pipelines-<execution id>-<step>-<suffix>
+            resources=[f"{job_arn}:processing-job/pipelines-*", f"{job_arn}:training-job/pipelines-*"]))
         self.groups = {}
         for kind in MODEL_KINDS:
             group = sagemaker.CfnModelPackageGroup(self, f"{kind_id(kind)}Group", model_package_group_name=config.model_package_group(kind),

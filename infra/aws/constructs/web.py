@@ -16,7 +16,7 @@ API_PATHS = ("/predict*", "/models", "/health", "/inspections*", "/assets*")
 
 
 class Web(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config, storage, api, web_acl_arn: str):
+    def __init__(self, scope: Construct, construct_id: str, *, config, storage, api, web_acl_arn: str, sign_in):
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(self, "Site", block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
                                 encryption=s3.BucketEncryption.S3_MANAGED, removal_policy=RemovalPolicy.DESTROY,
@@ -26,8 +26,10 @@ class Web(Construct):
             self, "SecurityHeaders", comment="IVADAS security headers",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    # connect-src: the UI exchanges its sign-in code for tokens at Cognito's token endpoint
                     content_security_policy="default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-                                            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+                                            f"connect-src 'self' {sign_in.base_url}; frame-ancestors 'none'; base-uri 'none'; "
+                                            "form-action 'none'",
                     override=True),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
                     access_control_max_age=Duration.days(365), include_subdomains=True, override=True),
@@ -54,8 +56,10 @@ class Web(Construct):
             enable_logging=True, log_bucket=storage.access_logs, log_file_prefix="cloudfront/",
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
         )
+        sign_in.add_ui_client(f"https://{self.distribution.distribution_domain_name}")
         s3deploy.BucketDeployment(
             self, "Deploy", destination_bucket=self.bucket, distribution=self.distribution, distribution_paths=["/*"],
             sources=[s3deploy.Source.asset(str(ROOT / "ui"), exclude=["config.json"]),
-                     s3deploy.Source.json_data("config.json", {"apiBaseUrl": "", "environment": config.environment})],
+                     s3deploy.Source.json_data("config.json", {"apiBaseUrl": "", "environment": config.environment,
+                                                               "auth": sign_in.ui_config()})],
             memory_limit=256)

@@ -30,7 +30,8 @@ class IvadasStack(Stack):
                                       api=self.api, powertools_version=powertools)
         self.web = Web(self, "Web", config=config, storage=self.storage, api=self.api, web_acl_arn=web_acl_arn)
         # datasets, trainings, approval, trials and feedback from the browser
-        self.lifecycle = Lifecycle(self, "Lifecycle", config=config, storage=self.storage, api=self.api, web=self.web)
+        self.lifecycle = Lifecycle(self, "Lifecycle", config=config, storage=self.storage, api=self.api, web=self.web,
+                                   training=self.training, images=self.images)
         self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api,
                                      sensor_feed=self.sensor_feed)
         CfnOutput(self, "Url", value=f"https://{self.web.distribution.distribution_domain_name}", description="UI and API")

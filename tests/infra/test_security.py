@@ -1,0 +1,198 @@
+"""Access control and data protection as synthesized: the user pool and its groups, the Cognito
+authorizer on every human route, station keys with usage plans, the origin secret's rotation and
+the regional web ACLs, the key on inspection images, least-privilege roles, and hand-written cdk-nag
+acknowledgments that a new wildcard cannot slip past."""
+
+import json
+
+import pytest
+
+from infra.aws.config import IvadasConfig
+
+
+def resources(template_json: dict, kind: str) -> dict:
+    return {k: v for k, v in template_json["Resources"].items() if v["Type"] == kind}
+
+
+def one(template_json: dict, kind: str) -> dict:
+    [found] = resources(template_json, kind).values()
+    return found["Properties"]
+
+
+def role_statements(template_json: dict, handler: str) -> list[dict]:
+    functions = resources(template_json, "AWS::Lambda::Function")
+    function = next(f for f in functions.values() if f["Properties"].get("Handler") == handler)
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [s for p in resources(template_json, "AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def actions_of(statements) -> set[str]:
+    return {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+
+def test_a_user_pool_with_the_three_groups_admin_made_users_mfa_and_a_hosted_domain(main_template_json):
+    pool = one(main_template_json, "AWS::Cognito::UserPool")
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True  # no self sign-up
+    assert pool["MfaConfiguration"] == "ON" and pool["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
+    assert pool["Policies"]["PasswordPolicy"]["MinimumLength"] >= 12
+    assert pool["UserPoolAddOns"]["AdvancedSecurityMode"] == "ENFORCED" or pool.get("UserPoolTier") == "PLUS"
+    groups = {g["Properties"]["GroupName"]: g["Properties"]["Precedence"]
+              for g in resources(main_template_json, "AWS::Cognito::UserPoolGroup").values()}
+    assert groups == {"admin": 1, "engineer": 2, "inspector": 3}
+    domain = one(main_template_json, "AWS::Cognito::UserPoolDomain")
+    assert "ivadas-dev" in json.dumps(domain["Domain"])
+
+
+def test_the_ui_client_uses_the_code_flow_with_pkce_and_no_secret(main_template_json):
+    client = one(main_template_json, "AWS::Cognito::UserPoolClient")
+    assert client["GenerateSecret"] is False
+    assert client["AllowedOAuthFlows"] == ["code"] and client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert "openid" in client["AllowedOAuthScopes"]
+    callback = json.dumps(client["CallbackURLs"])
+    assert "https://" in callback and "DomainName" in callback  # the distribution's own URL
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    assert client["IdTokenValidity"] == 60 and client["TokenValidityUnits"]["IdToken"] == "minutes"
+
+
+def test_every_human_route_has_the_cognito_authorizer_and_only_health_is_open(main_template_json):
+    [authorizer] = resources(main_template_json, "AWS::ApiGateway::Authorizer").values()
+    assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
+    [api_id] = [k for k, v in resources(main_template_json, "AWS::ApiGateway::RestApi").items()
+                if v["Properties"]["Name"] == "ivadas-dev-api"]
+    methods = [m["Properties"] for m in resources(main_template_json, "AWS::ApiGateway::Method").values()
+               if m["Properties"]["RestApiId"] == {"Ref": api_id}]
+    paths = {json.dumps(m["ResourceId"]): m for m in methods}
+    assert len(methods) >= 8
+    open_methods = [m for m in methods if m["AuthorizationType"] == "NONE"]
+    assert len(open_methods) == 1 and open_methods[0]["HttpMethod"] == "GET"  # GET /health
+    for method in methods:
+        if method["AuthorizationType"] != "NONE":
+            assert method["AuthorizationType"] == "COGNITO_USER_POOLS"
+            assert method["AuthorizerId"] == {"Ref": next(iter(resources(main_template_json, "AWS::ApiGateway::Authorizer")))}
+    assert paths
+    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in resources(main_template_json, "AWS::ApiGateway::GatewayResponse").values()
+                 if r["Properties"]["RestApiId"] == {"Ref": api_id}}
+    assert responses["UNAUTHORIZED"]["StatusCode"] == "401" and responses["ACCESS_DENIED"]["StatusCode"] == "403"
+    assert '"error"' in responses["UNAUTHORIZED"]["ResponseTemplates"]["application/json"]
+
+
+def test_the_lambda_enforces_the_route_table_on_aws(main_template_json):
+    functions = resources(main_template_json, "AWS::Lambda::Function")
+    predict = next(f for f in functions.values() if f["Properties"].get("Handler") == "predict_app.handler")
+    assert predict["Properties"]["Environment"]["Variables"]["ACCESS_CONTROL"] == "enforce"
+
+
+def test_stations_use_api_keys_bound_to_usage_plans_or_iam(main_template_json):
+    apis = {k: v["Properties"]["Name"] for k, v in resources(main_template_json, "AWS::ApiGateway::RestApi").items()}
+    station_api = next(k for k, name in apis.items() if name == "ivadas-dev-stations")
+    methods = [m["Properties"] for m in resources(main_template_json, "AWS::ApiGateway::Method").values()
+               if m["Properties"]["RestApiId"] == {"Ref": station_api}]
+    assert len(methods) == 4 and all(m["HttpMethod"] == "POST" for m in methods)
+    keyed = [m for m in methods if m.get("ApiKeyRequired")]
+    signed = [m for m in methods if m["AuthorizationType"] == "AWS_IAM"]
+    assert len(keyed) == 2 and len(signed) == 2 and not [m for m in keyed if m in signed]
+    plan = one(main_template_json, "AWS::ApiGateway::UsagePlan")
+    default = IvadasConfig().stations[0]
+    assert plan["Quota"] == {"Limit": default.quota_per_day, "Period": "DAY"}
+    assert plan["Throttle"] == {"RateLimit": default.rate_per_second, "BurstLimit": default.burst}
+    assert plan["ApiStages"][0]["Stage"] == {"Ref": next(k for k, v in resources(main_template_json, "AWS::ApiGateway::Stage").items()
+                                                        if v["Properties"]["StageName"] == "stations")}
+    [key] = resources(main_template_json, "AWS::ApiGateway::ApiKey").values()
+    assert key["Properties"]["Name"] == "ivadas-dev-line-1" and "Value" not in key["Properties"]  # generated by AWS
+    key_link = one(main_template_json, "AWS::ApiGateway::UsagePlanKey")
+    assert key_link["KeyType"] == "API_KEY"
+    responses = {r["Properties"]["ResponseType"]: r["Properties"]["StatusCode"]
+                 for r in resources(main_template_json, "AWS::ApiGateway::GatewayResponse").values()
+                 if r["Properties"]["RestApiId"] == {"Ref": station_api}}
+    assert responses["QUOTA_EXCEEDED"] == "429" and responses["THROTTLED"] == "429" and responses["INVALID_API_KEY"] == "403"
+
+
+def test_stations_config_makes_one_plan_and_key_per_station():
+    config = IvadasConfig(stations='[{"name": "line-1", "quotaPerDay": 100, "ratePerSecond": 0.5}, {"name": "line-2"}]')
+    assert [(s.name, s.quota_per_day, s.burst) for s in config.stations] == [("line-1", 100, 1), ("line-2", 20000, 10)]
+    with pytest.raises(ValueError, match="unique"):
+        IvadasConfig(stations=[{"name": "a"}, {"name": "a"}])
+    with pytest.raises(ValueError):
+        IvadasConfig(stations=[{"name": "bad name"}])
+
+
+def test_the_origin_secret_rotates_through_a_function_that_moves_cloudfront_and_the_web_acl(main_template_json):
+    schedule = one(main_template_json, "AWS::SecretsManager::RotationSchedule")
+    assert schedule["RotationRules"]["ScheduleExpression"] == "rate(30 days)"
+    functions = resources(main_template_json, "AWS::Lambda::Function")
+    rotation_id = next(k for k, f in functions.items() if f["Properties"].get("Handler") == "rotate.handler")
+    assert schedule["RotationLambdaARN"] == {"Fn::GetAtt": [rotation_id, "Arn"]}
+    env = functions[rotation_id]["Properties"]["Environment"]["Variables"]
+    assert env["ORIGIN_HEADER"] == "X-Origin-Verify" and env["WEB_ACL_RULE"] == "OriginSecretRequired"
+    assert {"Ref": next(iter(resources(main_template_json, "AWS::CloudFront::Distribution")))} == env["DISTRIBUTION_ID"]
+    statements = role_statements(main_template_json, "rotate.handler")
+    assert {"cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution", "wafv2:UpdateWebACL",
+            "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"} <= actions_of(statements)
+    for statement in statements:
+        if "cloudfront:UpdateDistribution" in statement["Action"]:
+            assert "distribution/" in json.dumps(statement["Resource"])  # this distribution, not *
+    # the API Lambda reads the version list to accept the pending and (for a while) the previous value
+    predict = role_statements(main_template_json, "predict_app.handler")
+    assert "secretsmanager:ListSecretVersionIds" in actions_of(predict)
+
+
+def test_a_regional_web_acl_on_the_api_stage_blocks_requests_without_the_origin_header(main_template_json):
+    acls = {v["Properties"]["Name"]: (k, v["Properties"]) for k, v in resources(main_template_json, "AWS::WAFv2::WebACL").items()}
+    acl_id, acl = acls["ivadas-dev-api-origin"]
+    assert acl["Scope"] == "REGIONAL"
+    [rule] = acl["Rules"]
+    assert rule["Name"] == "OriginSecretRequired" and rule["Action"] == {"Block": {}}
+    match = rule["Statement"]["NotStatement"]["Statement"]["ByteMatchStatement"]
+    assert match["FieldToMatch"] == {"SingleHeader": {"Name": "x-origin-verify"}} and match["PositionalConstraint"] == "EXACTLY"
+    assert "resolve:secretsmanager" in json.dumps(match["SearchString"])
+    associations = [a["Properties"] for a in resources(main_template_json, "AWS::WAFv2::WebACLAssociation").values()]
+    stages = {v["Properties"]["StageName"]: k for k, v in resources(main_template_json, "AWS::ApiGateway::Stage").items()}
+    api_association = next(a for a in associations if a["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]})
+    assert stages["prod"] in json.dumps(api_association["ResourceArn"])
+    station_acl_id, station_acl = acls["ivadas-dev-stations"]
+    assert station_acl["Scope"] == "REGIONAL" and any("RateBasedStatement" in r["Statement"] for r in station_acl["Rules"])
+    assert any(a["WebACLArn"] == {"Fn::GetAtt": [station_acl_id, "Arn"]} and stages["stations"] in json.dumps(a["ResourceArn"])
+               for a in associations)
+
+
+def test_inspection_images_are_encrypted_with_the_projects_key(main_template_json):
+    key_id = next(k for k, v in resources(main_template_json, "AWS::KMS::Key").items()
+                  if "inspection images" in v["Properties"].get("Description", ""))
+    buckets = resources(main_template_json, "AWS::S3::Bucket")
+    artifacts = next(b["Properties"] for b in buckets.values()
+                     if any(r.get("Prefix") == "inspections/" for r in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])))
+    [sse] = artifacts["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}}
+    assert sse["BucketKeyEnabled"] is True
+
+
+def test_the_predict_role_records_and_queries_and_puts_images_nothing_more(main_template_json):
+    statements = role_statements(main_template_json, "predict_app.handler")
+    dynamo = {a for a in actions_of(statements) if a.startswith("dynamodb:")}
+    assert dynamo == {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"}
+    # the images it records: put only (reading one back is the feedback route's own grant, on *.img under a day)
+    s3 = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+          if a.startswith("s3:") and '"/inspections/*"' in json.dumps(s["Resource"])}
+    assert s3 == {"s3:PutObject"}
+    kms = [s for s in statements if any(a.startswith("kms:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+    assert all("kms:ViaService" in json.dumps(s.get("Condition", {})) for s in kms)
+    assert not {a for a in actions_of(kms) if "*" in a}  # no ReEncrypt*, GenerateDataKey*
+
+
+def test_the_deploy_function_may_only_decrypt_with_the_key(main_template_json):
+    statements = role_statements(main_template_json, "deploy_app.handler")
+    kms = {a for a in actions_of(statements) if a.startswith("kms:")}
+    # Decrypt (reading bundles); CreateGrant/DescribeKey only as SageMaker's grant for endpoint volumes
+    assert kms <= {"kms:Decrypt", "kms:CreateGrant", "kms:DescribeKey"} and "kms:Decrypt" in kms
+    for statement in statements:
+        if "kms:CreateGrant" in json.dumps(statement["Action"]):
+            assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_the_ui_is_told_how_to_sign_in_and_may_talk_to_cognito(main_template_json):
+    rendered = json.dumps(main_template_json)
+    assert "oauth2/authorize" in rendered and "oauth2/token" in rendered
+    policy = one(main_template_json, "AWS::CloudFront::ResponseHeadersPolicy")
+    csp = json.dumps(policy["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"])
+    assert "amazoncognito.com" in csp and "frame-ancestors 'none'" in csp
