@@ -277,3 +277,25 @@ def test_the_snapshot_is_immutable_and_named_by_content(api):
     assert api.call("DELETE", f"/datasets/tiles/images/{victim['sha256']}")[0] == 200
     assert (api.root / first["key"] / "tiles" / victim["path"]).is_file()  # the snapshot keeps it
     assert data.snapshot(["tiles"])["snapshot"] != first["snapshot"]
+
+
+def test_a_write_that_fails_midway_leaves_nothing_in_the_class(tmp_path):
+    from class_datasets import Datasets, plan_zip
+    from object_store import FolderStore
+
+    class Failing(FolderStore):
+        def __init__(self, root):
+            super().__init__(root)
+            self.puts = 0
+
+        def put(self, key, data):
+            self.puts += 1
+            if self.puts == 4:
+                raise OSError("disk full")
+            super().put(key, data)
+
+    store = Failing(tmp_path)
+    plan = plan_zip(mvtec_zip(classes=("tiles",), good=6))
+    with pytest.raises(OSError):
+        Datasets(store).add("tiles", plan.classes["tiles"])
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
