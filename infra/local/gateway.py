@@ -193,6 +193,7 @@ class Gateway:
         from email.policy import HTTP
 
         import class_datasets as datasets
+        import imports
         from object_store import FolderStore
         from uploads import LocalPresigner
 
@@ -203,7 +204,7 @@ class Gateway:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > datasets.MAX_ZIP_BYTES + 1024 * 1024:
+        if length > max(datasets.MAX_ZIP_BYTES, imports.MAX_GRAPH_BYTES) + 1024 * 1024:  # the largest form
             return _s3_error(start_response, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
         kind = environ.get("CONTENT_TYPE", "")
         if not kind.startswith("multipart/form-data"):

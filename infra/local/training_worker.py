@@ -1,6 +1,7 @@
 """`python -m infra.local.training_worker`: what SageMaker Pipelines and a trial's scoring job do
-in the cloud, for the local stack. It picks up trainings and trials the API queued in the store
-(`trainings/*.json`, `trials/*.json`), oldest first, one at a time, and writes their progress back.
+in the cloud, for the local stack. It picks up trainings, trials and detector imports the API queued
+in the store (`trainings/*.json`, `trials/*.json`, `imports/*.json`), oldest first, one at a time,
+and writes their progress back.
 
 Trainings run the local pipeline (the same steps, gate and registration as `ivadas pipeline run`)
 on the dataset snapshot the API made; each step's start and end are written into the record as
@@ -26,6 +27,7 @@ if str(LAMBDA_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDA_DIR))
 
 from class_datasets import now  # noqa: E402  (the API's own record formats)
+from imports import IMPORTS, ImportRecords, finish  # noqa: E402
 from object_store import FolderStore  # noqa: E402
 from trainings import TrainingRecords  # noqa: E402
 from trials import Trials, run_trial  # noqa: E402
@@ -52,6 +54,7 @@ class TrainingWorker:
         self.store = FolderStore(self.store_root)
         self.trainings = TrainingRecords(self.store)
         self.trials = Trials(self.store)
+        self.imports = ImportRecords(self.store)
         self.pipeline_name = pipeline_name
         self.echo = echo
 
@@ -66,6 +69,9 @@ class TrainingWorker:
             if trial["status"] == "Executing":
                 trial.update(status="Failed", failure_reason="the local stack stopped while this trial ran", ended_at=now())
                 self.trials.save(trial)
+        for record in self.imports.all():
+            if record["status"] == "Executing":
+                finish(self.imports, record, None, "the local stack stopped while this import ran; upload it again")
 
     def run_once(self) -> bool:
         """Run the oldest queued training or trial; False when nothing waits."""
@@ -80,7 +86,32 @@ class TrainingWorker:
 
             run_trial(self.trials, trials[-1], self._load_model, score_images)
             return True
+        imports = [r for r in self.imports.all() if r["status"] == "Queued"]
+        if imports:
+            self.import_detector(imports[-1])
+            return True
         return False
+
+    def import_detector(self, record: dict) -> dict:
+        """`ivadas models import` on the uploaded files, into the local registry (the Processing job's
+        work on AWS); a refusal is the importer's message, and nothing is registered."""
+        from inference.errors import IvadasError
+        from pipelines.detector.job import run_import
+
+        self.echo(f"import {record['id']}: detector for {record['class_name']}")
+        record.update(status="Executing", started_at=now())
+        self.imports.save(record)
+        try:
+            result = run_import(self.store_root / IMPORTS / record["id"], record["class_name"], record["anomalous_classes"],
+                                record["iou"], self.pipeline_name, record.get("by"), store=self.store_root,
+                                graph_name=record["files"]["graph"]["filename"])
+        except IvadasError as exc:
+            return finish(self.imports, record, None, exc.message)
+        except Exception as exc:  # still a reason in words for the page, and the trace in the worker's log
+            self.echo(traceback.format_exc())
+            return finish(self.imports, record, None, f"the import failed unexpectedly: {exc}")
+        self.echo(f"import {record['id']}: registered {result['version']}")
+        return finish(self.imports, record, result, None)
 
     @staticmethod
     def _load_model(model_url: str):

@@ -21,6 +21,7 @@ import access
 import endpoint_client
 import origin_secret
 import routes_datasets
+import routes_imports
 import routes_inspections
 import routes_models
 import routes_predict
@@ -32,6 +33,7 @@ from api_core import MAX_BODY_BYTES, ApiError, error_response, logger, metrics, 
 app = APIGatewayRestResolver(strip_prefixes=[access.IAM_PREFIX])
 for routes in (routes_predict, routes_models, routes_inspections, routes_sensors, routes_datasets, routes_trainings):
     app.include_router(routes.router)
+app.include_router(routes_imports.router)  # bring-your-own detectors: POST /models/import
 
 
 @app.exception_handler(ApiError)

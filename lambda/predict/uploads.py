@@ -15,6 +15,8 @@ import os
 import time
 
 EXPIRES_S = 15 * 60
+#: where forms may put files: dataset uploads, and detectors being imported (routes_imports.py)
+UPLOAD_PREFIXES = ("datasets/uploads/", "datasets/imports/")
 LOCAL_UPLOAD_PATH = "/local-s3/upload"
 
 
@@ -66,8 +68,8 @@ class LocalPresigner:
             return key, "the upload form has expired; ask for a new one"
         if not 1 <= size <= max_bytes:
             return key, f"the file is {size} bytes; this form allows 1 to {max_bytes}"
-        if not key.startswith("datasets/uploads/"):
-            return key, "uploads go under datasets/uploads/ only"
+        if not key.startswith(UPLOAD_PREFIXES):
+            return key, f"uploads go under {' or '.join(UPLOAD_PREFIXES)} only"
         return key, None
 
 

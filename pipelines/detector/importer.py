@@ -46,6 +46,7 @@ class ImportRequest:
     approval: str = PENDING
     pipeline: str = "ivadas-training"
     quiet: bool = True
+    imported_by: str | None = None  # who asked, when the import runs as a job for someone (the API's caller)
 
 
 @dataclass
@@ -98,7 +99,7 @@ def prepare(request: ImportRequest, workdir: Path) -> tuple[Path, dict, dict | N
         "source_sha256": _sha256(graph),
         "names_source": names_source,
         "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "imported_by": current_user(),
+        "imported_by": request.imported_by or current_user(),
         "evaluation_data": str(request.eval_data) if request.eval_data else None,
     }
     bundle = workdir / "model.tar.gz"
