@@ -192,7 +192,8 @@ def test_the_predict_role_reads_the_sensors_prefix_and_writes_nothing_there(main
 def api_gateway_routes(template: dict) -> dict[str, set[str]]:
     """Path (with `{param}` parts) → HTTP methods, as API Gateway will serve them."""
     resources = of_type(template, "AWS::ApiGateway::Resource")
-    [(api_id, _)] = of_type(template, "AWS::ApiGateway::RestApi").items()
+    # the API behind CloudFront (the station API serves POST /predict only, to stations)
+    [api_id] = [k for k, v in of_type(template, "AWS::ApiGateway::RestApi").items() if v["Properties"]["Name"].endswith("-api")]
 
     def path(resource_id):
         if resource_id == {"Fn::GetAtt": [api_id, "RootResourceId"]}:
