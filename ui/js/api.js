@@ -1,4 +1,6 @@
 // Talking to the IVADAS API: one fetch wrapper, the error texts people read, small DOM helpers.
+import { authHeaders, forget } from "./auth.js";
+
 export const $ = (id) => document.getElementById(id);
 
 const ERROR_TEXT = {
@@ -12,6 +14,10 @@ const ERROR_TEXT = {
   endpoint_timeout: "The model took too long to answer. Try again.",
   throttled: "Too many requests right now. Wait a moment and try again.",
   bad_request: "The request was not accepted: ",
+  unauthorized: "Your sign-in is missing or has ended. Reload the page to sign in again.",
+  token_expired: "Your sign-in has expired. Reload the page to sign in again.",
+  forbidden: "You are not allowed to do this: ",
+  quota_exceeded: "This station has used its requests for today.",
 };
 
 const settings = { base: "" };
@@ -21,7 +27,7 @@ export function setApiBase(base) { settings.base = (base || "").replace(/\/$/, "
 export async function api(path, options = {}) {
   let response;
   try {
-    response = await fetch(settings.base + path, { headers: { "Content-Type": "application/json" }, ...options });
+    response = await fetch(settings.base + path, { ...options, headers: { "Content-Type": "application/json", ...authHeaders(), ...(options.headers || {}) } });
   } catch (err) {
     throw { code: "network", message: "The IVADAS API cannot be reached. Check the connection and try again." };
   }
@@ -29,6 +35,7 @@ export async function api(path, options = {}) {
   try { body = await response.json(); } catch (err) { body = null; }
   if (!response.ok) {
     const error = (body && body.error) || {};
+    if (response.status === 401) forget();  // the next page load signs in again
     throw { code: error.code || "http_" + response.status, message: error.message || response.statusText, status: response.status };
   }
   return body;

@@ -2,6 +2,7 @@
 // Each page is a module with an init function and a <main data-page="..."> in index.html; the
 // header's links switch pages by the URL's #fragment (#sensors/pump-1 opens a page on an asset).
 import { $, api, setApiBase, showError } from "./api.js";
+import { initAuth, renderUser } from "./auth.js";
 import { initHistory, refreshHistory, setKindModalities } from "./history.js";
 import { initInspect, loadModels } from "./inspect.js";
 import { hideLifecycle, initLifecycle, setTrainingKinds, showLifecycle } from "./lifecycle.js";
@@ -32,13 +33,21 @@ async function start() {
   for (const page of Object.values(PAGES)) page.init();
   initHistory();
   window.addEventListener("hashchange", showPage);
+  let auth = null;
   try {
     const config = await fetch("config.json").then((r) => (r.ok ? r.json() : {}));
     setApiBase(config.apiBaseUrl);
     $("environment").textContent = config.environment || "";
+    auth = config.auth;
   } catch (err) {
     setApiBase("");
   }
+  try {
+    await initAuth(auth);  // with sign-in configured: signed in here, or off to the sign-in page
+  } catch (err) {
+    showError({ code: "sign_in", message: err.message });
+  }
+  renderUser();
   showPage();
   try {
     const listing = await api("/models");
