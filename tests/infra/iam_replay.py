@@ -13,8 +13,9 @@ IAM checks for it, with the request context keys a condition can test, following
 - CopyObject: s3:GetObject on the source and kms:Decrypt for it, s3:PutObject on the target and
   kms:GenerateDataKey for it;
 - DeleteObject: s3:DeleteObject (a delete marker in a versioned bucket needs nothing more);
-- DynamoDB PutItem on a table encrypted with a customer managed key: dynamodb:PutItem and
-  kms:Decrypt of the table key through DynamoDB, as the caller;
+- DynamoDB PutItem, GetItem and Query on a table encrypted with a customer managed key: the
+  action on the table (Query on an index: on the index) and kms:Decrypt of the table key through
+  DynamoDB, as the caller;
 - InvokeEndpoint: sagemaker:InvokeEndpoint on the endpoint.
 
 `permitted` is IAM's evaluation of identity policies for one request: an explicit Deny wins, else
@@ -133,9 +134,10 @@ def authorizations(call: Call, kms_key_of_bucket: dict[str, str], kms_key_of_tab
                     Authorization("kms:GenerateDataKey", p.get("SSEKMSKeyId") or key_of(bucket), via_s3)]
         if call.operation == "DeleteObject":
             return [Authorization("s3:DeleteObject", obj(bucket, p["Key"]))]
-    if call.service == "dynamodb" and call.operation == "PutItem":
+    if call.service == "dynamodb" and call.operation in ("PutItem", "GetItem", "Query"):
         table = p["TableName"]
-        return [Authorization("dynamodb:PutItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"),
+        target = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}" + (f"/index/{p['IndexName']}" if p.get("IndexName") else "")
+        return [Authorization(f"dynamodb:{call.operation}", target),
                 Authorization("kms:Decrypt", kms_key_of_table[table], (("kms:ViaService", f"dynamodb.{REGION}.amazonaws.com"),))]
     if call.service == "sagemaker-runtime" and call.operation == "InvokeEndpoint":
         return [Authorization("sagemaker:InvokeEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{p['EndpointName']}")]
