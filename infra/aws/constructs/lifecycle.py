@@ -10,6 +10,9 @@ they may touch.
 - Trainings start the pipeline: sagemaker:StartPipelineExecution on that pipeline's ARN only, and
   read their executions' steps.
 - Trial detections are Processing jobs of the training image, run as the pipeline's role.
+- Detector imports (`POST /models/import`) are too: the job runs `pipelines.detector.job` on the
+  files uploaded under `datasets/imports/<id>/`, uploads the bundle to the artifacts bucket and
+  registers the version in the pipeline's detector group, as the pipeline's role.
 - Approval and rejection update model packages of the pipeline's groups only; reports read the
   evaluation outputs under `pipelines/<name>/` of the artifacts bucket; feedback reads kept
   inspection images.
@@ -31,6 +34,9 @@ ROUTES = {
     "trainings": ["GET", "POST"], "trainings/{training_id}": ["GET"], "trainings/{training_id}/report": ["GET"],
     "trainings/{training_id}/approval": ["POST"], "versions": ["GET"], "versions/{kind}/{number}/approval": ["POST"],
     "trials": ["GET", "POST"], "trials/{trial_id}": ["GET"], "feedback": ["POST"],
+    # bring-your-own detectors (lambda/predict/routes_imports.py)
+    "models/import/uploads": ["POST"], "models/import": ["POST"], "models/imports": ["GET"],
+    "models/imports/{import_id}": ["GET"],
 }
 
 
@@ -49,6 +55,7 @@ class Lifecycle(Construct):
         self._grant_pipeline(arn, config)
         self._grant_reports(storage, config)
         self._grant_trials(arn, config, storage, training, images)
+        self._grant_imports(arn, config, training, images)
         self._routes(api)
         self.cors = self._upload_cors(storage, web)
         self._acknowledge(storage, config)
@@ -99,6 +106,17 @@ class Lifecycle(Construct):
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[storage.artifacts.arn_for_objects("trials/*")]))
 
+    def _grant_imports(self, arn: str, config, training, images) -> None:
+        """An import is a Processing job of the training image, run as the pipeline's role (passed to
+        SageMaker under the trials' grant), which reads the upload, writes the bundle and registers
+        it; the API starts and reads only import jobs, and reads their result under pipelines/<name>/."""
+        self.function.add_environment("IMPORT_IMAGE_URI", images.training.image_uri)
+        self.function.add_environment("ENDPOINT_IMAGE_URI", images.endpoint.image_uri)
+        self.function.add_environment("IMPORT_ROLE_ARN", training.role.role_arn)
+        self.import_jobs = f"{arn}:processing-job/{config.pipeline_name}-import-*"
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"], resources=[self.import_jobs]))
+
     def _routes(self, api) -> None:
         integration = apigw.LambdaIntegration(self.function, timeout=Duration.seconds(29))
         authorizer = getattr(api, "authorizer", None)  # people sign in; the Lambda checks their group per route
@@ -148,6 +166,7 @@ class Lifecycle(Construct):
             _render(stack, f"{arn}:model-package/{prefix}-*/*"):
                 "Approval reads and updates this pipeline's model packages, numbered by SageMaker.",
             _render(stack, self.trial_jobs): "Trial detections start and read their own Processing jobs, named by trial id.",
+            _render(stack, self.import_jobs): "Detector imports start and read their own Processing jobs, named by import id.",
             f"{_render(stack, storage.artifacts.bucket_arn)}/trials/*":
                 "A trial's results, written by its Processing job under trials/<trial id>/: s3:GetObject only.",
         }

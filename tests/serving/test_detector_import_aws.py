@@ -1,0 +1,190 @@
+"""Detector imports against AWS: the files go to the data bucket through presigned POST forms (moto),
+POST /models/import starts a SageMaker Processing job of the training image as the pipeline's role
+(botocore Stubber, with the request SageMaker documents), the job itself (`pipelines.detector.job`,
+run here on what SageMaker would download) registers the version in the Model Registry (moto), and
+GET /models/imports/{id} reads its result — or its ExitMessage, the importer's words, when it failed."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from tests.kinds.graphs import NAMES, constant_graph, ultralytics_metadata
+from tests.kinds.test_detector_decoding import KNOWN
+from tests.serving.test_detector_import_api import TRUTH, labelled_zip, names_yaml
+from tests.serving.test_lifecycle_aws import call, send_form
+
+DATA, ARTIFACTS = "ivadas-data", "ivadas-artifacts"
+ROLE = "arn:aws:iam::123456789012:role/pipeline"
+TRAINING_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ivadas-training:1"
+ENDPOINT_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ivadas-endpoint:1"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """S3 and the Model Registry in moto; the API's SageMaker client stubbed (moto runs no job)."""
+    import imports
+    import routes_datasets
+    import routes_imports
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                       "DATASET_STORE": f"s3://{DATA}", "MODEL_REGISTRY": "sagemaker", "ACCESS_CONTROL": "open",
+                       "PIPELINE_NAME": "ivadas-training"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("LOCAL_UPLOAD_SECRET", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in (DATA, ARTIFACTS):
+            s3.create_bucket(Bucket=bucket)
+        monkeypatch.setattr(routes_datasets, "_datasets", None)
+        api_sagemaker = boto3.client("sagemaker")
+        launcher = imports.SageMakerImports("ivadas-training", f"s3://{DATA}", ARTIFACTS, TRAINING_IMAGE, ENDPOINT_IMAGE, ROLE,
+                                            "us-east-1", client=api_sagemaker, s3=s3)
+        monkeypatch.setattr(routes_imports, "launcher_from_environment", lambda: launcher)
+        with Stubber(api_sagemaker) as stub:
+            yield s3, stub
+
+
+def upload(s3, files: dict[str, tuple[str, bytes]]) -> str:
+    from imports import limit_of
+
+    status, started = call("POST", "/models/import/uploads", {role: {"filename": name, "size": len(data)}
+                                                             for role, (name, data) in files.items()})
+    assert status == 201, started
+    for role, (_, data) in files.items():
+        form = started["targets"][role]
+        assert form["url"].startswith(f"https://{DATA}.s3")
+        conditions = json.loads(base64.b64decode(form["fields"]["policy"]))["conditions"]
+        assert ["content-length-range", 1, limit_of(role)] in conditions  # S3 refuses a file the form was not signed for
+        assert form["fields"]["key"].startswith(f"datasets/imports/{started['import_id']}/")
+        send_form(s3, form, data)
+    return started["import_id"]
+
+
+def expected_job(import_id: str, anomalous: list[str]) -> dict:
+    job = f"ivadas-training-import-{import_id}"
+    arguments = ["--target", "aws", "--input", "/opt/ml/processing/input", "--output", "/opt/ml/processing/output",
+                 "--class", "thermal", "--iou", "0.7", "--pipeline", "ivadas-training", "--artifacts-bucket", ARTIFACTS,
+                 "--inference-image-uri", ENDPOINT_IMAGE, "--imported-by", "local", "--graph-name", "thermal.onnx"]
+    for name in anomalous:
+        arguments += ["--anomalous", name]
+    return {
+        "ProcessingJobName": job, "RoleArn": ROLE,
+        "AppSpecification": {"ImageUri": TRAINING_IMAGE, "ContainerEntrypoint": ["python", "-m", "pipelines.detector.job"],
+                             "ContainerArguments": arguments + ["--region", "us-east-1"]},
+        "ProcessingInputs": [{"InputName": "upload", "S3Input": {
+            "S3Uri": f"s3://{DATA}/datasets/imports/{import_id}/", "LocalPath": "/opt/ml/processing/input",
+            "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "result", "S3Output": {
+            "S3Uri": f"s3://{ARTIFACTS}/pipelines/ivadas-training/import-jobs/{import_id}", "LocalPath": "/opt/ml/processing/output",
+            "S3UploadMode": "EndOfJob"}}]},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600}, "Environment": {"IVADAS_STEP": "import"}}
+
+
+def run_job_as_sagemaker(s3, request: dict, workdir: Path, monkeypatch) -> int:
+    """What the Processing job does: download the input prefix, run the container's command, upload
+    the output at the end; its exit message is what DescribeProcessingJob returns."""
+    from pipelines.detector.job import entry
+
+    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"][len(f"s3://{DATA}/"):]
+    local = workdir / "input"
+    for item in s3.list_objects_v2(Bucket=DATA, Prefix=source).get("Contents", []):
+        target = local / item["Key"][len(source):]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(DATA, item["Key"], str(target))
+    arguments = list(request["AppSpecification"]["ContainerArguments"])
+    arguments[arguments.index("--input") + 1] = str(local)
+    arguments[arguments.index("--output") + 1] = str(workdir / "output")
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(workdir / "ml-output"))
+    code = entry(arguments)
+    if code == 0:
+        output = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"][len(f"s3://{ARTIFACTS}/"):]
+        s3.upload_file(str(workdir / "output" / "result.json"), ARTIFACTS, f"{output}/result.json")
+    return code
+
+
+def describe(job: str, status: str, **extra) -> dict:
+    return {"ProcessingJobName": job, "ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{job}",
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+            "AppSpecification": {"ImageUri": TRAINING_IMAGE}, "CreationTime": dt.datetime(2026, 12, 1),
+            "ProcessingJobStatus": status, **extra}
+
+
+def start(stub, import_id: str, anomalous: list[str]) -> dict:
+    request = expected_job(import_id, anomalous)
+    stub.add_response("create_processing_job", {"ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/"
+                                                                    f"{request['ProcessingJobName']}"}, request)
+    status, record = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": anomalous})
+    assert status == 201, record
+    assert record["status"] == "Executing" and record["job_name"] == request["ProcessingJobName"] and record["backend"] == "sagemaker"
+    return request
+
+
+def uploaded(s3, import_id: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=DATA, Prefix=f"datasets/imports/{import_id}/").get("Contents", [])]
+
+
+def test_an_import_on_aws_is_a_processing_job_that_registers_the_version(aws, tmp_path, monkeypatch):
+    s3, stub = aws
+    graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES)).read_bytes()
+    import_id = upload(s3, {"graph": ("thermal.onnx", graph), "names": ("data.yaml", names_yaml()),
+                            "labelled": ("line3.zip", labelled_zip({"panel": TRUTH}))})
+    request = start(stub, import_id, ["crack", "hot spot"])
+    job = request["ProcessingJobName"]
+    stub.add_response("describe_processing_job", describe(job, "InProgress"), {"ProcessingJobName": job})
+    status, running = call("GET", f"/models/imports/{import_id}")
+    assert status == 200 and running["status"] == "Executing"
+    assert run_job_as_sagemaker(s3, request, tmp_path / "job", monkeypatch) == 0
+    stub.add_response("describe_processing_job", describe(job, "Completed"), {"ProcessingJobName": job})
+    status, done = call("GET", f"/models/imports/{import_id}")
+    assert status == 200 and done["status"] == "Succeeded", done
+    assert done["registered_version"] == "ivadas-training-detector/1" and done["version_status"] == "PendingManualApproval"
+    assert done["evaluation"]["mean"]["map50"] == pytest.approx(((51 + 50 * 2 / 3) / 101 + 0.5 + 1.0) / 3, abs=1e-12)
+    assert done["model_url"].startswith(f"s3://{ARTIFACTS}/pipelines/ivadas-training/imports/")
+    package = boto3.client("sagemaker").list_model_packages(ModelPackageGroupName="ivadas-training-detector")
+    assert len(package["ModelPackageSummaryList"]) == 1
+    described = boto3.client("sagemaker").describe_model_package(
+        ModelPackageName=package["ModelPackageSummaryList"][0]["ModelPackageArn"])
+    assert described["InferenceSpecification"]["Containers"][0]["Image"] == ENDPOINT_IMAGE
+    assert described["CustomerMetadataProperties"]["imported_by"] == "local"
+    assert described["CustomerMetadataProperties"]["source"] == "thermal.onnx"
+    assert uploaded(s3, import_id) == []  # the uploads go; the bundle is in the artifacts bucket
+    # a finished import is not asked about again
+    assert call("GET", f"/models/imports/{import_id}")[1]["status"] == "Succeeded"
+
+
+def test_a_refused_detector_fails_the_job_with_the_importers_words_and_registers_nothing(aws, tmp_path, monkeypatch):
+    s3, stub = aws
+    graph = constant_graph(tmp_path / "bare.onnx", KNOWN).read_bytes()
+    import_id = upload(s3, {"graph": ("thermal.onnx", graph), "names": ("data.yaml", names_yaml(NAMES[:2]))})
+    request = start(stub, import_id, ["crack"])
+    assert run_job_as_sagemaker(s3, request, tmp_path / "job", monkeypatch) == 1
+    message = (tmp_path / "job" / "ml-output" / "message").read_text()
+    job = request["ProcessingJobName"]
+    stub.add_response("describe_processing_job", describe(job, "Failed", ExitMessage=message,
+                                                          FailureReason="AlgorithmError: see job logs"),
+                      {"ProcessingJobName": job})
+    status, done = call("GET", f"/models/imports/{import_id}")
+    assert status == 200 and done["status"] == "Failed"
+    assert "names give 2 classes but the detector predicts 3" in done["failure_reason"]
+    assert boto3.client("sagemaker").list_model_packages(ModelPackageGroupName="ivadas-training-detector")["ModelPackageSummaryList"] == []
+    assert uploaded(s3, import_id) == []
+    assert s3.list_objects_v2(Bucket=ARTIFACTS).get("KeyCount", 0) == 0
+
+
+def test_sagemaker_refusing_the_job_is_a_502_in_words(aws, tmp_path):
+    s3, stub = aws
+    graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES)).read_bytes()
+    import_id = upload(s3, {"graph": ("thermal.onnx", graph)})
+    stub.add_client_error("create_processing_job", "ResourceLimitExceeded", "The account-level service limit for "
+                          "ml.m5.large processing jobs is 0", 400)
+    status, body = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})
+    assert status == 502 and body["error"]["code"] == "import_unavailable" and "service limit" in body["error"]["message"]
