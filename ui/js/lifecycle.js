@@ -3,6 +3,7 @@
 // reason, trial detections, and how many verified images wait for the next training.
 import { $, api, describeError, fmt } from "./api.js";
 import { feedbackButtons, onVerified } from "./feedback.js";
+import { hideImports, initImports } from "./imports.js";
 import { loadModels } from "./inspect.js";
 
 const ACTIVE = ["Queued", "Executing", "Stopping"];
@@ -16,7 +17,7 @@ const TEXTS = {
 };
 const state = { classes: [], kinds: [], selected: null, trainingTimer: null, trialTimer: null, selectedClass: null };
 
-function el(tag, attributes = {}, ...children) {
+export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attributes)) {
     if (key === "class") node.className = value;
@@ -27,12 +28,12 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-function field(label, control, hint) {
+export function field(label, control, hint) {
   const id = control.id;
   return el("div", { class: "field" }, el("label", { for: id, text: label }), control, ...(hint ? [el("p", { class: "hint", text: hint })] : []));
 }
 
-function say(boxId, text, isError = false) {
+export function say(boxId, text, isError = false) {
   const box = $(boxId);
   box.textContent = text;
   box.className = isError ? "error" : "hint";
@@ -159,7 +160,7 @@ function imageTile(className, image, caption) {
   return tile;
 }
 
-async function postForm(target, file) {
+export async function postForm(target, file) {
   const form = new FormData();
   for (const [key, value] of Object.entries(target.fields)) form.append(key, value);
   form.append("file", file);
@@ -488,6 +489,7 @@ export function initLifecycle() {
   const main = document.querySelector('[data-page="train"]');
   if (!main) return;
   build(main);
+  initImports(main);  // bring-your-own detectors: js/imports.js
   $("zip-upload").addEventListener("click", uploadZip);
   $("image-upload").addEventListener("click", uploadImages);
   $("train-start").addEventListener("click", startTraining);
@@ -518,4 +520,5 @@ export function showLifecycle() {
 export function hideLifecycle() {
   clearTimeout(state.trainingTimer);
   clearTimeout(state.trialTimer);
+  hideImports();
 }
