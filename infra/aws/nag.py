@@ -274,6 +274,7 @@ def acknowledge_findings(edge: Stack, main, config=None) -> None:
     acknowledge_wildcards(feed.function.role, feed_wildcards(main))
     rotation = main.origin_guard.rotation
     acknowledge_wildcards(rotation.role, rotation_wildcards(main))
+    tracking_and_drift_findings(main, config)
     for function in (main.serving.function, main.api.function, feed.function, rotation):
         _ack(function, LAMBDA_BASIC, "AWSLambdaBasicExecutionRole only lets the function write its own log streams.")
         _ack(function, "AwsSolutions-L1", "Python 3.11 is the runtime of the container images and of the pinned Powertools "
@@ -312,3 +313,40 @@ def _methods(rest_api):
     from aws_cdk import aws_apigateway as apigw
 
     return [c for c in rest_api.node.find_all() if isinstance(c, apigw.Method)]
+
+
+def tracking_and_drift_findings(main, config) -> None:
+    """The MLflow tracking server's role, the drift-monitoring job's and its schedule's, and the API's
+    read of the latest monitoring report (infra/aws/constructs/tracking.py, drift_monitoring.py)."""
+    stack, storage = Stack.of(main), main.storage
+    if main.tracking is not None:
+        acknowledge_wildcards(main.tracking.role, [
+            Wildcard(f"Resource::{objects(storage.artifacts, 'mlflow/')}", "The MLflow tracking server keeps run artifacts "
+                     "under keys it names below mlflow/ of the artifacts bucket.",
+                     _s("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"))])
+    drift = main.drift
+    acknowledge_wildcards(drift.role, [
+        Wildcard("Resource::*", "ecr:GetAuthorizationToken (a registry login; pulls are limited to the training repository), "
+                 "sagemaker:ListModelPackages (no resource-level permission) and cloudwatch:PutMetricData (conditioned on "
+                 "the IVADAS/Monitoring namespace); nothing else is allowed on *.",
+                 _s("ecr:GetAuthorizationToken", "sagemaker:ListModelPackages", "cloudwatch:PutMetricData")),
+        Wildcard(f"Resource::{objects(storage.artifacts, 'pipelines/')}", "The job reads each model version's training "
+                 "reference beside its evaluation, under keys the pipeline names per execution: s3:GetObject only.",
+                 _s("s3:GetObject")),
+        Wildcard(f"Resource::{objects(storage.artifacts, 'monitoring/latest/')}", "The job writes its summary, report and "
+                 "plots under monitoring/latest/: s3:PutObject only.", _s("s3:PutObject")),
+        Wildcard(f"Resource::{objects(storage.data, 'datasets/feedback/inspection/')}", "The job reads the markers people's "
+                 "confirmations and corrections leave, one per inspection: s3:GetObject only.", _s("s3:GetObject")),
+        Wildcard(f"Resource::{arn(stack, 'sagemaker', f'model-package/{config.pipeline_name}-*/*')}", "Versions of this "
+                 "deployment's model package groups, to find a version's evaluation: DescribeModelPackage only.",
+                 _s("sagemaker:DescribeModelPackage")),
+        Wildcard(f"Resource::{arn(stack, 'logs', 'log-group:/aws/sagemaker/ProcessingJobs*')}", "Processing jobs log to "
+                 "the group SageMaker names for them.",
+                 _s("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")),
+    ])
+    acknowledge_wildcards(drift.schedule_role, [
+        Wildcard(f"Resource::{arn(stack, 'sagemaker', f'processing-job/{drift.job_prefix}*')}", "Each scheduled run starts "
+                 "a processing job named after this deployment and the schedule's execution id.",
+                 _s("sagemaker:CreateProcessingJob", "sagemaker:AddTags"))])
+    _ack(drift.report_reader, f"AwsSolutions-IAM5[Resource::{objects(storage.artifacts, 'monitoring/latest/')}]",
+         "GET /monitoring and /monitoring/report read the latest run's summary and report: s3:GetObject only.")

@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parents[2]
-API_PREFIXES = ("/predict", "/health", "/models", "/inspections", "/assets")
+API_PREFIXES = ("/predict", "/health", "/models", "/inspections", "/assets", "/monitoring")
 #: The model life cycle from the browser: datasets, trainings, approvals, trials, feedback
 LIFECYCLE_PREFIXES = ("/datasets", "/trainings", "/versions", "/trials", "/feedback")
 API_PREFIXES = API_PREFIXES + LIFECYCLE_PREFIXES

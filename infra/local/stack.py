@@ -102,6 +102,8 @@ class StackSettings:
     feed_seconds: float = 2.0
     #: replay the sensor demo's evaluation period into the feed, as a live machine would send it
     replay_demo: bool = True
+    #: seconds between monitoring passes (drift, anomaly rate, confirmed quality; POST /monitoring/run asks for one now)
+    monitor_seconds: float = 900.0
     #: `--auth`: sign-in and station keys from `home/auth.json` (infra/local/auth.py), enforced by the
     #: predict Lambda's own access rules; off, the stack is open to whoever reaches its loopback port
     auth: bool = False
@@ -257,6 +259,10 @@ class LocalStack:
         # runs the trainings and trials the API queues, as SageMaker does on AWS
         self.processes["training-worker"] = self._spawn("infra.local.training_worker", self._lambda_env(),
                                                         self._log("training-worker"))
+        # the monitoring job, as the scheduled Processing job on AWS: report under store/monitoring/latest
+        self.processes["monitor"] = self._spawn("infra.local.serve_monitor", {
+            **self._lambda_env(), "MONITOR_STORE_ROOT": str(s.store), "MONITOR_INTERVAL_S": str(s.monitor_seconds)},
+            self._log("monitor"))
         if any(kind_info(kind).modality == "sensors" for kind in served):
             self._start_sensor_feed()  # before the gateway answers: once it does, every server is running
         _wait_healthy(f"{s.url}/health", self.processes["gateway"], "the gateway", self._log("gateway"))
@@ -270,6 +276,7 @@ class LocalStack:
             "IVADAS_GATEWAY_ROLE": "api", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.port),
             "IVADAS_GATEWAY_WORKERS": str(s.gateway_workers), "IVADAS_UI_DIR": str(ROOT / "ui"),
             "SENSOR_STORE": str(s.store), "SENSOR_FEED_INTERVAL_S": str(s.feed_seconds),
+            "MONITORING_STORE": str(s.store / "monitoring"),
             **self._lifecycle_env(),
             "ENDPOINT_NAMES": json.dumps({kind: s.endpoint_name(kind) for kind in MODEL_KINDS}),
             "MODEL_MODALITIES": json.dumps({kind: kind_info(kind).modality for kind in MODEL_KINDS}),

@@ -25,7 +25,6 @@ def slug(*parts: str) -> str:
 def write_report(summary: dict, records: list[dict], references, output_dir) -> Path:
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True))
     sections = []
     for group in summary["groups"]:
         mine = [r for r in records if (r["class_name"], r["model_kind"], r["model_version"]) ==
@@ -33,8 +32,16 @@ def write_report(summary: dict, records: list[dict], references, output_dir) -> 
         reference = (references(group["model_kind"], group["model_version"]) or {}).get("classes", {}).get(group["class_name"])
         sections.append(_section(group, mine, reference, output))
     path = output / REPORT_FILE
-    path.write_text(_page(summary, sections))
+    # the summary goes last: whoever sees a new summary finds its report already there, and neither half-written
+    _replace(path, _page(summary, sections))
+    _replace(output / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=True))
     return path
+
+
+def _replace(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _section(group: dict, records: list[dict], reference: dict | None, output: Path) -> str:

@@ -99,7 +99,10 @@ def test_an_inspector_signs_in_inspects_and_is_refused_engineering(context, secu
     page.set_input_files("#file-input", str(demo_data / "tiles/test/hole/001.png"))
     page.wait_for_selector("#result:not([hidden])")
     assert page.inner_text("#verdict") == "ANOMALY"
+    assert page.locator("[aria-label='verdict wrong']").count() >= 1  # marking verdicts is an engineer's
+    assert not page.locator("[aria-label='verdict wrong']").first.is_visible()
     assert call_api(page, "/inspections")["status"] == 200
+    assert call_api(page, "/feedback", "POST", {"request_id": "x", "correct": False})["status"] == 403
     refused = call_api(page, "/trainings", "POST", {"class_name": "tiles", "kind": "patchcore"})
     assert refused["status"] == 403 and refused["code"] == "forbidden" and "engineer" in refused["message"]
     refused = call_api(page, "/versions/patchcore/1/approval", "POST", {"decision": "reject", "reason": "no"})
@@ -108,11 +111,15 @@ def test_an_inspector_signs_in_inspects_and_is_refused_engineering(context, secu
     page.wait_for_selector("input[name=password]")  # signed out: back to the sign-in page
 
 
-def test_an_engineer_sees_training_and_may_use_it(context, secured):
+def test_an_engineer_sees_training_and_may_use_it(context, secured, demo_data):
     page, _ = sign_in(context, secured, "eve")
     page.wait_for_selector("body[data-ready=true]")
     assert page.inner_text("#user") == "eve (engineer)"
     assert page.is_visible("a[data-page-link=train]")
+    page.select_option("#class-select", "tiles")
+    page.set_input_files("#file-input", str(demo_data / "tiles/test/good/001.png"))
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.locator("#verdict-feedback [aria-label='verdict wrong']").is_visible()
     assert call_api(page, "/datasets")["status"] == 200
     assert call_api(page, "/inspections")["status"] == 200
 

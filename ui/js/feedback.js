@@ -2,6 +2,7 @@
 // verified image joins its class's dataset (good → training, anomalous → evaluation) and waits for the
 // next training. Used by the inspect page, the history and the trial results.
 import { api, describeError } from "./api.js";
+import { mayAct } from "./auth.js";
 
 const listeners = new Set();
 
@@ -24,6 +25,8 @@ function sentence(answer) {
 export function feedbackButtons(request, image = null) {
   const box = document.createElement("span");
   box.className = "feedback";
+  box.dataset.minGroup = "engineer";  // marking a verdict adds to a dataset: an engineer's (access.py)
+  box.hidden = !mayAct("engineer");
   const status = document.createElement("span");
   status.className = "hint feedback-status";
   status.setAttribute("role", "status");

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[3]
 ORIGIN_HEADER = "X-Origin-Verify"
 ROUTES = {"predict": ["POST"], "predict/batch": ["POST"], "health": ["GET"], "models": ["GET"], "inspections": ["GET"],
           # what the sensor feed found (lambda/predict/routes_sensors.py)
-          "assets": ["GET"], "assets/{asset}/series": ["GET"], "assets/{asset}/events": ["GET"]}
+          "assets": ["GET"], "assets/{asset}/series": ["GET"], "assets/{asset}/events": ["GET"],
+          # the latest monitoring run (lambda/predict/routes_monitoring.py)
+          "monitoring": ["GET"], "monitoring/report": ["GET"], "monitoring/run": ["POST"]}
 #: routes API Gateway lets through without a signed-in user (the health check); every other route has
 #: the Cognito authorizer, and stations inspect through the station API (stations.py)
 PUBLIC_ROUTES = ("health",)

@@ -4,12 +4,14 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from ..constructs.api import Api
+from ..constructs.drift_monitoring import DriftMonitoring
 from ..constructs.images import Images
 from ..constructs.lifecycle import Lifecycle
 from ..constructs.monitoring import Monitoring
 from ..constructs.sensor_feed import SensorFeed
 from ..constructs.serving import Serving
 from ..constructs.storage import Storage
+from ..constructs.tracking import ExperimentTracking
 from ..constructs.training import Training
 from ..constructs.web import Web
 
@@ -22,7 +24,8 @@ class IvadasStack(Stack):
         powertools = int(self.node.try_get_context("ivadas:powertoolsLayerVersion") or POWERTOOLS_LAYER_VERSION)
         self.storage = Storage(self, "Storage")
         self.images = Images(self, "Images")
-        self.training = Training(self, "Training", config=config, storage=self.storage, images=self.images)
+        self.tracking = ExperimentTracking(self, "Tracking", config=config, storage=self.storage) if config.mlflow_tracking_enabled else None
+        self.training = Training(self, "Training", config=config, storage=self.storage, images=self.images, tracking=self.tracking)
         self.serving = Serving(self, "Serving", config=config, storage=self.storage, images=self.images,
                                powertools_version=powertools)
         self.api = Api(self, "Api", config=config, storage=self.storage, serving=self.serving, powertools_version=powertools)
@@ -34,6 +37,9 @@ class IvadasStack(Stack):
                                    training=self.training, images=self.images)
         self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api,
                                      sensor_feed=self.sensor_feed)
+        self.drift = DriftMonitoring(self, "DriftMonitoring", config=config, storage=self.storage, images=self.images,
+                                     api=self.api, alarm_topic=self.monitoring.topic)
+        self.drift.serve_reports(self.api.function, self.storage)
         CfnOutput(self, "Url", value=f"https://{self.web.distribution.distribution_domain_name}", description="UI and API")
         CfnOutput(self, "DataBucket", value=self.storage.data.bucket_name,
                   description="datasets (datasets/) and sensor files to score (sensors/<asset>/incoming/)")
