@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 from api_core import ApiError
@@ -33,6 +34,9 @@ MAX_NAMES_BYTES = _limit("IMPORT_MAX_NAMES_BYTES", 1024 * 1024)
 NAMES_SUFFIXES = (".yaml", ".yml", ".txt", ".names")
 #: A label file is a few lines per image; more than this is not one.
 MAX_LABEL_BYTES = 1024 * 1024
+#: Upload forms expire after 15 minutes (uploads.EXPIRES_S); an import still waiting for its files
+#: an hour later never gets them
+ABANDONED_AFTER_S = 3600
 
 
 def file_key(import_id: str, role: str, filename: str = "") -> str:
@@ -98,6 +102,22 @@ class ImportRecords:
         """The uploads go once the job has ended, registered or refused."""
         for spec in record["files"].values():
             self.store.delete(spec["key"])
+
+
+def abandoned(record: dict, at: datetime | None = None) -> bool:
+    """An import whose files never all arrived: its upload forms expired long ago."""
+    if record["status"] != "Uploading":
+        return False
+    created = datetime.fromisoformat(record["created_at"])
+    return ((at or datetime.now(timezone.utc)) - created).total_seconds() > ABANDONED_AFTER_S
+
+
+def sweep_abandoned(records: ImportRecords) -> None:
+    """Uploads nobody started an import with do not stay in the bucket."""
+    for record in records.all():
+        if abandoned(record):
+            finish(records, record, None, "the import was never started: its files did not all arrive before the upload "
+                                          "forms expired; upload them again")
 
 
 def finish(records: ImportRecords, record: dict, result: dict | None, failure: str | None) -> dict:

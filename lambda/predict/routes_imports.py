@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 import uploads
 from api_core import ApiError, json_body, logger, validated
 from class_datasets import check_name, now
-from imports import ACTIVE, ImportRecords, check_file, check_labelled_zip, launcher_from_environment, limit_of
+from imports import (ACTIVE, ImportRecords, check_file, check_labelled_zip, launcher_from_environment, limit_of,
+                     sweep_abandoned)
 from routes_datasets import dataset_store
 
 router = APIGatewayRouter()
@@ -84,6 +85,7 @@ def start_import_upload():
     if presigner is None:
         raise ApiError(503, "uploads_unavailable", "this deployment cannot sign uploads")
     store = records()
+    sweep_abandoned(store)
     record = store.new({role: spec.model_dump() for role, spec in files.items()}, caller())
     targets = {role: presigner.presign(spec["key"], limit_of(role)) for role, spec in record["files"].items()}
     store.save(record)

@@ -257,3 +257,17 @@ def test_the_job_writes_the_importers_message_where_sagemaker_reads_it(tmp_path,
     message = (tmp_path / "ml-output" / "message").read_text()
     assert "rank 2" in message and not (tmp_path / "out" / "result.json").exists()
     assert LocalRegistry(tmp_path / "store").list() == []
+
+
+def test_an_import_never_started_is_swept_with_its_files(imports, graphs, monkeypatch):
+    import imports as records
+
+    import_id = send(imports, {"graph": ("thermal.onnx", graphs["known"]), "names": ("data.yaml", names_yaml())}, skip=("graph",))
+    assert list((imports.root / "datasets" / "imports" / import_id).iterdir())  # the names file arrived
+    send(imports, {"graph": ("thermal.onnx", graphs["known"])})
+    assert imports.call("GET", f"/models/imports/{import_id}")[1]["status"] == "Uploading"  # within the hour: kept
+    monkeypatch.setattr(records, "ABANDONED_AFTER_S", -1)
+    send(imports, {"graph": ("thermal.onnx", graphs["known"])})  # a new upload sweeps the abandoned ones
+    record = imports.call("GET", f"/models/imports/{import_id}")[1]
+    assert record["status"] == "Failed" and "never started" in record["failure_reason"]
+    assert not list((imports.root / "datasets" / "imports" / import_id).iterdir())
