@@ -47,6 +47,7 @@ ROUTE_RULES: tuple[tuple[frozenset | None, re.Pattern, str], ...] = tuple(
         (ANY, r"^/models(/.*)?$", ENGINEER),
         (ANY, r"^/versions/.+$", ENGINEER),
         (ANY, r"^/feedback$", ENGINEER),
+        (ANY, r"^/monitoring/run$", ENGINEER),
         (ANY, r"^/inspections/.+$", ENGINEER),
         (ANY, r"^/datasets(/.*)?$", ENGINEER),
         (ANY, r"^/trainings(/.*)?$", ENGINEER),

@@ -24,6 +24,7 @@ import routes_datasets
 import routes_imports
 import routes_inspections
 import routes_models
+import routes_monitoring
 import routes_predict
 import routes_sensors
 import routes_trainings
@@ -31,7 +32,8 @@ from api_core import MAX_BODY_BYTES, ApiError, error_response, logger, metrics, 
 
 # the station API serves SigV4 callers under /iam (API Gateway sets one authorization type per method)
 app = APIGatewayRestResolver(strip_prefixes=[access.IAM_PREFIX])
-for routes in (routes_predict, routes_models, routes_inspections, routes_sensors, routes_datasets, routes_trainings):
+for routes in (routes_predict, routes_models, routes_inspections, routes_sensors, routes_datasets, routes_trainings,
+               routes_monitoring):
     app.include_router(routes.router)
 app.include_router(routes_imports.router)  # bring-your-own detectors: POST /models/import
 

@@ -7,11 +7,13 @@ import { initHistory, refreshHistory, setKindModalities } from "./history.js";
 import { initInspect, loadModels } from "./inspect.js";
 import { hideLifecycle, initLifecycle, setTrainingKinds, showLifecycle } from "./lifecycle.js";
 import { hideSensors, initSensors, setSensorModels, showSensors } from "./sensors.js";
+import { initMonitoring, showMonitoring } from "./monitoring.js";
 
 const PAGES = {
   inspect: { init: initInspect },
   sensors: { init: initSensors, show: showSensors, hide: hideSensors },
   train: { init: initLifecycle, show: showLifecycle, hide: hideLifecycle },
+  monitoring: { init: initMonitoring, show: showMonitoring },
 };
 let current = null;
 let loaded = false; // pages are told they are shown once the model listing is in
