@@ -62,12 +62,11 @@ class TrainingRequest(BaseModel):
 
 
 def refreshed(record: dict) -> dict:
+    """The record with SageMaker's latest word on its execution (AWS). Locally the worker writes the
+    record itself, and the API never writes it back (a stale copy would undo the worker's progress)."""
     launcher = launcher_from_environment()
-    if record.get("backend") == launcher.backend and record["status"] in ACTIVE:
-        before = record["status"]
-        record = launcher.refresh(record)
-        if record["status"] != before or record.get("steps"):
-            records().save(record)
+    if launcher.backend != "local" and record.get("backend") == launcher.backend and record["status"] in ACTIVE:
+        record = records().save(launcher.refresh(record))
     return record
 
 
@@ -283,8 +282,8 @@ def start_trial():
 
 
 def trial_refreshed(trial: dict) -> dict:
-    launcher = trial_launcher()
-    if trial.get("backend", "local") == launcher.backend and trial["status"] in ("Queued", "Executing"):
+    launcher = trial_launcher()  # as for trainings: locally only the worker writes the record
+    if launcher.backend != "local" and trial.get("backend") == launcher.backend and trial["status"] in ("Queued", "Executing"):
         before = trial["status"]
         trial = launcher.refresh(trial)
         if trial["status"] != before:

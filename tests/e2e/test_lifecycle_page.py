@@ -19,6 +19,13 @@ pytestmark = pytest.mark.slow
 SETTINGS = "backbone=resnet18, weights=random, image_size=64, coreset_ratio=0.1"
 
 
+def text_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        out.writestr("notes/readme.txt", "no pictures here")
+    return buffer.getvalue()
+
+
 @pytest.fixture(scope="module")
 def new_class(tmp_path_factory):
     """A class the served models have never seen (`wood`, 64 px), as a zip in MVTec layout."""
@@ -70,6 +77,12 @@ def test_from_a_zip_to_a_verified_verdict_in_the_browser(browser, lifecycle_stac
         assert "wood: 26 added" in page.inner_text("#dataset-status")
         cells = page.locator("#dataset-rows tr[data-class=wood] td").all_inner_texts()
         assert cells[1:5] == ["12", "6", "8", "0"]
+        # a zip that is not a dataset: a clear message, nothing stored
+        page.set_input_files("#zip-file", {"name": "notes.zip", "mimeType": "application/zip", "buffer": text_zip()})
+        page.click("#zip-upload")
+        page.wait_for_selector("#dataset-status.error")
+        assert "no images" in page.inner_text("#dataset-status")
+        assert page.locator("#dataset-rows tr").count() == 1
         # 2. a training, watched step by step
         page.check("#train-class-wood")
         page.select_option("#train-kind", "patchcore")
@@ -78,7 +91,7 @@ def test_from_a_zip_to_a_verified_verdict_in_the_browser(browser, lifecycle_stac
         page.click("#train-start")
         page.wait_for_selector("#training-steps")
         seen = set()
-        for _ in range(600):
+        for _ in range(2400):  # waiting, not timing: the training takes what it takes on a busy machine
             seen |= {s for s in page.locator("#training-steps li[data-status=Executing]").evaluate_all("els => els.map(e => e.dataset.step)")}
             heading = page.inner_text("#training-detail h3")
             if heading.endswith(("Succeeded", "Failed")):
@@ -99,6 +112,13 @@ def test_from_a_zip_to_a_verified_verdict_in_the_browser(browser, lifecycle_stac
         page.wait_for_selector("#approval-status[data-serving='ivadas-training-patchcore/2']", timeout=90_000)
         history = LocalRegistry(lifecycle_stack.settings.store).get("ivadas-training-patchcore", 2).history
         assert history[-1]["status"] == APPROVED and history[-1]["reason"] == "report read: holes and scratches found"
+        # a trial of the version on a new image, before anyone inspects with it
+        page.select_option("#trial-version", "patchcore/2")
+        page.set_input_files("#trial-files", str(unseen))
+        page.click("#trial-start")
+        page.wait_for_selector("#trial-results .trial-result .tag", timeout=60_000)
+        assert "Trial of ivadas-training-patchcore/2" in page.inner_text("#trial-status")
+        assert page.locator("#trial-results .trial-result button").count() == 2  # right / wrong
         # 5. an image inspected with the new version, its verdict marked wrong
         page.click("a[data-page-link=inspect]")
         page.select_option("#model-select", "patchcore")

@@ -321,6 +321,7 @@ async function selectTraining(id) {
     renderSteps(training);
     if (ACTIVE.includes(training.status)) {
       state.trainingTimer = setTimeout(() => { refreshTrainings(); selectTraining(id); }, 1500);
+      say("train-status", "");
       $("report").className = "empty";
       $("report").textContent = "The report appears when the training has finished.";
       $("approval").hidden = true;
@@ -330,7 +331,9 @@ async function selectTraining(id) {
       await showReport(training);
     }
   } catch (error) {
+    // a lost answer (the network, a busy server) does not end the live view: say so and ask again
     fail("train-status", error);
+    if (state.selected === id && error.status !== 404) state.trainingTimer = setTimeout(() => selectTraining(id), 3000);
   }
 }
 
@@ -460,7 +463,14 @@ async function startTrial() {
 
 async function followTrial(id) {
   clearTimeout(state.trialTimer);
-  const trial = await api(`/trials/${id}`);
+  let trial;
+  try {
+    trial = await api(`/trials/${id}`);
+  } catch (error) {
+    fail("trial-status", error);
+    state.trialTimer = setTimeout(() => followTrial(id), 3000);
+    return;
+  }
   if (ACTIVE.includes(trial.status)) {
     say("trial-status", `Trial of ${trial.version}: ${trial.status.toLowerCase()}…`);
     state.trialTimer = setTimeout(() => followTrial(id), 1000);
