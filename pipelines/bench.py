@@ -21,11 +21,12 @@ SPEED_BACKBONES = (("resnet18", False), ("wide_resnet50_2", False), ("wide_resne
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "memory", "peer", "all", "sensors"),
+    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "memory", "peer", "all", "sensors", "monitoring"),
                         default="all",
                         help="int8 compares INT8 recipes with FP32 features; load runs the local stack under load (loopback only); "
                              "memory trains one class of 200 to 5,000 images for wall time and peak memory (not part of all); "
-                             "sensors runs the sensor kinds on SKAB and C-MAPSS (not part of all); peer sets IVADAS against "
+                             "sensors runs the sensor kinds on SKAB and C-MAPSS (not part of all); monitoring measures input "
+                             "statistics, a monitoring pass and MLflow tracking (not part of all); peer sets IVADAS against "
                              "anomalib's PatchCore from --peer-venv on the same images (not part of all)")
     parser.add_argument("--data", help="MVTec-layout dataset for the quality suite")
     parser.add_argument("--classes", help="classes of --data (default: all)")
@@ -84,6 +85,10 @@ def run_bench(args) -> None:
         sections.append(args.load_bench(args))
     if args.suite == "memory":
         sections.append(_memory_section(args, workdir))
+    if args.suite == "monitoring":
+        from pipelines.monitoring.bench import run_monitoring_bench
+
+        sections.append(run_monitoring_bench(args))
     text = "\n\n".join(sections) + "\n"
     Path(args.output).write_text(text)
     print(text)
