@@ -1,0 +1,52 @@
+"""The drift statistics on plain arrays: PSI stays small for samples of one distribution (even small
+ones) and grows with a shift; KS agrees; a sensor's shift is in training standard deviations; a sensor
+verdict's reference is the peak of each window-long run of rows; thresholds refuse what they do not know."""
+
+import numpy as np
+import pytest
+
+from pipelines.monitoring import drift
+from pipelines.monitoring.thresholds import ThresholdConfig, ThresholdError, Thresholds
+
+
+@pytest.mark.parametrize("n", [30, 100, 1000])
+def test_psi_of_one_distribution_stays_below_the_alarm_and_a_shift_exceeds_it(n):
+    rng = np.random.default_rng(n)
+    reference = rng.normal(0, 1, 300)
+    same = [drift.psi(reference, rng.normal(0, 1, n)) for _ in range(50)]
+    assert np.percentile(same, 95) < Thresholds().input_psi
+    assert drift.psi(reference, rng.normal(1.0, 1, n)) > Thresholds().input_psi  # one standard deviation darker
+    assert drift.psi(reference, reference) < 0.01
+
+
+def test_psi_is_finite_when_every_value_falls_outside_the_reference():
+    assert np.isfinite(drift.psi(np.arange(100.0), np.full(50, 1e6)))
+    assert drift.psi([], [1.0]) is None and drift.psi([1.0, np.nan], [np.nan]) is None
+
+
+def test_compare_reports_ks_and_medians():
+    rng = np.random.default_rng(0)
+    result = drift.compare(rng.normal(0, 1, 200), rng.normal(2, 1, 50))
+    assert result["ks_p_value"] < 1e-6 and result["ks_statistic"] > 0.5
+    assert result["current_median"] == pytest.approx(2, abs=0.4) and result["samples"] == 50 and result["reference_samples"] == 200
+
+
+def test_sensor_shift_is_in_training_standard_deviations():
+    assert drift.sensor_shift(10.0, 2.0, [16.0, 16.0])["shift_sigma"] == pytest.approx(3.0)
+    assert drift.sensor_shift(10.0, 0.0, [10.0])["shift_sigma"] == 0.0  # a constant sensor that stayed constant
+    assert drift.sensor_shift(10.0, 2.0, [])["windows"] == 0
+
+
+def test_window_peaks_are_the_maximum_of_each_run_of_rows():
+    assert drift.window_peaks([1, 5, 2, 3, 9, 4, 7], 3).tolist() == [5, 9]
+    assert drift.window_peaks([1, 2], 5).tolist() == [2]
+
+
+def test_thresholds_per_class_and_their_errors():
+    config = ThresholdConfig.from_dict({"default": {"input_psi": 0.3}, "classes": {"tiles": {"min_samples": 10}}})
+    assert config.for_class("tiles") == Thresholds(input_psi=0.3, min_samples=10)
+    assert config.for_class("wood") == Thresholds(input_psi=0.3)
+    for bad, message in (({"classes": {"tiles": {"psi": 1}}}, "unknown threshold"), ({"default": {"p_value": -1}}, "non-negative"),
+                         ({"default": {"p_value": True}}, "non-negative"), ({"extra": {}}, "unknown key"), ([], "JSON object")):
+        with pytest.raises(ThresholdError, match=message):
+            ThresholdConfig.from_dict(bad)
