@@ -1,7 +1,7 @@
 """The predict Lambda's narrowed role, replayed: an inspection (endpoint call, image kept under
 inspections/, record put) and the history (a query) as a signed-in inspector, every AWS call checked
 against the role as synthesized, conditions included. The role allows these and no more on the
-table: no Scan, no DeleteItem, no UpdateItem; and it encrypts with the key only through S3."""
+table: no Scan, no DeleteItem, no UpdateItem; and the key only through DynamoDB or S3."""
 
 import base64
 import io
@@ -112,5 +112,5 @@ def test_an_inspection_and_the_history_need_nothing_the_role_does_not_allow(main
     for refused in ("dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"):
         assert not permitted(statements, request(refused, table_arn)), refused
     key = next(iter(table_keys.values()))
-    for refused in ("kms:GenerateDataKey", "kms:Encrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"):
-        assert not permitted(statements, request(refused, key)), refused  # writes with the key only through S3
+    for refused in ("kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"):
+        assert not permitted(statements, request(refused, key)), refused  # the key only through DynamoDB or S3
