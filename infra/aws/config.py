@@ -103,6 +103,8 @@ class IvadasConfig(BaseModel):
     # looks back one interval. Thresholds as pipelines/monitoring/thresholds.py reads them (default, per class).
     drift_monitor_rate_hours: int = Field(default=6, ge=1, le=24, description="how often drift is measured")
     drift_thresholds: dict = Field(default_factory=dict)
+    #: sensor assets that get a "drift on class X" alarm too (image classes are `classes`)
+    drift_alarm_assets: tuple[str, ...] = ()
 
     @field_validator("drift_thresholds", mode="before")
     @classmethod
@@ -147,7 +149,7 @@ class IvadasConfig(BaseModel):
                 raise ValueError(f"{url!r} is not an https:// callback URL")
         return urls
 
-    @field_validator("classes", mode="before")
+    @field_validator("classes", "drift_alarm_assets", mode="before")
     @classmethod
     def split_classes(cls, value):
         return tuple(c.strip() for c in value.split(",") if c.strip()) if isinstance(value, str) else value

@@ -138,3 +138,8 @@ def test_the_monitoring_routes_reach_the_api_through_cloudfront(main_template, m
     [distribution] = main_template.find_resources("AWS::CloudFront::Distribution").values()
     patterns = [b["PathPattern"] for b in distribution["Properties"]["DistributionConfig"]["CacheBehaviors"]]
     assert "/monitoring*" in patterns
+
+
+def test_sensor_assets_named_for_drift_alarms_are_read_like_classes():
+    assert IvadasConfig(drift_alarm_assets="pump-1, pump-2").drift_alarm_assets == ("pump-1", "pump-2")
+    assert IvadasConfig().drift_alarm_assets == ()

@@ -7,8 +7,8 @@ markers in the data bucket, and each model version's training reference beside i
 writes `summary.json` and `report.html` to `monitoring/latest/` of the artifacts bucket (the API's
 GET /monitoring and the UI read them). It publishes per-class metrics in `IVADAS/Monitoring`
 (`DriftDetected`, `ScoreDriftPSI`, `InputDriftPSI`, `SensorShiftSigma`, `AnomalyRate`,
-`ReviewedPrecision`, `ReviewedRecall`, `Verdicts`); an alarm per configured class, "drift on class X",
-watches `DriftDetected` and notifies the alarm topic.
+`ReviewedPrecision`, `ReviewedRecall`, `Verdicts`); an alarm per configured class and per sensor asset
+named in `driftAlarmAssets`, "drift on class X", watches `DriftDetected` and notifies the alarm topic.
 
 Least privilege: the job's role queries the inspection table, reads evaluations under `pipelines/`
 and feedback markers, writes under `monitoring/`, describes this deployment's model versions and puts
@@ -141,7 +141,7 @@ class DriftMonitoring(Construct):
     def _alarms(self, config, topic) -> list[cloudwatch.Alarm]:
         notify = actions.SnsAction(topic)
         alarms = []
-        for class_name in config.classes:
+        for class_name in dict.fromkeys(config.classes + config.drift_alarm_assets):
             metric = cloudwatch.Metric(namespace=NAMESPACE, metric_name=DRIFT_METRIC, dimensions_map={"ClassName": class_name},
                                        statistic="Maximum", period=self.rate)
             alarm = cloudwatch.Alarm(
