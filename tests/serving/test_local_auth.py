@@ -259,3 +259,27 @@ def test_up_with_auth_enforces_and_without_stays_open(tmp_path):
     assert env["ACCESS_CONTROL"] == "enforce" and env["IVADAS_AUTH_FILE"] == str(tmp_path / "auth.json")
     opened = __import__("infra.local.stack", fromlist=["LocalStack"]).LocalStack(StackSettings(home=tmp_path))._lambda_env()
     assert opened["ACCESS_CONTROL"] == "open" and "IVADAS_AUTH_FILE" not in opened
+
+
+# ------------------------------------------------------------------------------- who approved
+
+
+def test_an_approval_records_the_signed_in_engineer_not_the_name_the_request_gives(gateway, home, tmp_path, monkeypatch):
+    import routes_datasets
+
+    from pipelines.registry import APPROVED, PENDING, LocalRegistry
+
+    store = tmp_path / "store"
+    for key, value in {"MODEL_REGISTRY": f"local:{store}", "DATASET_STORE": str(store), "PIPELINE_NAME": "ivadas-training"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(routes_datasets, "_datasets", None)
+    registry = LocalRegistry(store)
+    registry.register("ivadas-training-patchcore", str(tmp_path / "model.tar.gz"), {"mean": {"image_auroc": 0.97}}, {}, PENDING)
+    decision = {"decision": "approve", "reason": "held-out AUROC 0.97, reviewed the misses", "by": "mallory"}
+    status, body = api(gateway, "POST", "/versions/patchcore/1/approval", decision, authorization=token(home, "ana"))
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    assert registry.get("ivadas-training-patchcore", 1).status == PENDING
+    status, body = api(gateway, "POST", "/versions/patchcore/1/approval", decision, authorization=token(home, "eve"))
+    assert status == 200, body
+    version = registry.get("ivadas-training-patchcore", 1)
+    assert version.status == APPROVED and version.history[-1]["by"] == "eve"
