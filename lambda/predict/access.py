@@ -136,7 +136,7 @@ def authorize(event: dict) -> Principal:
     if allows(principal, minimum):
         return principal
     if principal is ANONYMOUS:
-        raise ApiError(401, "unauthorized", "sign in (Authorization: Bearer <token>) or send a station key (x-api-key)")
+        raise ApiError(401, "unauthorized", "sign in (send your ID token as the Authorization header) or send a station key (x-api-key)")
     needed = "a station key or the inspector group" if minimum == STATION else f"the {minimum} group"
     who = {"station": "a station key", "iam": "an IAM caller"}.get(principal.kind, f"{principal.name} ({', '.join(sorted(principal.groups)) or 'no group'})")
     raise ApiError(403, "forbidden", f"{method} {path} needs {needed}; {who} may not call it")
