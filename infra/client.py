@@ -30,10 +30,24 @@ def predict_remote(url: str, image: str | Path, class_name: str, model: str | No
     return call(url, "/predict", body, timeout)
 
 
+def credentials() -> dict[str, str]:
+    """A station key (`IVADAS_API_KEY`, sent as x-api-key) or a person's ID token (`IVADAS_TOKEN`, e.g.
+    from `ivadas users token NAME`), for an API that requires one (`ivadas up --auth`, AWS)."""
+    import os
+
+    headers = {}
+    if os.environ.get("IVADAS_API_KEY"):
+        headers["x-api-key"] = os.environ["IVADAS_API_KEY"]
+    if os.environ.get("IVADAS_TOKEN"):
+        headers["Authorization"] = os.environ["IVADAS_TOKEN"]
+    return headers
+
+
 def call(url: str, path: str, body: dict | None = None, timeout: float = 30) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url.rstrip("/") + path, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+                                     headers={"Content-Type": "application/json", "Accept": "application/json",
+                                              **credentials()})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())

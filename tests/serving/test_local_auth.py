@@ -283,3 +283,30 @@ def test_an_approval_records_the_signed_in_engineer_not_the_name_the_request_giv
     assert status == 200, body
     version = registry.get("ivadas-training-patchcore", 1)
     assert version.status == APPROVED and version.history[-1]["by"] == "eve"
+
+
+def test_the_command_line_inspects_with_a_station_key_from_the_environment(gateway, home, monkeypatch):
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from infra.client import ApiCallFailed, predict_remote
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = make_server("127.0.0.1", 0, gateway, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    image = home / "part.png"
+    image.write_bytes(base64.b64decode(IMAGE))
+    try:
+        monkeypatch.delenv("IVADAS_API_KEY", raising=False)
+        with pytest.raises(ApiCallFailed) as refused:
+            predict_remote(url, image, "tiles")
+        assert refused.value.status == 401 and refused.value.code == "unauthorized"
+        monkeypatch.setenv("IVADAS_API_KEY", AuthStore(home / "auth.json").add_key("line-3", 10, 10))
+        seed(endpoint_result())
+        assert predict_remote(url, image, "tiles")["is_anomaly"] is True
+    finally:
+        server.shutdown()
