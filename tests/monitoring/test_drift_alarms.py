@@ -32,7 +32,7 @@ def register(store: Path, group: str, reference: dict) -> None:
 
 def record(log, result: dict, version: str, moment: datetime, index: int) -> None:
     result = {**result, "model": {"kind": result["model"]["kind"], "version": version}}
-    entry = inspection_log.inspection_record(result, f"{version}-{moment:%H}-{index}")
+    entry = inspection_log.inspection_record(result, f"{version.replace('/', '-')}-{moment:%H}-{index}")
     log.record({**entry, "timestamp": (moment + timedelta(seconds=30 * index)).isoformat(timespec="milliseconds")})
 
 
@@ -146,3 +146,24 @@ def test_thresholds_are_per_class(production, tmp_path, capsys):
                  "--thresholds", str(lenient)]) == 0
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert {a["class_name"] for a in summary["alarms"] if a["type"].endswith("drift")} == {"pump-1"}
+
+
+def test_feedback_markers_of_the_local_store_give_reviewed_precision_and_recall(production, tmp_path, capsys):
+    """POST /feedback leaves datasets/feedback/inspection/<request id>.json with the truth it recorded."""
+    markers = production / "datasets" / "feedback" / "inspection"
+    markers.mkdir(parents=True, exist_ok=True)
+    (markers / "an-inspection-of-another-period.json").write_text(json.dumps({"truth": "good"}))
+    from pipelines.monitoring.records import attach_feedback, folder_feedback, read_sqlite
+
+    records = read_sqlite(production / "inspections" / "inspections.sqlite", *NORMAL)
+    tiles = [r for r in records if r["class_name"] == "tiles"][:3]
+    for record, truth in zip(tiles, ("good", "good", "anomalous")):
+        (markers / f"{record['request_id']}.json").write_text(json.dumps({"truth": truth, "correct": True}))
+    found = folder_feedback(production)
+    assert {r["request_id"] for r in tiles} <= set(found)
+    labelled = attach_feedback(records, found)
+    assert sum(r["verified_label"] is not None for r in labelled) == 3
+    summary, _ = monitor(production, NORMAL, tmp_path, capsys)
+    quality = next(g for g in summary["groups"] if g["class_name"] == "tiles")["quality"]
+    assert quality["reviewed"] == 3
+    assert quality["false_negatives"] + quality["true_positives"] == 1
