@@ -177,6 +177,9 @@ def test_a_trial_runs_a_version_and_its_results_can_be_marked(lifecycle, trained
     status, trial = lifecycle.call("GET", f"/trials/{trial['id']}")
     assert status == 200 and trial["status"] == "Succeeded" and len(trial["results"]) == 2
     assert all(isinstance(r["is_anomaly"], bool) and r["heatmap_png_base64"] for r in trial["results"])
+    status, listing = lifecycle.call("GET", "/trials")
+    assert status == 200 and listing["trials"][0]["id"] == trial["id"] and listing["trials"][0]["results"] == 2
+    assert lifecycle.call("GET", "/trials/" + "0" * 32)[0] == 404 and lifecycle.call("GET", "/trials/x..y")[0] == 400
     before = lifecycle.call("GET", "/datasets/tiles")[1]["verified_pending"]
     status, marked = lifecycle.call("POST", "/feedback", {"trial_id": trial["id"], "index": 0, "correct": True})
     assert status == 201, marked
