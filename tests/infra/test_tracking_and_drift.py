@@ -143,3 +143,11 @@ def test_the_monitoring_routes_reach_the_api_through_cloudfront(main_template, m
 def test_sensor_assets_named_for_drift_alarms_are_read_like_classes():
     assert IvadasConfig(drift_alarm_assets="pump-1, pump-2").drift_alarm_assets == ("pump-1", "pump-2")
     assert IvadasConfig().drift_alarm_assets == ()
+
+
+def test_the_dashboard_shows_drift_for_every_class(main_template_json):
+    [dashboard] = [r for r in main_template_json["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert f"SEARCH('{{{NAMESPACE},ClassName}} MetricName=\\\\\\\"{DRIFT_METRIC}\\\\\\\"'" in body or (
+        NAMESPACE in body and DRIFT_METRIC in body)
+    assert "Drift detected per class" in body and "InputDriftPSI" in body and "SensorShiftSigma" in body

@@ -75,6 +75,23 @@ class DriftMonitoring(Construct):
         )
         self.alarms = self._alarms(config, alarm_topic)
 
+    def add_dashboard_row(self, dashboard: cloudwatch.Dashboard) -> None:
+        """Drift per class (every class that reports, found by SEARCH), anomaly rate and reviewed quality."""
+        seconds = int(self.rate.to_seconds())
+
+        def every_class(metric: str, statistic: str = "Maximum") -> cloudwatch.MathExpression:
+            return cloudwatch.MathExpression(
+                expression=f"SEARCH('{{{NAMESPACE},ClassName}} MetricName=\"{metric}\"', '{statistic}', {seconds})",
+                label="", period=self.rate)
+
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Drift detected per class (1 = alarm)", left=[every_class(DRIFT_METRIC)]),
+            cloudwatch.GraphWidget(title="Drift size per class", left=[every_class("ScoreDriftPSI"), every_class("InputDriftPSI")],
+                                   right=[every_class("SensorShiftSigma")]),
+            cloudwatch.GraphWidget(title="Anomaly rate and reviewed quality per class",
+                                   left=[every_class("AnomalyRate"), every_class("ReviewedPrecision"), every_class("ReviewedRecall")]),
+        )
+
     def serve_reports(self, function, storage) -> None:
         """GET /monitoring and /monitoring/report read the latest run (lambda/predict/routes_monitoring.py)."""
         function.add_environment("MONITORING_STORE", f"s3://{storage.artifacts.bucket_name}/monitoring")
