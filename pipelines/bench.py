@@ -191,7 +191,33 @@ def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, b
     report = train_bundle(data_root, classes, config, BackboneSource(backbone), bundle, quantize=int8, quiet=True)
     train_s = time.perf_counter() - started
     evaluations = evaluate_splits(bundle, data_root, Path(workdir) / label, classes, splits, plots=False, quiet=True)
-    return {"train_s": train_s, "timings": report.timings, "evaluations": evaluations}
+    latency = bundle_latency(bundle, data_root, classes[0])
+    return {"train_s": train_s, "timings": report.timings, "evaluations": evaluations, "latency": latency}
+
+
+def bundle_latency(bundle, data_root, name: str, queries: int = 20) -> dict:
+    """Single-image latency of a trained bundle on test images of `name`: encoded bytes → verdict, and → verdict
+    with heatmap and regions, the two taking turns; p50 in ms after 3 warm-up queries."""
+    import numpy as np
+
+    from inference.model import load_model
+    from pipelines.vision.datasets import read_class
+
+    detector = load_model(bundle)
+    samples = read_class(data_root, name, verify_images=False).test
+    payloads = [samples[i * len(samples) // queries].path.read_bytes() for i in range(min(queries, len(samples)))]
+    for data in payloads[:3]:
+        detector.predict_bytes(data, name, outputs=())
+    verdict, full = [], []
+    for data in payloads:
+        started = time.perf_counter()
+        detector.predict_bytes(data, name, outputs=())
+        middle = time.perf_counter()
+        detector.predict_bytes(data, name)
+        full.append((time.perf_counter() - middle) * 1000)
+        verdict.append((middle - started) * 1000)
+    return {"class": name, "queries": len(payloads), "verdict_p50_ms": float(np.percentile(verdict, 50)),
+            "full_p50_ms": float(np.percentile(full, 50))}
 
 
 #: variant setting of the bench, not of the model: [resize, crop] applied to the dataset's files
@@ -350,6 +376,7 @@ def quality_tables(results: dict, classes: list[str], splits: tuple[str, ...], a
                          f"{_spread(_class_mean(reports, classes, 'pixel_auroc'))} | "
                          f"{_spread(_class_mean(reports, classes, 'aupro'))} | {_spread(_class_mean(reports, classes, 'f1'))} "
                          "| | | |")
+    lines += _latency_rows(results)
     compared = [label for label in results if reference_of(label) in results and reference_of(label) != label]
     if compared:
         lines += ["", f"Against {REFERENCE} trained on the same data, seed by seed (same training images, same "
@@ -371,6 +398,24 @@ def quality_tables(results: dict, classes: list[str], splits: tuple[str, ...], a
                         deltas.append(None if a is None or b is None else 100 * (a - b))
                     lines.append(f"| {label} | {name if name != 'mean' else '**mean**'} | {split} | {_spread(deltas, 2)} |")
     return "\n".join(lines)
+
+
+def _latency_rows(results: dict) -> list[str]:
+    """Markdown rows of single-image latency for the variants whose runs measured it (median over the seeds)."""
+    import numpy as np
+
+    rows = []
+    for label, by_seed in results.items():
+        measured = [run["latency"] for run in by_seed.values() if run.get("latency")]
+        if measured:
+            rows.append(f"| {label} | {measured[0]['class']} | {np.median([m['verdict_p50_ms'] for m in measured]):.0f} | "
+                        f"{np.median([m['full_p50_ms'] for m in measured]):.0f} | {len(measured)} |")
+    if not rows:
+        return []
+    return ["", "Single-image latency of the trained bundle, encoded bytes → verdict, and → verdict with heatmap and "
+                "regions, the two taking turns on 20 test images after 3 warm-up: p50 in ms, median over the seeds' runs "
+                "(on the machine and load of the run).", "",
+            "| model | class | verdict ms | with heatmap and regions ms | runs |", "|---|---|---|---|---|", *rows]
 
 
 def _f(value) -> str:

@@ -217,3 +217,13 @@ def test_peer_table_gives_ratios_against_the_budgets():
     missing = peer_table({**ours, "int8_verdict_p50_ms": None}, peer, {"class": "a", "train_images": 200, "queries": 60,
                                                                        "queried_images": 40, "data": "d", "peer_venv": "/v"})
     assert "| single image INT8, verdict only (p50 ms) | n/a | 250 | n/a | ≤ 0.3 | not measured |" in missing
+
+
+def test_latency_is_reported_for_the_variants_that_measured_it():
+    latency = {"class": "a", "queries": 20, "verdict_p50_ms": 100.0, "full_p50_ms": 130.0}
+    results = {REFERENCE: {0: {**_run({"a": 0.9}, {"a": 0.9}), "latency": latency},
+                           1: {**_run({"a": 0.9}, {"a": 0.9}), "latency": {**latency, "verdict_p50_ms": 120.0}}},
+               "SoftPatch (1 % coreset)": {0: _run({"a": 0.9}, {"a": 0.9})}}
+    text = quality_tables(results, ["a"], ("heldout",), ARGS)
+    assert f"| {REFERENCE} | a | 110 | 130 | 2 |" in text
+    assert "| SoftPatch (1 % coreset) | a | " not in text.split("Single-image latency")[1].split("Against")[0]
