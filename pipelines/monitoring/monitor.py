@@ -83,7 +83,8 @@ def score_drift(records: list[dict], reference: dict, modality: str, limits: Thr
         expected = drift.window_peaks(expected, int(np.median(rows)) if rows else 1)
     result = drift.compare(expected, current)
     # a reference of fewer than min_samples cannot tell drift from chance either
-    result["drifted"] = bool(_enough(limits, min(result["samples"], result["reference_samples"])) and result["psi"] is not None
+    result["judged"] = _enough(limits, min(result["samples"], result["reference_samples"]))
+    result["drifted"] = bool(result["judged"] and result["psi"] is not None
                              and result["psi"] >= limits.score_psi and result["ks_p_value"] < limits.p_value)
     return result
 

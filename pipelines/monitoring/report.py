@@ -76,8 +76,14 @@ def _drift_text(result) -> str:
         return "not measured (no reference)"
     if result["psi"] is None:
         return "no scores in the period"
-    return (f"PSI {result['psi']:.3f}, KS {result['ks_statistic']:.3f} (p {result['ks_p_value']:.2g}), "
-            f"median {result['reference_median']:.4g} → {result['current_median']:.4g}" + (" — DRIFT" if result["drifted"] else ""))
+    text = (f"PSI {result['psi']:.3f}, KS {result['ks_statistic']:.3f} (p {result['ks_p_value']:.2g}), "
+            f"median {result['reference_median']:.4g} → {result['current_median']:.4g}")
+    if result["drifted"]:
+        return text + " — DRIFT"
+    if not result.get("judged", True):
+        return text + (f" — not judged: {result['samples']} verdicts against {result['reference_samples']} held-out "
+                       "normal samples, fewer than min_samples")
+    return text
 
 
 def _input_text(result) -> str:

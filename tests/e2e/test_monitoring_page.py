@@ -79,6 +79,7 @@ def test_a_run_asked_for_from_the_page_shows_the_drift_alarm_and_the_report(brow
         row = page.locator("#monitoring-groups tr[data-class-name=tiles]")
         assert "monitoring-alarm" in row.get_attribute("class")
         assert "brightness" in row.inner_text() and "ivadas-training-patchcore/1" in row.inner_text()
+        assert page.eval_on_selector("#monitoring-status", "e => getComputedStyle(e).color") == "rgb(176, 0, 32)"  # in red
         page.screenshot(path=str(OUTPUT / "monitoring_page.png"), full_page=True)
 
         page.click("#monitoring-open-report")
@@ -95,6 +96,7 @@ def test_a_run_asked_for_from_the_page_shows_the_drift_alarm_and_the_report(brow
         report.screenshot(path=str(OUTPUT / "monitoring_report.png"))
         assert (OUTPUT / "monitoring_report.png").stat().st_size > 10_000
         assert outside == [], f"the page made external requests: {outside}"
+        assert [m for m in console if "Failed to load resource" in m] == [], console  # every file and call answered
     finally:
         context.close()
 

@@ -25,7 +25,8 @@ function cell(row, text, className) {
 function scoreText(drift) {
   if (!drift) return "no reference";
   if (drift.psi === null) return "no scores";
-  return `PSI ${num(drift.psi)} · KS p ${Number(drift.ks_p_value).toPrecision(2)}`;
+  const text = `PSI ${num(drift.psi)} · KS p ${Number(drift.ks_p_value).toPrecision(2)}`;
+  return drift.judged === false ? `${text} (too few samples to judge)` : text;
 }
 
 function inputText(drift) {
