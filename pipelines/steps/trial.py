@@ -18,14 +18,17 @@ from pathlib import Path
 from pipelines.steps.conventions import PROCESSING, run_step
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+#: what a trial shows of each verdict, of what the version's kind offers (a detector: its boxes)
+TRIAL_OUTPUTS = ("heatmap", "regions", "detections")
 
 
 def score_images(model, class_name: str, images: list[tuple[str, bytes]]) -> list[dict]:
     """Each image's verdict (score, threshold, regions, heatmap) or, for an image the model cannot
     use, the reason; one bad image fails only itself."""
     results = []
+    outputs = [output for output in TRIAL_OUTPUTS if output in model.outputs]
     for name, data in images:
-        instance = {"class_name": class_name, "outputs": ["heatmap", "regions"], "image_base64": base64.b64encode(data).decode()}
+        instance = {"class_name": class_name, "outputs": outputs, "image_base64": base64.b64encode(data).decode()}
         try:
             answer = model.predict(instance)
         except Exception as exc:  # noqa: BLE001 - reported per image, as the endpoint would answer it
@@ -33,7 +36,7 @@ def score_images(model, class_name: str, images: list[tuple[str, bytes]]) -> lis
             continue
         results.append({"name": name, "anomaly_score": answer["anomaly_score"], "is_anomaly": answer["is_anomaly"],
                         "threshold": answer["threshold"], "regions": answer.get("regions", []),
-                        "heatmap_png_base64": answer.get("heatmap_png_base64")})
+                        "heatmap_png_base64": answer.get("heatmap_png_base64"), "detections": answer.get("detections", [])})
     return results
 
 

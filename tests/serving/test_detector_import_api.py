@@ -271,3 +271,20 @@ def test_an_import_never_started_is_swept_with_its_files(imports, graphs, monkey
     record = imports.call("GET", f"/models/imports/{import_id}")[1]
     assert record["status"] == "Failed" and "never started" in record["failure_reason"]
     assert not list((imports.root / "datasets" / "imports" / import_id).iterdir())
+
+
+def test_an_imported_version_gets_trial_detections_before_approval(imports, graphs):
+    import base64
+
+    done = run_import(imports, {"graph": ("thermal.onnx", graphs["known"])}, anomalous=("crack",))
+    assert done["status"] == "Succeeded", done
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 640), (40, 40, 60)).save(buffer, format="PNG")
+    status, trial = imports.call("POST", "/trials", {"kind": "detector", "version": 1, "class_name": "thermal", "images": [
+        {"name": "panel.png", "image_base64": base64.b64encode(buffer.getvalue()).decode()}]})
+    assert status == 201, trial
+    assert imports.worker.run_once() is True
+    result = imports.call("GET", f"/trials/{trial['id']}")[1]["results"][0]
+    assert "error" not in result, result
+    assert result["is_anomaly"] is True and result["anomaly_score"] == pytest.approx(0.9)
+    assert result["detections"][0]["label"] == "crack" and result["detections"][0]["box"] == pytest.approx([80, 80, 120, 120])
