@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
-from pathlib import Path
 
 import pytest
 from PIL import Image
