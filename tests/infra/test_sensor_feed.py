@@ -204,7 +204,7 @@ def api_gateway_routes(template: dict) -> dict[str, set[str]]:
     routes: dict[str, set[str]] = {}
     for method in of_type(template, "AWS::ApiGateway::Method").values():
         props = method["Properties"]
-        if props["HttpMethod"] != "OPTIONS":
+        if props["HttpMethod"] != "OPTIONS" and props["RestApiId"] == {"Ref": api_id}:
             routes.setdefault(path(props["ResourceId"]) or "/", set()).add(props["HttpMethod"])
     return routes
 
