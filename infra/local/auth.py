@@ -91,13 +91,30 @@ class AuthStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._stamp = None
+        self._data: dict = {}
+        self._public_key = None
 
     # ------------------------------------------------------------------------- the file
 
     def load(self) -> dict:
-        if not self.path.is_file():
+        """The file's content, parsed again only when it changed (each API request reads it)."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
             return {"issuer": None, "signing_key": None, "users": {}, "keys": {}}
-        return json.loads(self.path.read_text())
+        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+        if stamp != self._stamp:
+            self._data, self._public_key, self._stamp = json.loads(self.path.read_text()), None, stamp
+        return self._data
+
+    def _verification_key(self, data: dict):
+        """The issuer's public key, derived once per version of the file (parsing the RSA key is slow)."""
+        if self._public_key is None:
+            from cryptography.hazmat.primitives import serialization
+
+            self._public_key = serialization.load_pem_private_key(data["signing_key"].encode(), password=None).public_key()
+        return self._public_key
 
     def save(self, data: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,8 +124,12 @@ class AuthStore:
             json.dump(data, out, indent=1)
         partial.replace(self.path)
 
+    def _editable(self) -> dict:
+        """A copy to change and save (the cached content stays as the file is)."""
+        return json.loads(json.dumps(self.load()))
+
     def _initialised(self) -> dict:
-        data = self.load()
+        data = self._editable()
         if not data.get("signing_key"):
             data["signing_key"] = new_signing_key()
             data["issuer"] = f"ivadas-local/{secrets.token_hex(8)}"  # unique per home: another home's tokens fail
@@ -131,7 +152,7 @@ class AuthStore:
         self.save(data)
 
     def remove_user(self, name: str) -> None:
-        data = self.load()
+        data = self._editable()
         if data["users"].pop(name, None) is None:
             raise ValueError(f"no user {name!r}")
         self.save(data)
@@ -165,12 +186,11 @@ class AuthStore:
     def verify_token(self, token: str) -> dict:
         """The token's claims, as API Gateway's Cognito authorizer passes them; 401 for anything else."""
         import jwt
-        from cryptography.hazmat.primitives import serialization
 
         data = self.load()
         if not data.get("signing_key"):
             raise AuthError(401, "unauthorized", "no user exists yet; add one with `ivadas users add`")
-        public = serialization.load_pem_private_key(data["signing_key"].encode(), password=None).public_key()
+        public = self._verification_key(data)
         try:
             claims = jwt.decode(token, public, algorithms=["RS256"], audience=CLIENT_ID, issuer=data["issuer"],
                                 options={"require": ["exp", "iss", "aud", "cognito:username"]})
@@ -200,7 +220,7 @@ class AuthStore:
         return key
 
     def remove_key(self, station: str) -> None:
-        data = self.load()
+        data = self._editable()
         if data["keys"].pop(station, None) is None:
             raise ValueError(f"no key for station {station!r}")
         self.save(data)
@@ -226,11 +246,14 @@ class UsageMeter:
         self.clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # counting must not wait on a disk flush per request
             db.execute("CREATE TABLE IF NOT EXISTS usage (key_id TEXT PRIMARY KEY, day TEXT, used INTEGER, "
                        "tokens REAL, refilled REAL)")
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across a crash of the process, not of the machine
+        return db
 
     def spend(self, key: StationKey) -> None:
         """Count one request, or refuse it with 429 (over the day's quota, or faster than the rate)."""
