@@ -8,8 +8,11 @@ from ..constructs.drift_monitoring import DriftMonitoring
 from ..constructs.images import Images
 from ..constructs.lifecycle import Lifecycle
 from ..constructs.monitoring import Monitoring
+from ..constructs.origin_guard import OriginGuard
 from ..constructs.sensor_feed import SensorFeed
 from ..constructs.serving import Serving
+from ..constructs.sign_in import SignIn
+from ..constructs.stations import StationApi
 from ..constructs.storage import Storage
 from ..constructs.tracking import ExperimentTracking
 from ..constructs.training import Training
@@ -21,6 +24,7 @@ POWERTOOLS_LAYER_VERSION = 18
 class IvadasStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config, web_acl_arn: str, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
+        self.config = config
         powertools = int(self.node.try_get_context("ivadas:powertoolsLayerVersion") or POWERTOOLS_LAYER_VERSION)
         self.storage = Storage(self, "Storage")
         self.images = Images(self, "Images")
@@ -28,13 +32,19 @@ class IvadasStack(Stack):
         self.training = Training(self, "Training", config=config, storage=self.storage, images=self.images, tracking=self.tracking)
         self.serving = Serving(self, "Serving", config=config, storage=self.storage, images=self.images,
                                powertools_version=powertools)
-        self.api = Api(self, "Api", config=config, storage=self.storage, serving=self.serving, powertools_version=powertools)
+        self.sign_in = SignIn(self, "SignIn", config=config)
+        self.api = Api(self, "Api", config=config, storage=self.storage, serving=self.serving, sign_in=self.sign_in,
+                       powertools_version=powertools)
+        self.stations = StationApi(self, "Stations", config=config, api=self.api)
         self.sensor_feed = SensorFeed(self, "SensorFeed", config=config, storage=self.storage, serving=self.serving,
                                       api=self.api, powertools_version=powertools)
-        self.web = Web(self, "Web", config=config, storage=self.storage, api=self.api, web_acl_arn=web_acl_arn)
+        self.web = Web(self, "Web", config=config, storage=self.storage, api=self.api, web_acl_arn=web_acl_arn,
+                       sign_in=self.sign_in)
         # datasets, trainings, approval, trials and feedback from the browser
         self.lifecycle = Lifecycle(self, "Lifecycle", config=config, storage=self.storage, api=self.api, web=self.web,
                                    training=self.training, images=self.images)
+        self.origin_guard = OriginGuard(self, "OriginGuard", config=config, api=self.api, web=self.web,
+                                        edge_web_acl_arn=web_acl_arn)
         self.monitoring = Monitoring(self, "Monitoring", config=config, storage=self.storage, serving=self.serving, api=self.api,
                                      sensor_feed=self.sensor_feed)
         self.drift = DriftMonitoring(self, "DriftMonitoring", config=config, storage=self.storage, images=self.images,
@@ -45,3 +55,6 @@ class IvadasStack(Stack):
         CfnOutput(self, "DataBucket", value=self.storage.data.bucket_name,
                   description="datasets (datasets/) and sensor files to score (sensors/<asset>/incoming/)")
         CfnOutput(self, "PipelineName", value=config.pipeline_name)
+        CfnOutput(self, "UserPoolId", value=self.sign_in.pool.user_pool_id, description="people sign in here (README, Security)")
+        CfnOutput(self, "StationApiUrl", value=self.stations.url,
+                  description="inspection stations: POST predict with x-api-key, or iam/predict signed with SigV4")
