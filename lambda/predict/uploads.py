@@ -26,8 +26,11 @@ class S3Presigner:
         from botocore.config import Config
 
         self.bucket, self.prefix, self.kms_key = bucket, prefix.strip("/"), kms_key
-        # SigV4 and the regional host: presigned posts to a KMS-encrypted bucket need both
-        self.s3 = s3 or boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+        # SigV4 and the regional virtual-hosted endpoint: presigned posts to a KMS-encrypted bucket need
+        # both, and the UI's content security policy allows exactly that origin
+        region = boto3.session.Session().region_name or "us-east-1"
+        self.s3 = s3 or boto3.client("s3", region_name=region, endpoint_url=f"https://s3.{region}.amazonaws.com",
+                                     config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
 
     def presign(self, key: str, max_bytes: int) -> dict:
         full = f"{self.prefix}/{key}" if self.prefix else key

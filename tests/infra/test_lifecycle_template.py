@@ -102,3 +102,39 @@ def test_trials_start_only_their_own_processing_jobs_as_the_pipeline_role(main_t
     assert "TrainingPipelineRole" in text(passes[0]["Resource"]) and "*" not in text(passes[0]["Resource"])
     variables = function["Properties"]["Environment"]["Variables"]
     assert "TrainingPipelineRole" in text(variables["TRIAL_ROLE_ARN"]) and variables["TRIAL_IMAGE_URI"]
+
+
+def test_the_api_reads_yaml_class_lists_from_a_layer_of_pure_python(main_template_json):
+    from pathlib import Path
+
+    from infra.aws.constructs.lifecycle import pyyaml_layer_folder
+
+    _, function = predict_function(main_template_json)
+    layers = resources(main_template_json, "AWS::Lambda::LayerVersion")
+    yaml_layers = [name for name, layer in layers.items() if "PyYAML" in layer["Properties"].get("Description", "")]
+    assert len(yaml_layers) == 1 and {"Ref": yaml_layers[0]} in function["Properties"]["Layers"]
+    folder = Path(pyyaml_layer_folder())
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert "python/yaml/__init__.py" in files and not any(f.endswith((".so", ".pyc")) for f in files)
+    # without its compiled extension PyYAML parses in pure Python, as it will on Lambda
+    import subprocess
+    import sys
+
+    probe = f"import sys; sys.path.insert(0, {str(folder / 'python')!r}); import yaml; print(yaml.safe_load('names: [a, b]'))"
+    result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "{'names': ['a', 'b']}", result.stderr
+
+
+def test_the_browser_reaches_the_routes_through_cloudfront_and_may_post_forms_to_the_data_bucket(main_template_json):
+    from infra.aws.constructs.lifecycle import ROUTES
+
+    [distribution] = resources(main_template_json, "AWS::CloudFront::Distribution").values()
+    config = distribution["Properties"]["DistributionConfig"]
+    patterns = {b["PathPattern"] for b in config["CacheBehaviors"]}
+    for route in ROUTES:
+        first = "/" + route.split("/")[0]
+        assert first in patterns or first + "*" in patterns, route
+    [policy] = resources(main_template_json, "AWS::CloudFront::ResponseHeadersPolicy").values()
+    csp = text(policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"])
+    assert "connect-src 'self'" in csp and "StorageData" in csp and ".s3.eu-west-1.amazonaws.com" in csp
+    assert "form-action 'none'" in csp

@@ -18,9 +18,14 @@ they may touch.
   inspection images.
 """
 
+import shutil
+import tempfile
+from pathlib import Path
+
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -51,6 +56,10 @@ class Lifecycle(Construct):
         self.function.add_environment("DATASET_STORE_KMS_KEY", storage.key.key_arn)
         self.function.add_environment("MODEL_REGISTRY", "sagemaker")
         self.function.add_environment("PIPELINE_NAME", config.pipeline_name)
+        self.yaml_layer = lambda_.LayerVersion(
+            self, "PyYamlLayer", code=lambda_.Code.from_asset(pyyaml_layer_folder()),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_11], description="PyYAML (pure Python): class lists in dataset zips")
+        self.function.add_layers(self.yaml_layer)
         self._grant_datasets(storage, stack.region)
         self._grant_pipeline(arn, config)
         self._grant_reports(storage, config)
@@ -177,6 +186,18 @@ class Lifecycle(Construct):
             _ack(provider, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
                            "AWSLambdaBasicExecutionRole]", "CDK's AwsCustomResource provider writes its own logs.")
             _ack(provider, "AwsSolutions-L1", "CDK's AwsCustomResource provider picks its own runtime.")
+
+
+def pyyaml_layer_folder() -> str:
+    """A layer folder (`python/yaml/`) with PyYAML's pure-Python modules as installed here: no compiled
+    extension, so it runs on Lambda's Python whatever machine synthesizes (PyYAML falls back to its
+    pure-Python parser), and synth needs neither Docker nor the network."""
+    import yaml
+
+    folder = Path(tempfile.mkdtemp(prefix="ivadas-pyyaml-layer-"))
+    shutil.copytree(Path(yaml.__file__).parent, folder / "python" / "yaml",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    return str(folder)
 
 
 def _ack(construct, rule: str, reason: str) -> None:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3 as s3
@@ -12,7 +12,15 @@ from constructs import Construct
 from .api import ORIGIN_HEADER
 
 ROOT = Path(__file__).resolve().parents[3]
-API_PATHS = ("/predict*", "/models", "/health", "/inspections*", "/assets*", "/monitoring*")
+API_PATHS = ("/predict*", "/models", "/health", "/inspections*", "/assets*", "/monitoring*",
+             # datasets, trainings, approval, trials, feedback (constructs/lifecycle.py)
+             "/datasets*", "/trainings*", "/versions*", "/trials*", "/feedback")
+
+
+def upload_origin(storage) -> str:
+    """Where the browser posts dataset upload forms: the data bucket's regional virtual-hosted endpoint
+    (lambda/predict/uploads.py signs forms for that URL)."""
+    return f"https://{storage.data.bucket_name}.s3.{Stack.of(storage.data).region}.amazonaws.com"
 
 
 class Web(Construct):
@@ -26,10 +34,11 @@ class Web(Construct):
             self, "SecurityHeaders", comment="IVADAS security headers",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    # connect-src: the UI exchanges its sign-in code for tokens at Cognito's token endpoint
+                    # connect-src: the UI exchanges its sign-in code for tokens at Cognito's token endpoint, and
+                    # sends dataset files to the data bucket with presigned upload forms
                     content_security_policy="default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-                                            f"connect-src 'self' {sign_in.base_url}; frame-ancestors 'none'; base-uri 'none'; "
-                                            "form-action 'none'",
+                                            f"connect-src 'self' {sign_in.base_url} {upload_origin(storage)}; "
+                                            "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
                     override=True),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
                     access_control_max_age=Duration.days(365), include_subdomains=True, override=True),
