@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 from datetime import datetime, timezone
 
@@ -246,6 +247,20 @@ def feed_event(event: dict) -> dict:
     return {**kept, "start_s": epoch(event["start"]), "end_s": epoch(event["end"])}
 
 
+def window_statistics(sensors: list[str], rows: list[list[float]]) -> dict:
+    """Each sensor's mean, spread and range over a file's finite readings (inference/input_statistics.py
+    computes the same for a window on the endpoint; the Lambda has no numpy)."""
+    found = {}
+    for column, name in enumerate(sensors):
+        readings = [row[column] for row in rows if math.isfinite(row[column])]
+        if readings:
+            mean = sum(readings) / len(readings)
+            spread = math.sqrt(sum((value - mean) ** 2 for value in readings) / len(readings))
+            found[name] = {"mean": round(mean, 6), "std": round(spread, 6), "min": round(min(readings), 6),
+                           "max": round(max(readings), 6)}
+    return found
+
+
 def record_inspection(result: dict) -> None:
     if result["anomaly_score"] is None:
         return  # nothing scored yet (the file only filled the context)
@@ -253,7 +268,9 @@ def record_inspection(result: dict) -> None:
     verdict = {"class_name": result["asset"], "model": result["model"], "anomaly_score": result["anomaly_score"],
                "raw_score": result["raw_score"], "threshold": result["threshold"], "is_anomaly": result["is_anomaly"],
                "rows": len(result["values"]), "peak_at": _peak_at(result), "events": result["events"],
-               "contributions": result["contributions"]}
+               "contributions": result["contributions"],
+               # what drift monitoring compares with training, as the endpoints give it for a window
+               "input_statistics": {"sensors": window_statistics(result["sensors"], result["values"])}}
     count_verdict(result["asset"], result["model"]["kind"], result["is_anomaly"])
     try:
         inspection_log.from_environment().record(inspection_log.inspection_record(verdict, request_id))

@@ -35,6 +35,12 @@ def of_type(template: dict, kind: str) -> dict:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
 
 
+def feed_schedules(template: dict) -> dict:
+    """The sensor feed's schedules (drift monitoring has one of its own, which starts a Processing job)."""
+    return {k: r for k, r in of_type(template, "AWS::Scheduler::Schedule").items()
+            if "createProcessingJob" not in json.dumps(r["Properties"]["Target"]["Arn"])}
+
+
 def data_bucket(template: dict) -> tuple[str, str]:
     """(bucket name, ARN of its default KMS key) of the data bucket (the `DataBucket` output)."""
     resolve = Resolver(template)
@@ -92,7 +98,7 @@ def test_the_schedule_runs_the_feed_through_a_role_of_its_own_with_retries_and_a
     template = main_template_json
     feed_id, _ = function_resource(template, FEED)
     predict_id, _ = function_resource(template, PREDICT)
-    [(schedule_id, schedule)] = of_type(template, "AWS::Scheduler::Schedule").items()
+    [(schedule_id, schedule)] = feed_schedules(template).items()
     props = schedule["Properties"]
     assert props["ScheduleExpression"] == "rate(5 minutes)" and props["State"] == "ENABLED"
     assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
@@ -280,7 +286,7 @@ def test_alarms_watch_the_feeds_errors_failed_files_dead_letters_and_silence(mai
     template = main_template_json
     alarms = alarms_by_name(template)
     feed_id, _ = function_resource(template, FEED)
-    [schedule] = of_type(template, "AWS::Scheduler::Schedule").values()
+    [schedule] = feed_schedules(template).values()
     queue_id = schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
 
     errors = alarms["ivadas-dev-sensor-feed-errors"]
@@ -336,7 +342,7 @@ def feed_only_template(config: IvadasConfig) -> dict:
 def test_the_rate_the_switch_and_the_sensor_default_come_from_the_settings():
     template = feed_only_template(IvadasConfig(account=ACCOUNT, sensor_feed_rate_minutes=15, sensor_feed_enabled=False,
                                                default_sensor_model="isolation_forest"))
-    [schedule] = of_type(template, "AWS::Scheduler::Schedule").values()
+    [schedule] = feed_schedules(template).values()
     props = schedule["Properties"]
     assert (props["ScheduleExpression"], props["State"]) == ("rate(15 minutes)", "DISABLED")
     assert props["Target"]["RetryPolicy"]["MaximumEventAgeInSeconds"] == 900
