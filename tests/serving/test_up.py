@@ -164,11 +164,12 @@ def free_ports_in_a_row(count: int) -> int:
 def assert_serving(up: RunningUp, started: dict[int, int]) -> None:
     """Every server is up with its port bound, so that "gone" and "free" afterwards mean something."""
     servers = [command_line(pid) for pid in started if (fields := _stat(pid)) and int(fields[1]) == up.process.pid]
-    # the endpoints, the runtime route, the API gateway, the feed, the training worker
-    assert len(servers) == len(up.endpoint_ports()) + 4, servers
+    # the endpoints, the runtime route, the API gateway, the feed, the training worker, the monitor
+    assert len(servers) == len(up.endpoint_ports()) + 5, servers
     assert sum("inference.serve" in line for line in servers) == len(up.endpoint_ports()) == 3, servers
     assert sum("infra.local.serve_feed" in line for line in servers) == 1, servers
     assert sum("infra.local.training_worker" in line for line in servers) == 1, servers
+    assert sum("infra.local.serve_monitor" in line for line in servers) == 1, servers
     assert len(started) > len(servers), "the servers' gunicorn workers are missing"
     assert not any(port_is_free(port) for port in up.ports())
 
