@@ -43,7 +43,8 @@ def test_pipeline_and_one_model_package_group_per_registered_kind(main_template)
     definition = json.loads(body)
     assert [s["Name"] for s in definition["Steps"]] == ["Preprocess", "Train", "Evaluate", "QualityGate"]
     assert "${TrainingImageUri}" in body and "${PipelineRoleArn}" in body and "placeholder" not in body
-    assert set(variables) == {"TrainingImageUri", "EndpointImageUri", "PipelineRoleArn", "ArtifactsBucket", "DataBucket"}
+    assert set(variables) == {"TrainingImageUri", "EndpointImageUri", "PipelineRoleArn", "ArtifactsBucket", "DataBucket",
+                              "MlflowTrackingServerArn"}
     gate = next(p for p in definition["Parameters"] if p["Name"] == "AurocGate")
     assert gate["DefaultValue"] == 0.9
     group_ids = set(groups)

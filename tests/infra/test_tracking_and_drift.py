@@ -151,3 +151,20 @@ def test_the_dashboard_shows_drift_for_every_class(main_template_json):
     assert f"SEARCH('{{{NAMESPACE},ClassName}} MetricName=\\\\\\\"{DRIFT_METRIC}\\\\\\\"'" in body or (
         NAMESPACE in body and DRIFT_METRIC in body)
     assert "Drift detected per class" in body and "InputDriftPSI" in body and "SensorShiftSigma" in body
+
+
+def test_the_drift_row_searches_for_what_the_monitoring_job_publishes(main_template_json):
+    from pipelines.monitoring.cloudwatch import metric_data
+    from tests.infra.test_monitoring import dashboard_searches
+
+    summary = {"groups": [{"class_name": "tiles", "verdicts": 40, "anomaly_rate": 0.1, "alarms": [],
+                           "score_drift": {"psi": 0.1}, "quality": {"precision": 1.0, "recall": 0.5},
+                           "input_drift": {"kind": "images", "worst": "brightness", "statistics": {"brightness": {"psi": 0.2}}}},
+                          {"class_name": "pump-1", "verdicts": 40, "anomaly_rate": 0.1, "alarms": [], "score_drift": None,
+                           "quality": {"precision": None, "recall": None},
+                           "input_drift": {"kind": "sensors", "worst": "pressure", "sensors": {"pressure": {"shift_sigma": 0.3}}}}]}
+    published = {(NAMESPACE, tuple(sorted(d["Name"] for d in m["Dimensions"])), m["MetricName"]) for m in metric_data(summary)}
+    searches = [s for s in dashboard_searches(main_template_json) if s[0] == NAMESPACE]
+    assert {metric for _, _, metric in searches} >= {DRIFT_METRIC, "InputDriftPSI", "SensorShiftSigma", "AnomalyRate"}
+    for search in searches:
+        assert search in published, (search, sorted(published))
