@@ -409,6 +409,9 @@ class LocalStack:
         if "sensor-feed" in self.processes:
             lines.append(f"  sensors page: {self.settings.url}/#sensors  (files dropped in "
                          f"{self.settings.store / 'sensors' / '<asset>' / 'incoming'} are scored every {self.settings.feed_seconds:g} s)")
+        lines.append(f"  monitoring: {self.settings.url}/#monitoring  (drift, anomaly rate and reviewed quality every "
+                     f"{self.settings.monitor_seconds / 60:g} min into {self.settings.store / 'monitoring' / 'latest'}; "
+                     "`ivadas mlflow` shows the trainings' runs)")
         lines.append(self._access_summary())
         lines.append("Ctrl-C (or SIGTERM) stops everything.")
         return "\n".join(lines)
