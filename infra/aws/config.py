@@ -82,6 +82,9 @@ class IvadasConfig(BaseModel):
     api_rate_limit: int = Field(default=50, ge=1, description="requests per second, steady state")
     waf_rate_limit: int = Field(default=1000, ge=100, description="requests per 5 minutes per IP")
     inspection_image_retention_days: int = Field(default=90, ge=1)
+    #: Share of normal inspections whose image is kept (every anomalous one is), so that people can
+    #: report missed defects from the history: a tenth shows them at a tenth of the storage.
+    keep_normal_images_percent: float = Field(default=10.0, ge=0.0, le=100.0)
     # Access (README, Security): people sign in with Cognito, stations use API keys or SigV4.
     #: one API key and usage plan per station, e.g. -c 'ivadas:stations=[{"name": "line-1", "quotaPerDay": 50000}]'
     stations: tuple[Station, ...] = (Station(name="line-1"),)

@@ -285,6 +285,7 @@ class LocalStack:
             "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
             "INSPECTION_LOG": "sqlite", "INSPECTION_DB": str(s.store / "inspections" / "inspections.sqlite"),
             "INSPECTION_IMAGE_DIR": str(s.store / "inspections" / "images"), "STORE_ANOMALOUS_IMAGES": "true",
+            "KEEP_NORMAL_IMAGES_PERCENT": "100",  # on one's own disk: every verdict can be marked from the history
             "POWERTOOLS_SERVICE_NAME": "ivadas-api", "POWERTOOLS_METRICS_NAMESPACE": "IVADAS",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "ACCESS_CONTROL": "enforce" if s.auth else "open",

@@ -2,12 +2,15 @@
 
 A record holds time, class (or asset), model kind and version, scores, verdict and request id, and
 in `detail` what the kind adds that an engineer looks for later (a sensor window's rows, its peak,
-its events and their top sensors); the image itself is kept for anomalous results when
-`store_anomalous_images` is on.
+its events and their top sensors). The image itself is kept for anomalous results when
+`store_anomalous_images` is on, and for a sample of `keep_normal_percent` % of normal ones: a
+person can only report a missed defect on a normal verdict whose image is still there, and a
+sample shows the misses at a fraction of the storage.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -64,12 +67,23 @@ def _matches(record: dict, class_name: str | None, verdict: str | None) -> bool:
     return True
 
 
+def keeps_image(record: dict, store_anomalous: bool, keep_normal_percent: float) -> bool:
+    """Whether an inspection's image is kept: every anomalous one (when on), and normal ones whose
+    request id falls in the sample (a hash, so the same request is always in or out of it)."""
+    if record["is_anomaly"]:
+        return store_anomalous
+    bucket = int.from_bytes(hashlib.sha256(str(record["request_id"]).encode()).digest()[:4], "big") % 10_000
+    return bucket < keep_normal_percent * 100
+
+
 class SqliteInspectionLog:
-    def __init__(self, database: str | Path, image_dir: str | Path | None = None, store_anomalous_images: bool = False):
+    def __init__(self, database: str | Path, image_dir: str | Path | None = None, store_anomalous_images: bool = False,
+                 keep_normal_percent: float = 0.0):
         self.database = Path(database)
         self.database.parent.mkdir(parents=True, exist_ok=True)
         self.image_dir = Path(image_dir) if image_dir else self.database.parent / "images"
         self.store_images = store_anomalous_images
+        self.keep_normal_percent = keep_normal_percent
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS inspections (request_id TEXT PRIMARY KEY, timestamp TEXT, class_name TEXT, "
@@ -84,7 +98,7 @@ class SqliteInspectionLog:
         return sqlite3.connect(self.database, timeout=10)
 
     def record(self, record: dict, image: bytes | None = None) -> dict:
-        if image is not None and self.store_images and record["is_anomaly"]:
+        if image is not None and keeps_image(record, self.store_images, self.keep_normal_percent):
             self.image_dir.mkdir(parents=True, exist_ok=True)
             path = self.image_dir / f"{record['request_id']}.img"
             path.write_bytes(image)
@@ -116,17 +130,19 @@ class SqliteInspectionLog:
 class DynamoInspectionLog:
     """Table keyed by day (`day`) and `sk` = timestamp#request_id; images in S3; records expire."""
 
-    def __init__(self, table: str, bucket: str | None = None, store_anomalous_images: bool = False, dynamodb=None, s3=None):
+    def __init__(self, table: str, bucket: str | None = None, store_anomalous_images: bool = False, dynamodb=None, s3=None,
+                 keep_normal_percent: float = 0.0):
         import boto3
 
         self.table = (dynamodb or boto3.resource("dynamodb")).Table(table)
         self.bucket = bucket
         self.s3 = s3 or (boto3.client("s3") if bucket else None)
         self.store_images = store_anomalous_images and bool(bucket)
+        self.keep_normal_percent = keep_normal_percent if bucket else 0.0
 
     def record(self, record: dict, image: bytes | None = None) -> dict:
         day = record["timestamp"][:10]
-        if image is not None and self.store_images and record["is_anomaly"]:
+        if image is not None and keeps_image(record, self.store_images, self.keep_normal_percent):
             key = f"inspections/{day}/{record['request_id']}.img"
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=image, ServerSideEncryption="aws:kms")
             record = {**record, "image_key": f"s3://{self.bucket}/{key}"}
@@ -188,7 +204,9 @@ class DynamoInspectionLog:
 def from_environment():
     """The log this deployment uses: `INSPECTION_LOG=dynamodb|sqlite` and its settings."""
     store_images = os.environ.get("STORE_ANOMALOUS_IMAGES", "false").lower() == "true"
+    keep_normal = float(os.environ.get("KEEP_NORMAL_IMAGES_PERCENT", "0"))
     if os.environ.get("INSPECTION_LOG", "sqlite") == "dynamodb":
-        return DynamoInspectionLog(os.environ["INSPECTION_TABLE"], os.environ.get("INSPECTION_BUCKET"), store_images)
+        return DynamoInspectionLog(os.environ["INSPECTION_TABLE"], os.environ.get("INSPECTION_BUCKET"), store_images,
+                                   keep_normal_percent=keep_normal)
     database = os.environ.get("INSPECTION_DB", str(Path(os.environ.get("TMPDIR", "/tmp")) / "ivadas-inspections.sqlite"))
-    return SqliteInspectionLog(database, os.environ.get("INSPECTION_IMAGE_DIR"), store_images)
+    return SqliteInspectionLog(database, os.environ.get("INSPECTION_IMAGE_DIR"), store_images, keep_normal)

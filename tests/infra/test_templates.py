@@ -111,6 +111,8 @@ def test_predict_function_may_invoke_only_the_endpoints_of_registered_kinds(main
     env = functions[predict_id]["Properties"]["Environment"]["Variables"]
     assert json.loads(env["ENDPOINT_NAMES"]) == {kind: CONFIG.endpoint_name(kind) for kind in MODEL_KINDS}
     assert "ORIGIN_VERIFY_SECRET_ARN" in env
+    # every anomalous image is kept, and the configured sample of normal ones (missed defects can be reported)
+    assert (env["STORE_ANOMALOUS_IMAGES"], float(env["KEEP_NORMAL_IMAGES_PERCENT"])) == ("true", CONFIG.keep_normal_images_percent)
 
 
 def test_api_stage_throttling_logging_tracing_and_validation(main_template):

@@ -11,6 +11,15 @@ export function setKindModalities(models) {
   for (const model of models || []) modalities.set(model.kind, model.modality || "image");
 }
 
+// Only a sample of normal verdicts keeps its image (keepNormalImagesPercent on AWS): without it
+// there is nothing to add to a dataset, so the verdict is verified on the inspect page instead.
+function imageNotKept() {
+  const hint = document.createElement("span");
+  hint.className = "hint";
+  hint.textContent = "image not kept: verify it on the inspect page";
+  return hint;
+}
+
 function isSensorRecord(item) {
   const known = modalities.get(item.model_kind);
   if (known) return known === "sensors";
@@ -63,7 +72,8 @@ export async function refreshHistory() {
       row.insertCell().append(tag);
       const details = row.insertCell();
       if (sensors) details.append(sensorDetails(item));
-      else details.append("image ", feedbackButtons({ request_id: item.request_id, timestamp: item.timestamp }));
+      else if (item.image_key) details.append("image ", feedbackButtons({ request_id: item.request_id, timestamp: item.timestamp }));
+      else details.append(imageNotKept());
     }
     if (!inspections.length) {
       const cell = rows.insertRow().insertCell();

@@ -58,6 +58,7 @@ class Api(Construct):
                 "SENSOR_STORE": sensors.uri,
                 "INSPECTION_LOG": "dynamodb", "INSPECTION_TABLE": self.table.table_name,
                 "INSPECTION_BUCKET": storage.artifacts.bucket_name, "STORE_ANOMALOUS_IMAGES": "true",
+                "KEEP_NORMAL_IMAGES_PERCENT": str(config.keep_normal_images_percent),
                 "ORIGIN_VERIFY_SECRET_ARN": self.origin_secret.secret_arn,
                 "ACCESS_CONTROL": "enforce",  # lambda/predict/access.py: the route table of groups
                 "POWERTOOLS_SERVICE_NAME": "ivadas-api", "POWERTOOLS_METRICS_NAMESPACE": "IVADAS",
