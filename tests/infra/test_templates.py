@@ -133,7 +133,7 @@ def test_one_distribution_with_oac_api_behaviours_security_headers_and_waf(main_
     [distribution] = resources(main_template, "AWS::CloudFront::Distribution").values()
     config = distribution["Properties"]["DistributionConfig"]
     assert sorted(b["PathPattern"] for b in config["CacheBehaviors"]) == [
-        "/assets*", "/datasets*", "/feedback", "/health", "/inspections*", "/models", "/monitoring*", "/predict*", "/trainings*",
+        "/assets*", "/datasets*", "/feedback", "/health", "/inspections*", "/models*", "/monitoring*", "/predict*", "/trainings*",
         "/trials*", "/versions*"]
     assert all(b["ResponseHeadersPolicyId"] for b in config["CacheBehaviors"] + [config["DefaultCacheBehavior"]])
     s3_origin = next(o for o in config["Origins"] if "S3OriginConfig" in o)

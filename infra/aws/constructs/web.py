@@ -12,7 +12,7 @@ from constructs import Construct
 from .api import ORIGIN_HEADER
 
 ROOT = Path(__file__).resolve().parents[3]
-API_PATHS = ("/predict*", "/models", "/health", "/inspections*", "/assets*", "/monitoring*",
+API_PATHS = ("/predict*", "/models*", "/health", "/inspections*", "/assets*", "/monitoring*",
              # datasets, trainings, approval, trials, feedback (constructs/lifecycle.py)
              "/datasets*", "/trainings*", "/versions*", "/trials*", "/feedback")
 
