@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -85,3 +86,29 @@ def endpoint(patchcore_bundle, tmp_path_factory):
     """The image endpoint on the test bundle."""
     with serving(patchcore_bundle[0], tmp_path_factory.mktemp("endpoint") / "server.log") as url:
         yield url
+
+
+# ------------------------------------------------------------------ the API Lambda, called in process
+
+
+class Context:
+    """The Lambda context API Gateway's invocation would bring."""
+
+    function_name = "ivadas-predict"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ivadas-predict"
+    aws_request_id = "lambda-request"
+
+    @staticmethod
+    def get_remaining_time_in_millis():
+        return 29000
+
+
+def api_event(method: str, path: str, body=None, query=None) -> dict:
+    """An API Gateway REST proxy event for the API Lambda."""
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": {"Content-Type": "application/json"},
+            "multiValueHeaders": {}, "queryStringParameters": query, "multiValueQueryStringParameters": None,
+            "pathParameters": {"proxy": path[1:]}, "stageVariables": None, "isBase64Encoded": False, "body": text,
+            "requestContext": {"requestId": str(uuid.uuid4()), "stage": "prod", "path": path, "httpMethod": method,
+                               "resourcePath": "/{proxy+}", "identity": {"sourceIp": "10.0.0.1"}}}

@@ -14,30 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.conftest import png_bytes
+from tests.serving.conftest import Context, api_event, png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "lambda" / "predict"))
-
-
-class Context:
-    function_name = "ivadas-predict"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ivadas-predict"
-    aws_request_id = "lambda-request"
-
-    @staticmethod
-    def get_remaining_time_in_millis():
-        return 29000
-
-
-def api_event(method: str, path: str, body=None, query=None) -> dict:
-    text = body if isinstance(body, str) or body is None else json.dumps(body)
-    return {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": {"Content-Type": "application/json"},
-            "multiValueHeaders": {}, "queryStringParameters": query, "multiValueQueryStringParameters": None,
-            "pathParameters": {"proxy": path[1:]}, "stageVariables": None, "isBase64Encoded": False, "body": text,
-            "requestContext": {"requestId": str(uuid.uuid4()), "stage": "prod", "path": path, "httpMethod": method,
-                               "resourcePath": "/{proxy+}", "identity": {"sourceIp": "10.0.0.1"}}}
 
 
 class LocalApi:
