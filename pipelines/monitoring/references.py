@@ -15,11 +15,11 @@ def _split(version: str) -> tuple[str, int] | None:
     return (group, int(number)) if group and number.isdigit() else None
 
 
-class LocalReferences:
-    def __init__(self, store: str | Path):
-        from pipelines.registry import LocalRegistry
+class _References:
+    """A model version (`group/number`) → its reference, each version read once; subclasses say how
+    a registered version's reference is read (None when it has none)."""
 
-        self.registry = LocalRegistry(store)
+    def __init__(self):
         self.lookup = lru_cache(maxsize=None)(self._load)
 
     def __call__(self, kind: str, version: str) -> dict | None:
@@ -30,13 +30,28 @@ class LocalReferences:
         if parts is None:
             return None
         try:
-            path = self.registry.get(*parts).metadata.get(MONITORING_REFERENCE_KEY)
+            registered = self.registry.get(*parts)
         except ValueError:  # a version no longer in this registry
             return None
+        return self._read(registered)
+
+    def _read(self, registered) -> dict | None:
+        raise NotImplementedError
+
+
+class LocalReferences(_References):
+    def __init__(self, store: str | Path):
+        from pipelines.registry import LocalRegistry
+
+        self.registry = LocalRegistry(store)
+        super().__init__()
+
+    def _read(self, registered) -> dict | None:
+        path = registered.metadata.get(MONITORING_REFERENCE_KEY)
         return json.loads(Path(path).read_text()) if path and Path(path).is_file() else None
 
 
-class SageMakerReferences:
+class SageMakerReferences(_References):
     def __init__(self, region: str | None = None, sagemaker=None, s3=None):
         import boto3
 
@@ -44,20 +59,10 @@ class SageMakerReferences:
 
         self.registry = SageMakerRegistry(sagemaker, region=region)
         self.s3 = s3 or boto3.client("s3", region_name=region)
-        self.lookup = lru_cache(maxsize=None)(self._load)
+        super().__init__()
 
-    def __call__(self, kind: str, version: str) -> dict | None:
-        return self.lookup(version)
-
-    def _load(self, version: str) -> dict | None:
-        parts = _split(version)
-        if parts is None:
-            return None
-        try:
-            metrics = self.registry.get(*parts).metrics
-        except ValueError:
-            return None
-        uri = metrics.get("ModelQuality", {}).get("Statistics", {}).get("S3Uri", "")
+    def _read(self, registered) -> dict | None:
+        uri = registered.metrics.get("ModelQuality", {}).get("Statistics", {}).get("S3Uri", "")
         if not uri.startswith("s3://"):
             return None
         bucket, _, key = uri[len("s3://"):].partition("/")
