@@ -25,6 +25,10 @@ def _finite(values) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
+def finite_count(values) -> int:
+    return int(_finite(values).size)
+
+
 def psi(reference, current, bins: int = MAX_BINS) -> float | None:
     """Population stability index of `current` against `reference` (None when either is empty).
 
@@ -45,19 +49,21 @@ def _shares(bin_index: np.ndarray, bins: int) -> np.ndarray:
     return counts / counts.sum()
 
 
-def ks(reference, current) -> dict | None:
-    """Two-sample KS statistic and p-value (None when either sample is empty)."""
+def ks(reference, current, exact: bool = False) -> dict | None:
+    """Two-sample KS statistic and p-value (None when either sample is empty). `exact`: the exact
+    distribution of the statistic, valid however small either sample is (scipy's default switches
+    to the asymptotic one beyond 10,000 values)."""
     reference, current = _finite(reference), _finite(current)
     if not reference.size or not current.size:
         return None
-    result = stats.ks_2samp(reference, current)
+    result = stats.ks_2samp(reference, current, method="exact" if exact else "auto")
     return {"statistic": float(result.statistic), "p_value": float(result.pvalue)}
 
 
-def compare(reference, current) -> dict:
+def compare(reference, current, exact: bool = False) -> dict:
     """PSI, KS and the medians of both samples, as the report shows them."""
     reference, current = _finite(reference), _finite(current)
-    test = ks(reference, current)
+    test = ks(reference, current, exact)
     return {
         "psi": psi(reference, current),
         "ks_statistic": test["statistic"] if test else None,

@@ -81,11 +81,16 @@ def score_drift(records: list[dict], reference: dict, modality: str, limits: Thr
         rows = [r["detail"].get("scored_rows") or r["detail"].get("rows") for r in records]
         rows = [int(v) for v in rows if v]
         expected = drift.window_peaks(expected, int(np.median(rows)) if rows else 1)
-    result = drift.compare(expected, current)
-    # a reference of fewer than min_samples cannot tell drift from chance either
-    result["judged"] = _enough(limits, min(result["samples"], result["reference_samples"]))
-    result["drifted"] = bool(result["judged"] and result["psi"] is not None
-                             and result["psi"] >= limits.score_psi and result["ks_p_value"] < limits.p_value)
+    # a small reference (often a sensor's few held-out windows) is judged by the exact KS test alone:
+    # PSI on a handful of reference values is mostly noise (see `thresholds`)
+    small = drift.finite_count(expected) < limits.min_samples
+    result = drift.compare(expected, current, exact=small)
+    result["method"] = "ks_exact" if small else "psi_ks"
+    result["judged"] = _enough(limits, result["samples"]) and result["reference_samples"] >= (
+        limits.min_reference_scores if small else limits.min_samples)
+    significant = result["ks_p_value"] is not None and result["ks_p_value"] < limits.p_value
+    large = small or (result["psi"] is not None and result["psi"] >= limits.score_psi)
+    result["drifted"] = bool(result["judged"] and significant and large)
     return result
 
 
@@ -131,9 +136,10 @@ def alarms_of(summary: dict, limits: Thresholds) -> list[dict]:
     name, alarms = summary["class_name"], []
     score = summary["score_drift"]
     if score and score["drifted"]:
-        alarms.append({"type": "score_drift", "message": f"drift on class {name}: anomaly scores moved (PSI "
-                       f"{score['psi']:.2f}, KS p {score['ks_p_value']:.1e}, median {score['reference_median']:.4g} → "
-                       f"{score['current_median']:.4g})"})
+        test = (f"exact KS p {score['ks_p_value']:.1e} against {score['reference_samples']} reference scores"
+                if score.get("method") == "ks_exact" else f"PSI {score['psi']:.2f}, KS p {score['ks_p_value']:.1e}")
+        alarms.append({"type": "score_drift", "message": f"drift on class {name}: anomaly scores moved ({test}, "
+                       f"median {score['reference_median']:.4g} → {score['current_median']:.4g})"})
     inputs = summary["input_drift"]
     if inputs and inputs["drifted"]:
         if inputs["kind"] == "images":

