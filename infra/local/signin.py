@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -35,7 +36,14 @@ class LocalAccess:
     # ----------------------------------------------------------------------- API requests
 
     def identify(self, environ, event: dict) -> None:
-        """Check the request's credential and put the caller into `event` (or raise AuthError)."""
+        """Check the request's credential and put the caller into `event` (or raise AuthError).
+
+        A route the Lambda opens to anyone (GET /health) has no authorizer and no usage plan on AWS
+        (infra/aws/constructs/api.py, PUBLIC_ROUTES): API Gateway neither checks nor passes on what
+        credential such a request carries, so neither does this, and a liveness probe never fails
+        on a stale token."""
+        if _open_to_anyone(event["httpMethod"], event["path"]):
+            return
         key = environ.get("HTTP_X_API_KEY")
         token = bearer(environ.get("HTTP_AUTHORIZATION"))
         context = event["requestContext"]
@@ -110,6 +118,16 @@ class LocalAccess:
         token = self.store.issue_token(user)
         return _send(start_response, 200, json.dumps({"id_token": token, "access_token": token, "token_type": "Bearer",
                                                       "expires_in": TOKEN_LIFETIME_S}), "application/json")
+
+
+def _open_to_anyone(method: str, path: str) -> bool:
+    """Whether the Lambda's route table (lambda/predict/access.py) lets anyone call the route."""
+    folder = str(Path(__file__).resolve().parents[2] / "lambda" / "predict")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    from access import ANYONE, minimum_for
+
+    return minimum_for(method, path) == ANYONE
 
 
 def _query(environ) -> dict:

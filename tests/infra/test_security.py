@@ -77,6 +77,33 @@ def test_every_human_route_has_the_cognito_authorizer_and_only_health_is_open(ma
     assert '"error"' in responses["UNAUTHORIZED"]["ResponseTemplates"]["application/json"]
 
 
+def test_the_routes_without_the_authorizer_are_those_the_lambda_opens_to_anyone(main_template_json):
+    """What `ivadas up --auth` copies (infra/local/signin.py): a route the Lambda's table opens to anyone
+    has no authorizer on AWS (API Gateway then neither checks nor passes a token), every other has it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambda" / "predict"))
+    from access import ANYONE, minimum_for
+
+    [api_id] = [k for k, v in resources(main_template_json, "AWS::ApiGateway::RestApi").items()
+                if v["Properties"]["Name"] == "ivadas-dev-api"]
+    api_resources = resources(main_template_json, "AWS::ApiGateway::Resource")
+
+    def path(resource_id) -> str:
+        if resource_id == {"Fn::GetAtt": [api_id, "RootResourceId"]}:
+            return ""
+        props = api_resources[resource_id["Ref"]]["Properties"]
+        return f"{path(props['ParentId'])}/{props['PathPart']}"
+
+    methods = [m["Properties"] for m in resources(main_template_json, "AWS::ApiGateway::Method").values()
+               if m["Properties"]["RestApiId"] == {"Ref": api_id} and m["Properties"]["HttpMethod"] != "OPTIONS"]
+    without_authorizer = {(m["HttpMethod"], path(m["ResourceId"])) for m in methods if m["AuthorizationType"] == "NONE"}
+    opened = {(m["HttpMethod"], path(m["ResourceId"])) for m in methods
+              if minimum_for(m["HttpMethod"], path(m["ResourceId"])) == ANYONE}
+    assert without_authorizer == opened == {("GET", "/health")}
+
+
 def test_the_lambda_enforces_the_route_table_on_aws(main_template_json):
     functions = resources(main_template_json, "AWS::Lambda::Function")
     predict = next(f for f in functions.values() if f["Properties"].get("Handler") == "predict_app.handler")

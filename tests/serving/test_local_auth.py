@@ -152,6 +152,33 @@ def test_a_station_key_may_not_read_history_and_an_unknown_key_is_403(gateway, h
     assert recorded() == []
 
 
+class Described:
+    """Every endpoint up: what GET /health asks each kind (`{"describe": true}`)."""
+
+    def invoke_endpoint(self, EndpointName, **kwargs):
+        return {"Body": io.BytesIO(json.dumps({"kind": "patchcore", "version": "v3"}).encode())}
+
+
+def test_health_has_no_authorizer_as_on_aws_so_a_bad_token_or_key_there_is_not_looked_at(gateway, home, monkeypatch):
+    """API Gateway runs no authorizer and no usage plan on GET /health (tests/infra/test_security.py): a
+    liveness probe needs no credential, and whatever credential a request carries there is not checked."""
+    import endpoint_client
+
+    monkeypatch.setattr(endpoint_client, "_runtime", Described())
+    monkeypatch.setattr(endpoint_client, "_runtimes", {})
+    expired = AuthStore(home / "auth.json").issue_token("ana", lifetime_s=60, now=time.time() - 3600)
+    key = AuthStore(home / "auth.json").add_key("line-3", quota_per_day=1, rate_per_second=100)
+    for credential in ({}, {"authorization": "Bearer not-a-token"}, {"authorization": expired},
+                       {"x_api_key": "not-a-key"}, {"x_api_key": key}, {"x_api_key": key}):
+        status, body = api(gateway, "GET", "/health", **credential)
+        assert status == 200 and body["status"] == "ok", (credential, body)
+    assert api(gateway, "GET", "/inspections", authorization="Bearer not-a-token")[0] == 401  # where the authorizer runs
+    assert api(gateway, "GET", "/inspections", authorization=expired)[1]["error"]["code"] == "token_expired"
+    monkeypatch.setattr(endpoint_client, "_runtime", None)
+    seed(endpoint_result())
+    assert api(gateway, "POST", "/predict", PREDICT, x_api_key=key)[0] == 200  # /health spent none of the key's quota
+
+
 def test_the_rate_is_a_token_bucket_shared_by_every_worker(tmp_path):
     store = AuthStore(tmp_path / "auth.json")
     store.add_key("line-3", quota_per_day=1000, rate_per_second=1)
