@@ -66,15 +66,16 @@ def cmd_monitor(args) -> int:
     output = Path(args.output) if args.output else store / "monitoring" / "latest"
     result = run_local(store, output, since, until, args.thresholds, Path(args.inspections) if args.inspections else None)
     summary = result.summary
-    print(f"{summary['verdicts']} verdicts in {len(summary['groups'])} class/model group(s), "
-          f"{len(summary['alarms'])} alarm(s); report: {result.report}")
+    captured = summary["sources"].get("data_capture", 0)
+    print(f"{summary['verdicts']} verdicts{f' ({captured} from data capture)' if captured else ''} in "
+          f"{len(summary['groups'])} class/model group(s), {len(summary['alarms'])} alarm(s); report: {result.report}")
     for alarm in summary["alarms"]:
         print(f"alarm: {alarm['message']}")
     return 0
 
 
 def add_commands(sub) -> None:
-    monitor = sub.add_parser("monitor", help="drift, anomaly rate and confirmed quality over the inspection log")
+    monitor = sub.add_parser("monitor", help="drift, anomaly rate and confirmed quality over the inspection log and data capture")
     monitor.add_argument("--since", default="24h", help="start: ISO-8601 time or a span back from now (24h, 7d; default 24h)")
     monitor.add_argument("--until", help="end (default: now)")
     monitor.add_argument("--output", help="report folder (default: $IVADAS_HOME/store/monitoring/latest)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -24,6 +25,10 @@ CONNECT_TIMEOUT_S = 2.0
 #: the inspection record and the metrics. Without it the Lambda dies mid-call and nothing answers.
 RESPONSE_RESERVE_S = float(os.environ.get("RESPONSE_RESERVE_S", "2.5"))
 INPUT_FIELDS = {"image": "image_base64", "sensors": "window"}
+#: Put before the request id in every call's InferenceId, which data capture records: the monitoring
+#: job leaves captured requests so marked to the inspection log (pipelines/monitoring/capture.py).
+API_INFERENCE_PREFIX = "ivadas-api:"
+INFERENCE_ID_LENGTH = 64  # InvokeEndpoint's limit
 #: The error code of a kind whose endpoint does not exist (nothing approved yet): not an outage.
 NOT_DEPLOYED = "model_not_deployed"
 
@@ -100,7 +105,12 @@ def runtime(read_timeout: float = ENDPOINT_TIMEOUT_S):
     return _runtimes[key]
 
 
-def invoke(kind: str, payload: dict, record_errors: bool = True) -> dict:
+def inference_id(request_id: str | None) -> str:
+    """The InferenceId of an endpoint call made for `request_id` (a fresh id for calls made for none)."""
+    return (API_INFERENCE_PREFIX + (request_id or uuid.uuid4().hex))[:INFERENCE_ID_LENGTH]
+
+
+def invoke(kind: str, payload: dict, record_errors: bool = True, request_id: str | None = None) -> dict:
     endpoint = endpoint_names().get(kind)
     if not endpoint:
         raise ApiError(503, "model_unavailable", f"no endpoint is configured for {kind}")
@@ -109,7 +119,8 @@ def invoke(kind: str, payload: dict, record_errors: bool = True) -> dict:
         raise ApiError(504, "endpoint_timeout", f"no time was left to ask the {kind} endpoint within this request")
     try:
         response = runtime(budget).invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
-                                                   Accept="application/json", Body=json.dumps(payload))
+                                                   Accept="application/json", Body=json.dumps(payload),
+                                                   InferenceId=inference_id(request_id))
         return json.loads(response["Body"].read())
     except ClientError as exc:
         error = endpoint_error(kind, endpoint, exc)

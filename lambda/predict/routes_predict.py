@@ -34,7 +34,7 @@ def predict():
     kind = resolve_kind(request.model, request.modality)
     image = check_image(request.image_base64) if request.image_base64 is not None else None
     started = time.perf_counter()
-    result = invoke(kind, request.model_dump(exclude={"model"}, exclude_none=True))
+    result = invoke(kind, request.model_dump(exclude={"model"}, exclude_none=True), request_id=request_id(router.current_event))
     return finish(result, (time.perf_counter() - started) * 1000, image)
 
 
@@ -49,7 +49,8 @@ def predict_batch():
     images = [check_image(item.image_base64) if item.image_base64 is not None else None for item in request.items]
     shared = request.model_dump(include={"threshold", "outputs"}, exclude_none=True)
     started = time.perf_counter()
-    result = invoke(kind, {"instances": [{**item.model_dump(exclude_none=True), **shared} for item in request.items]})
+    result = invoke(kind, {"instances": [{**item.model_dump(exclude_none=True), **shared} for item in request.items]},
+                    request_id=request_id(router.current_event))
     elapsed_ms = (time.perf_counter() - started) * 1000
     predictions = [finish(p, elapsed_ms, image) if "error" not in p else p for p, image in zip(result["predictions"], images)]
     return {"predictions": predictions, "request_id": request_id(router.current_event)}

@@ -176,7 +176,7 @@ def score_file(store, asset: str, kind: str, data: bytes, key: str) -> dict:
         chunk_rows, chunk_stamps = series_rows[first:start + CHUNK_ROWS], series_stamps[first:start + CHUNK_ROWS]
         if len(chunk_rows) < context_rows + 1:
             break  # too few rows yet to score anything: they become the next file's context
-        answer = call_endpoint(kind, asset, sensors, chunk_rows, chunk_stamps)
+        answer = call_endpoint(kind, asset, sensors, chunk_rows, chunk_stamps, feed_request_id(key))
         model, threshold = answer["model"], answer["threshold"]
         offset = start - first  # rows of the chunk that are context, not new
         new_scores = answer["scores"][offset:]
@@ -191,10 +191,16 @@ def score_file(store, asset: str, kind: str, data: bytes, key: str) -> dict:
     return file_result(asset, key, sensors, timestamps, rows, scores, events, top, model, threshold)
 
 
-def call_endpoint(kind: str, asset: str, sensors, rows, timestamps) -> dict:
+def feed_request_id(source: str) -> str:
+    """A scored file's id in the inspection log, and in its endpoint calls' InferenceId."""
+    return "feed-" + hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def call_endpoint(kind: str, asset: str, sensors, rows, timestamps, request_id: str | None = None) -> dict:
     try:
         return invoke(kind, {"class_name": asset, "window": rows, "sensors": sensors,
-                             "timestamps": [wire_timestamp(t) for t in timestamps], "outputs": OUTPUTS})
+                             "timestamps": [wire_timestamp(t) for t in timestamps], "outputs": OUTPUTS},
+                      request_id=request_id)
     except ApiError as exc:
         if 400 <= exc.status < 500:  # the model refuses this content (unknown asset or sensors, bad times)
             raise FileRejected(exc.message) from None
@@ -264,7 +270,7 @@ def window_statistics(sensors: list[str], rows: list[list[float]]) -> dict:
 def record_inspection(result: dict) -> None:
     if result["anomaly_score"] is None:
         return  # nothing scored yet (the file only filled the context)
-    request_id = "feed-" + hashlib.sha256(result["source"].encode()).hexdigest()[:16]
+    request_id = feed_request_id(result["source"])
     verdict = {"class_name": result["asset"], "model": result["model"], "anomaly_score": result["anomaly_score"],
                "raw_score": result["raw_score"], "threshold": result["threshold"], "is_anomaly": result["is_anomaly"],
                "rows": len(result["values"]), "peak_at": _peak_at(result), "events": result["events"],

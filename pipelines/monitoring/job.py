@@ -1,8 +1,10 @@
-"""The monitoring job: read a period of verdicts, compare with training, write the report, and on
-AWS publish CloudWatch metrics. `ivadas monitor` runs it locally; on AWS a SageMaker Processing job
-started by an EventBridge schedule runs `python -m pipelines.monitoring.job` in the training image
-(settings from the environment: `INSPECTION_TABLE`, `MONITOR_LOOKBACK_HOURS`, `MONITOR_THRESHOLDS`,
-output to /opt/ml/processing/output, uploaded by SageMaker to `monitoring/`)."""
+"""The monitoring job: read a period of verdicts (the inspection log's, and the endpoints' data
+capture of requests made to them directly), compare with training, write the report, and on AWS
+publish CloudWatch metrics. `ivadas monitor` runs it locally; on AWS a SageMaker Processing job
+started by an EventBridge schedule (or by POST /monitoring/run) runs `python -m pipelines.monitoring.job`
+in the training image (settings from the environment: `INSPECTION_TABLE`, `CAPTURE_S3_URI`,
+`MONITOR_LOOKBACK_HOURS`, `MONITOR_THRESHOLDS`, output to /opt/ml/processing/output, uploaded by
+SageMaker to `monitoring/`)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from pipelines.monitoring import capture
 from pipelines.monitoring import records as verdicts
 from pipelines.monitoring.monitor import monitor
 from pipelines.monitoring.report import write_report
@@ -35,13 +38,15 @@ def run(records: list[dict], references, since: datetime, until: datetime, outpu
 
 def run_local(store: Path, output: Path, since: datetime, until: datetime, thresholds_file=None,
               database: Path | None = None) -> MonitorRun:
-    """Over the local stack's inspection log and registry."""
+    """Over the local stack's inspection log, the capture files under the store's `data-capture/`
+    (laid out as on S3) if any, and the local registry."""
     from pipelines.monitoring.references import LocalReferences
 
     database = database or store / "inspections" / "inspections.sqlite"
     thresholds = ThresholdConfig.load(thresholds_file or store / "monitoring.json")
     records = verdicts.attach_feedback(verdicts.read_sqlite(database, since, until), verdicts.folder_feedback(store))
-    return run(records, LocalReferences(store), since, until, output, thresholds)
+    captured = capture.read_source(store / capture.CAPTURE_PREFIX, since, until)
+    return run(capture.merge(records, captured.records), LocalReferences(store), since, until, output, thresholds)
 
 
 def main() -> int:
@@ -56,9 +61,13 @@ def main() -> int:
     records = verdicts.read_dynamodb(os.environ["INSPECTION_TABLE"], since, until)
     if os.environ.get("DATA_BUCKET"):  # people's confirmations and corrections (POST /feedback)
         records = verdicts.attach_feedback(records, verdicts.s3_feedback(os.environ["DATA_BUCKET"]))
+    captured = capture.read_source(os.environ.get("CAPTURE_S3_URI"), since, until)
+    logged, records = len(records), capture.merge(records, captured.records)
     result = run(records, SageMakerReferences(), since, until, output, thresholds)
     published = publish(result.summary)
-    print(f"monitor: {len(records)} verdicts, {len(result.summary['alarms'])} alarm(s), {published} metric values")
+    print(f"monitor: {logged} verdicts from the inspection log, {len(captured.records)} from data capture "
+          f"({captured.counts['api']} captured API calls left to the log, {captured.counts['unreadable']} unreadable), "
+          f"{len(result.summary['alarms'])} alarm(s), {published} metric values")
     for alarm in result.summary["alarms"]:
         print(f"alarm: {alarm['message']}")
     return 0

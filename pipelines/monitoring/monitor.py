@@ -5,7 +5,7 @@ summary out."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -43,6 +43,8 @@ def monitor(records: list[dict], references, since: datetime, until: datetime,
         "period": {"since": since.isoformat(timespec="seconds"), "until": until.isoformat(timespec="seconds"),
                    "bucket_minutes": minutes},
         "verdicts": len(records),
+        # the inspection log (API traffic) or data capture (calls made to an endpoint directly)
+        "sources": dict(Counter(record.get("source", "inspection_log") for record in records)),
         "thresholds": {"default": thresholds.default.to_dict(), "classes": thresholds.classes or {}},
         "groups": summaries,
         "alarms": alarms,

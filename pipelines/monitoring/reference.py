@@ -5,7 +5,8 @@ with the model version: locally the registry's metadata names it, on AWS it sits
 evaluation the model package's metrics point at. Per class or asset:
 
 - `scores`: raw scores of the held-out *normal* evaluation data, scored through the serving code
-  path (images: one per image; sensors: one per row, turned into window peaks when compared);
+  path (images: one per image; sensors: one per row whose scored context holds no anomalous row,
+  turned into window peaks when compared);
 - `inputs`: images: the statistics of `inference.input_statistics` for every training and held-out
   normal image; sensors: each sensor's mean, spread and quantiles over the rows the model was fitted on.
 """
@@ -67,6 +68,16 @@ def _image_reference(model, data_root, name: str) -> dict:
             "threshold": float(model.model_for(name).calibration.threshold)}
 
 
+def _clear_of_anomalies(labels: np.ndarray, span: int) -> np.ndarray:
+    """Rows none of whose `span` scored rows (the row and those before it its score depends on) is
+    labelled anomalous. A normal row just after an event still carries the event in its context and
+    scores high; kept, such rows fatten the reference's tail, and the peaks of windows of normal
+    traffic then look like a drift downwards."""
+    anomalous = np.concatenate([[0], np.cumsum(np.asarray(labels) != 0)])
+    rows = np.arange(len(labels))
+    return (anomalous[rows + 1] - anomalous[np.maximum(rows + 1 - span, 0)]) == 0
+
+
 def _sensor_reference(model, data_root, name: str) -> dict:
     from pipelines.sensors.datasets import filled, read_asset
 
@@ -83,7 +94,7 @@ def _sensor_reference(model, data_root, name: str) -> dict:
         raw = scorer.score(values, segment.times).raw
         held_out = np.arange(bound["train_end"], segment.rows)
         if segment.labels is not None:
-            held_out = held_out[segment.labels[held_out] == 0]
+            held_out = held_out[_clear_of_anomalies(segment.labels, scorer.spec.min_rows)[held_out]]
         scores.append(raw[held_out][np.isfinite(raw[held_out])])
         fitted.append(values[: bound["fit_end"]])
     rows = np.concatenate(fitted) if fitted else np.empty((0, len(columns)))

@@ -22,13 +22,16 @@ Defaults and why:
   0.25 limit), but the two-sample KS test is not: its exact p-value (the exact distribution of the
   statistic, not the large-sample approximation) holds the false-alarm rate at `p_value` for any
   sample sizes. So with fewer than `min_samples` reference scores, score drift alarms on the exact
-  KS test alone, at the same `p_value`; PSI is reported, not used. Small samples buy this with
-  power, not with false alarms: against 10 reference scores and 40 verdicts the test needs the two
-  empirical distributions to differ by more than about half their mass (KS statistic above 0.55),
-  so it catches a shift of a few reference spreads, not a slight one; with 30 or more it falls back
-  to PSI and KS together. Measured on normal draws (2,000 trials each): 0.6 % to 1.3 % false alarms
-  for 5 to 20 reference scores against 40 verdicts, and a shift of 3 spreads caught 99 % of the time
-  even with 5.
+  KS test alone, at the same `p_value` (so `p_value`, not `score_psi`, is the class's knob there);
+  PSI is reported, not used. Small samples buy this with power, not with false alarms: against 10
+  reference scores and 40 verdicts the test needs the two empirical distributions to differ by more
+  than about half their mass (KS statistic above 0.55), so it catches a shift of a few reference
+  spreads, not a slight one; with 30 or more it falls back to PSI and KS together. Measured on
+  normal draws (2,000 trials each): 0.6 % to 1.3 % false alarms for 5 to 20 reference scores
+  against 40 verdicts, and a shift of 3 spreads caught 99 % of the time even with 5. The test is
+  only as good as the reference is clean: held-out rows whose scored context holds an anomalous
+  row are left out of it (`reference`); kept, they fattened its tail so much that a normal hour of
+  the test pump alarmed (KS p 0.002 against 19 window peaks).
 - `min_reference_scores` 5: below five held-out normal scores the reference is a few points, not a
   distribution (a period can only be "above all of them"), so score drift is reported, not judged.
 - `anomaly_rate` 0.2: more than a fifth of the period's verdicts anomalous is reported as an alarm

@@ -2,6 +2,7 @@
 (written by the API's own DynamoDB log), the reference beside the model package's evaluation, people's
 feedback markers, and the per-class CloudWatch metrics the "drift on class X" alarms watch."""
 
+import base64
 import json
 import sys
 from datetime import datetime, timedelta, timezone
@@ -102,3 +103,51 @@ def test_the_job_reads_the_table_and_publishes_drift_only_for_the_class_that_mov
     assert published == {"tiles": 1.0, "fabric": 0.0}
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]}
     assert {"InputDriftPSI", "ScoreDriftPSI", "AnomalyRate", "Verdicts", "ReviewedPrecision"} <= names
+
+
+def test_the_job_watches_calls_made_straight_to_an_endpoint_through_data_capture(aws, tmp_path, capsys, monkeypatch):
+    """Darker tiles sent straight to the endpoint (data capture only) raise "drift on class tiles";
+    fabric's verdicts, in the log and captured again with the API's InferenceId, count once."""
+    import io
+    import uuid
+
+    from PIL import Image
+
+    from pipelines.monitoring import job
+
+    _verdicts(aws, "fabric", brightness=160)
+    rng, now, lines = np.random.default_rng(3), datetime.now(timezone.utc), {}
+    for index in range(40):
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(rng.normal(100, 40, (32, 32, 3)), 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+        answer = {"class_name": "tiles", "model": {"kind": "patchcore", "version": f"{GROUP}/1"}, "anomaly_score": 0.2,
+                  "raw_score": float(rng.normal(1.0, 0.1)), "threshold": 0.5, "is_anomaly": False}
+        when = now - timedelta(minutes=index)
+        moment, hour = when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", lines.setdefault(f"{when:%Y/%m/%d/%H}", [])
+        hour.append(json.dumps({"captureData": {
+            "endpointInput": {"observedContentType": "image/png", "mode": "INPUT",
+                              "data": base64.b64encode(buffer.getvalue()).decode(), "encoding": "BASE64"},
+            "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT", "data": json.dumps(answer),
+                               "encoding": "JSON"}},
+            "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": moment}, "eventVersion": "0"}))
+        fabric = {**answer, "class_name": "fabric", "input_statistics": {"brightness": 160.0, "contrast": 40.0}}
+        hour.append(json.dumps({"captureData": {
+            "endpointInput": {"observedContentType": "application/json", "mode": "INPUT", "data": "{}", "encoding": "JSON"},
+            "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT", "data": json.dumps(fabric),
+                               "encoding": "JSON"}},
+            "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceId": f"ivadas-api:fabric-{index}", "inferenceTime": moment},
+            "eventVersion": "0"}))
+    s3 = aws.client("s3", region_name=REGION)
+    for hour, captured in lines.items():  # SageMaker's layout: one folder per hour of capture
+        s3.put_object(Bucket=ARTIFACTS, Key=f"data-capture/patchcore/ivadas-dev-patchcore/AllTraffic/{hour}/{uuid.uuid4()}.jsonl",
+                      Body="\n".join(captured).encode())
+    monkeypatch.setenv("CAPTURE_S3_URI", f"s3://{ARTIFACTS}/data-capture")
+    assert job.main() == 0
+    printed = capsys.readouterr().out
+    assert "alarm: drift on class tiles" in printed and "drift on class fabric" not in printed
+    assert "40 verdicts from the inspection log, 40 from data capture (40 captured API calls left to the log" in printed
+    summary = json.loads((tmp_path / "output" / "summary.json").read_text())
+    groups = {g["class_name"]: g for g in summary["groups"]}
+    assert groups["fabric"]["verdicts"] == 40 and groups["tiles"]["verdicts"] == 40
+    assert summary["sources"] == {"inspection_log": 40, "data_capture": 40}
+    assert "brightness" in groups["tiles"]["input_drift"]["drifted"]

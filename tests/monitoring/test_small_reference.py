@@ -96,3 +96,12 @@ def test_the_exact_test_keeps_false_alarms_at_the_level_for_small_references():
     for size in (5, 12, 20):
         alarms = sum(drift.ks(rng.normal(0, 1, size), rng.normal(0, 1, 40), exact=True)["p_value"] < 0.01 for _ in range(400))
         assert alarms <= 12  # 1 % of 400 is 4; 12 is far beyond what chance gives a valid test
+
+
+def test_a_sensor_reference_leaves_out_rows_whose_scored_context_holds_an_anomaly():
+    from pipelines.monitoring.reference import _clear_of_anomalies
+
+    labels = np.array([0, 0, 0, 1, 1, 0, 0, 0, 0, 0])
+    # rows 5 and 6 are labelled normal but are scored over rows 3-4 (a span of 3 rows)
+    assert _clear_of_anomalies(labels, 3).tolist() == [True, True, True, False, False, False, False, True, True, True]
+    assert _clear_of_anomalies(labels, 1).tolist() == (labels == 0).tolist()

@@ -32,7 +32,7 @@ class Runtime:
         self.models = models  # endpoint name → ServedModel
         self.calls = 0
 
-    def invoke_endpoint(self, EndpointName, ContentType, Accept, Body):
+    def invoke_endpoint(self, EndpointName, ContentType, Accept, Body, InferenceId=None):
         self.calls += 1
         model = self.models.get(EndpointName)
         if model is None:
