@@ -128,14 +128,19 @@ class SqliteInspectionLog:
 
 
 class DynamoInspectionLog:
-    """Table keyed by day (`day`) and `sk` = timestamp#request_id; images in S3; records expire."""
+    """Table keyed by day (`day`) and `sk` = timestamp#request_id; images in S3; records expire.
+
+    Images are encrypted with `kms_key` (the inspection key, `INSPECTION_KMS_KEY`), named on every
+    write: the bucket's default key is the project's, and its policy refuses an image under
+    `inspections/` written with any key but the inspection key."""
 
     def __init__(self, table: str, bucket: str | None = None, store_anomalous_images: bool = False, dynamodb=None, s3=None,
-                 keep_normal_percent: float = 0.0):
+                 keep_normal_percent: float = 0.0, kms_key: str | None = None):
         import boto3
 
         self.table = (dynamodb or boto3.resource("dynamodb")).Table(table)
         self.bucket = bucket
+        self.kms_key = kms_key
         self.s3 = s3 or (boto3.client("s3") if bucket else None)
         self.store_images = store_anomalous_images and bool(bucket)
         self.keep_normal_percent = keep_normal_percent if bucket else 0.0
@@ -144,7 +149,8 @@ class DynamoInspectionLog:
         day = record["timestamp"][:10]
         if image is not None and keeps_image(record, self.store_images, self.keep_normal_percent):
             key = f"inspections/{day}/{record['request_id']}.img"
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=image, ServerSideEncryption="aws:kms")
+            key_id = {"SSEKMSKeyId": self.kms_key} if self.kms_key else {}
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=image, ServerSideEncryption="aws:kms", **key_id)
             record = {**record, "image_key": f"s3://{self.bucket}/{key}"}
         item = {k: v for k, v in record.items() if v is not None}
         item = json.loads(json.dumps(item), parse_float=Decimal)
@@ -207,6 +213,6 @@ def from_environment():
     keep_normal = float(os.environ.get("KEEP_NORMAL_IMAGES_PERCENT", "0"))
     if os.environ.get("INSPECTION_LOG", "sqlite") == "dynamodb":
         return DynamoInspectionLog(os.environ["INSPECTION_TABLE"], os.environ.get("INSPECTION_BUCKET"), store_images,
-                                   keep_normal_percent=keep_normal)
+                                   keep_normal_percent=keep_normal, kms_key=os.environ.get("INSPECTION_KMS_KEY") or None)
     database = os.environ.get("INSPECTION_DB", str(Path(os.environ.get("TMPDIR", "/tmp")) / "ivadas-inspections.sqlite"))
     return SqliteInspectionLog(database, os.environ.get("INSPECTION_IMAGE_DIR"), store_images, keep_normal)

@@ -43,6 +43,8 @@ class Call:
     operation: str
     params: dict
     status: int
+    #: what the answer said that IAM's checks depend on (GetObject: the object's SSEKMSKeyId)
+    answer: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -73,9 +75,10 @@ class CallRecorder:
         status, parsed = answer(context["recorded_params"])
         return _Http(status), {**parsed, "ResponseMetadata": {"HTTPStatusCode": status}}
 
-    def _record(self, http_response, model, context, **_):
+    def _record(self, http_response, parsed, model, context, **_):
+        answer = {k: v for k, v in (parsed or {}).items() if k in ("SSEKMSKeyId", "ServerSideEncryption")}
         self.calls.append(Call(model.service_model.service_name, model.name, context.get("recorded_params", {}),
-                               http_response.status_code))
+                               http_response.status_code, answer))
 
 
 @dataclass
@@ -116,11 +119,12 @@ def authorizations(call: Call, kms_key_of_bucket: dict[str, str], kms_key_of_tab
             checks = [Authorization("s3:GetObject", obj(bucket, p["Key"]))]
             if call.status == 404:
                 checks.append(listing(bucket, p["Key"]))
-            elif call.operation == "GetObject":
-                checks.append(Authorization("kms:Decrypt", key_of(bucket), via_s3))
+            elif call.operation == "GetObject":  # the key the object was written with, else the bucket's default
+                checks.append(Authorization("kms:Decrypt", call.answer.get("SSEKMSKeyId") or key_of(bucket), via_s3))
             return checks
         if call.operation == "PutObject":
-            return [Authorization("s3:PutObject", obj(bucket, p["Key"])),
+            named = (("s3:x-amz-server-side-encryption-aws-kms-key-id", p["SSEKMSKeyId"]),) if p.get("SSEKMSKeyId") else ()
+            return [Authorization("s3:PutObject", obj(bucket, p["Key"]), named),
                     Authorization("kms:GenerateDataKey", p.get("SSEKMSKeyId") or key_of(bucket), via_s3)]
         if call.operation == "CopyObject":
             source = p["CopySource"]  # botocore has made "bucket/key" (URL-quoted) of the dict by now
@@ -181,6 +185,7 @@ def _wildcard(pattern: str, text: str, flags=0) -> bool:
 
 OPERATORS = {
     "StringEquals": lambda pattern, value: pattern == value,
+    "StringNotEquals": lambda pattern, value: pattern != value,
     "StringLike": lambda pattern, value: _wildcard(pattern, value),
     "ArnEquals": lambda pattern, value: pattern == value,
     "ArnLike": lambda pattern, value: _wildcard(pattern, value),
@@ -189,13 +194,33 @@ OPERATORS = {
 
 
 def _conditions_hold(conditions: dict, context: dict) -> bool:
+    """IAM's condition evaluation: a positive operator needs the key and one matching value; a negated
+    one (`...Not...`) holds when the key is absent or when the value matches none of its values."""
     for operator, block in conditions.items():
         if operator not in OPERATORS:
             raise AssertionError(f"no model of the condition operator {operator}")
+        negated = "Not" in operator
         for key, patterns in block.items():
-            if key not in context or not any(OPERATORS[operator](p, context[key]) for p in patterns):
+            if key not in context:
+                if not negated:
+                    return False
+            elif not (all if negated else any)(OPERATORS[operator](p, context[key]) for p in patterns):
                 return False
     return True
+
+
+def bucket_policy_statements(template: dict, bucket_logical_id: str) -> list[dict]:
+    """The statements of a bucket's policy, intrinsics resolved (principals are not modelled: every
+    statement here is taken to name the caller, as `*` does)."""
+    resolve = Resolver(template)
+    return [_normalized(s, resolve) for r in template["Resources"].values()
+            if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket_logical_id}
+            for s in r["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def denied_by(statements: list[dict], request: Authorization) -> bool:
+    """Whether an explicit Deny among `statements` (a resource policy) refuses the request."""
+    return any(s["Effect"] == "Deny" and _matches(s, request) for s in statements)
 
 
 def _matches(statement: dict, request: Authorization) -> bool:

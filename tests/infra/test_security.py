@@ -183,15 +183,85 @@ def test_a_regional_web_acl_on_the_api_stage_blocks_requests_without_the_origin_
                for a in associations)
 
 
-def test_inspection_images_are_encrypted_with_the_projects_key(main_template_json):
-    key_id = next(k for k, v in resources(main_template_json, "AWS::KMS::Key").items()
-                  if "inspection images" in v["Properties"].get("Description", ""))
+def keys_by_description(template_json: dict) -> dict[str, str]:
+    return {v["Properties"]["Description"]: k for k, v in resources(template_json, "AWS::KMS::Key").items()}
+
+
+def test_inspection_data_has_a_key_of_its_own_and_the_project_key_keeps_models_and_datasets(main_template_json):
+    keys = keys_by_description(main_template_json)
+    project = keys["IVADAS datasets, models and pipeline artifacts"]
+    inspection = keys["IVADAS inspection data: kept inspection images and the inspection log"]
+    for key_id in (project, inspection):
+        key = main_template_json["Resources"][key_id]
+        assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "Retain"
+        # the key policy names the account (IAM policies decide who in it), nobody else, no wildcard principal
+        [statement] = key["Properties"]["KeyPolicy"]["Statement"]
+        assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"} and statement["Effect"] == "Allow"
     buckets = resources(main_template_json, "AWS::S3::Bucket")
-    artifacts = next(b["Properties"] for b in buckets.values()
+    for bucket in buckets.values():  # both buckets' default: the project key
+        if "BucketEncryption" in bucket["Properties"] and "aws:kms" in json.dumps(bucket["Properties"]["BucketEncryption"]):
+            [sse] = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            assert sse["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [project, "Arn"]}}
+            assert sse["BucketKeyEnabled"] is True
+    [table] = resources(main_template_json, "AWS::DynamoDB::GlobalTable").values()
+    [replica] = table["Properties"]["Replicas"]
+    assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    assert replica["SSESpecification"] == {"KMSMasterKeyId": {"Fn::GetAtt": [inspection, "Arn"]}}
+    functions = resources(main_template_json, "AWS::Lambda::Function")
+    predict = next(f for f in functions.values() if f["Properties"].get("Handler") == "predict_app.handler")
+    assert predict["Properties"]["Environment"]["Variables"]["INSPECTION_KMS_KEY"] == {"Fn::GetAtt": [inspection, "Arn"]}
+
+
+def test_the_artifacts_bucket_refuses_an_inspection_image_without_the_inspection_key(main_template_json):
+    inspection = keys_by_description(main_template_json)["IVADAS inspection data: kept inspection images and the inspection log"]
+    artifacts = next(k for k, b in resources(main_template_json, "AWS::S3::Bucket").items()
                      if any(r.get("Prefix") == "inspections/" for r in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])))
-    [sse] = artifacts["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert sse["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]}}
-    assert sse["BucketKeyEnabled"] is True
+    [policy] = [p["Properties"]["PolicyDocument"] for p in resources(main_template_json, "AWS::S3::BucketPolicy").values()
+                if p["Properties"]["Bucket"] == {"Ref": artifacts}]
+    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny" and s["Action"] == "s3:PutObject"]
+    assert deny["Principal"] == {"AWS": "*"} and "/inspections/*" in json.dumps(deny["Resource"])
+    assert deny["Condition"] == {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": {
+        "Fn::GetAtt": [inspection, "Arn"]}}}
+
+
+#: who may use the inspection key, for what, through which service; every other role: nothing
+INSPECTION_KEY_USERS = {
+    "predict_app.handler": {("kms:Decrypt", "s3"), ("kms:GenerateDataKey", "s3"), ("kms:Decrypt", "dynamodb")},
+    "sensor_feed.handler": {("kms:Decrypt", "dynamodb")},
+    "DriftMonitoringJobRole": {("kms:Decrypt", "dynamodb")},
+}
+#: AWS managed policies the stack attaches; none allows a KMS action
+MANAGED_POLICIES = ("service-role/AWSLambdaBasicExecutionRole", "service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+
+
+def test_only_the_roles_that_record_read_or_monitor_inspections_may_use_the_inspection_key(main_template_json):
+    from tests.infra.deployment_harness import Resolver
+    from tests.infra.iam_replay import _normalized, permitted, policy_statements, request
+    from tests.infra.strict_aws import REGION
+
+    template = main_template_json
+    resolve = Resolver(template)
+    inspection = keys_by_description(template)["IVADAS inspection data: kept inspection images and the inspection log"]
+    key_arn = resolve({"Fn::GetAtt": [inspection, "Arn"]})
+    functions = resources(template, "AWS::Lambda::Function")
+    role_names = {f["Properties"]["Role"]["Fn::GetAtt"][0]: f["Properties"].get("Handler") for f in functions.values()
+                  if isinstance(f["Properties"].get("Role"), dict) and "Fn::GetAtt" in f["Properties"]["Role"]}
+    usage = {}
+    for role_id, role in resources(template, "AWS::IAM::Role").items():
+        for managed in role["Properties"].get("ManagedPolicyArns", []):
+            assert json.dumps(managed).endswith(tuple(f'{name}"]]}}' for name in MANAGED_POLICIES) +
+                                                tuple(f'{name}"}}' for name in MANAGED_POLICIES)), (role_id, managed)
+        statements = policy_statements(template, role_id) + [
+            _normalized(s, resolve) for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+        used = {(action, service) for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:ReEncryptFrom",
+                                                 "kms:CreateGrant")
+                for service in ("s3", "dynamodb", "sqs", "sagemaker", None)
+                if permitted(statements, request(action, key_arn, **({"kms__ViaService": f"{service}.{REGION}.amazonaws.com"}
+                                                                     if service else {})))}
+        if used:
+            name = role_names.get(role_id) or next(prefix for prefix in INSPECTION_KEY_USERS if role_id.startswith(prefix))
+            usage[name] = used
+    assert usage == INSPECTION_KEY_USERS
 
 
 def test_the_predict_role_records_and_queries_and_puts_images_nothing_more(main_template_json):

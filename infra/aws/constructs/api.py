@@ -4,7 +4,7 @@ keeps the API's own URL from bypassing CloudFront and its WAF."""
 import json
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -15,6 +15,7 @@ from constructs import Construct
 
 from .sensor_feed import SensorStore
 from .serving import powertools_layer
+from .storage import INSPECTIONS_PREFIX
 
 ROOT = Path(__file__).resolve().parents[3]
 ORIGIN_HEADER = "X-Origin-Verify"
@@ -41,7 +42,7 @@ class Api(Construct):
         self.table = dynamodb.TableV2(
             self, "Inspections", partition_key=dynamodb.Attribute(name="day", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(), encryption=dynamodb.TableEncryptionV2.customer_managed_key(storage.key),
+            billing=dynamodb.Billing.on_demand(), encryption=dynamodb.TableEncryptionV2.customer_managed_key(storage.inspection_key),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
             time_to_live_attribute="expires_at", removal_policy=RemovalPolicy.RETAIN)
         sensors = SensorStore(storage)
@@ -58,6 +59,7 @@ class Api(Construct):
                 "SENSOR_STORE": sensors.uri,
                 "INSPECTION_LOG": "dynamodb", "INSPECTION_TABLE": self.table.table_name,
                 "INSPECTION_BUCKET": storage.artifacts.bucket_name, "STORE_ANOMALOUS_IMAGES": "true",
+                "INSPECTION_KMS_KEY": storage.inspection_key.key_arn,  # per object: the bucket policy wants it
                 "KEEP_NORMAL_IMAGES_PERCENT": str(config.keep_normal_images_percent),
                 "ORIGIN_VERIFY_SECRET_ARN": self.origin_secret.secret_arn,
                 "ACCESS_CONTROL": "enforce",  # lambda/predict/access.py: the route table of groups
@@ -67,13 +69,11 @@ class Api(Construct):
         self.function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"],
                                                              resources=serving.endpoint_arns()))
         sensors.grant_read(self.function)  # GET /assets...: read what the feed wrote, nothing else of the bucket
-        self._grant_inspection_log()
-        # anomalous images under inspections/ (SSE-KMS with the project key: S3 asks KMS for a data key)
-        self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"],
-                                                             resources=[storage.artifacts.arn_for_objects("inspections/*")]))
+        self._grant_inspection_log(storage)
+        # kept images under inspections/, SSE-KMS with the inspection key (S3 asks KMS for a data key)
         self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["kms:GenerateDataKey"], resources=[storage.key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}}))
+            actions=["s3:PutObject"], resources=[storage.artifacts.arn_for_objects(f"{INSPECTIONS_PREFIX}*")]))
+        storage.grant_inspection_images(self.function, write=True)
         self.origin_secret.grant_read(self.function)
 
         access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_YEAR)
@@ -109,14 +109,12 @@ class Api(Construct):
                     options["request_models"] = {"application/json": predict_model}
                 resource.add_method(method, integration, **options)
 
-    def _grant_inspection_log(self) -> None:
+    def _grant_inspection_log(self, storage) -> None:
         """The inspection log: PutItem to record, Query for the history, GetItem for one inspection
-        (feedback on it); with the table's key only through DynamoDB, which decrypts for the caller."""
+        (feedback on it); with the table's key (the inspection key) only through DynamoDB."""
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"], resources=[self.table.table_arn]))
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["kms:Decrypt"], resources=[self.table.encryption_key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}}))
+        storage.grant_inspection_log(self.function)
 
     def _gateway_responses(self) -> None:
         """API Gateway's own refusals in the API's error format."""

@@ -15,7 +15,7 @@ they may touch.
   registers the version in the pipeline's detector group, as the pipeline's role.
 - Approval and rejection update model packages of the pipeline's groups only; reports read the
   evaluation outputs under `pipelines/<name>/` of the artifacts bucket; feedback reads kept
-  inspection images.
+  inspection images (and decrypts them with the inspection key, through S3 only).
 """
 
 import shutil
@@ -94,10 +94,12 @@ class Lifecycle(Construct):
             resources=[f"{arn}:model-package-group/{prefix}-*", f"{arn}:model-package/{prefix}-*/*"]))
 
     def _grant_reports(self, storage, config) -> None:
-        """The evaluation a report shows (its plots beside it) and the inspection images feedback verifies."""
+        """The evaluation a report shows (its plots beside it) and the inspection images feedback verifies
+        (encrypted with the inspection key: decrypt through S3)."""
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[storage.artifacts.arn_for_objects(f"pipelines/{config.pipeline_name}/*"),
                                                  storage.artifacts.arn_for_objects(INSPECTION_IMAGES)]))
+        storage.grant_inspection_images(self.function, read=True)
 
     def _grant_trials(self, arn: str, config, storage, training, images) -> None:
         """A trial is a Processing job of the training image, run as the pipeline's role (which reads

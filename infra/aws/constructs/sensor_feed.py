@@ -15,8 +15,8 @@ records every scored file in the inspection log and counts what it did (`FilesSc
   run still in progress expires after one interval, since the next run does its work.
 - Least privilege: the `sensors/` prefix of the data bucket only (listing conditioned on
   `s3:prefix`, which also lets S3 answer 404 rather than 403 for an object not there yet), the data
-  key only through S3 (and through DynamoDB for the inspection table it encrypts), the sensor kinds'
-  endpoints, and PutItem on the inspection table.
+  key only through S3, the inspection key only through DynamoDB (for the inspection table it
+  encrypts), the sensor kinds' endpoints, and PutItem on the inspection table.
 """
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -82,7 +82,6 @@ class SensorStore:
 class SensorFeed(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config, storage, serving, api, powertools_version: int):
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.config = config
         self.store = SensorStore(storage)
         self.sensor_kinds = [kind for kind in serving.endpoint_names if kind_info(kind).modality == "sensors"]
@@ -108,10 +107,8 @@ class SensorFeed(Construct):
         self.function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"],
                                                              resources=serving.endpoint_arns(self.sensor_kinds)))
         self.function.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[api.table.table_arn]))
-        # The inspection table is encrypted with the data key: DynamoDB decrypts the table key as the caller.
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["kms:Decrypt"], resources=[storage.key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}}))
+        # The inspection table is encrypted with the inspection key: DynamoDB decrypts the table key as the caller.
+        storage.grant_inspection_log(self.function)
         self._schedule(config)
 
     def _schedule(self, config) -> None:
