@@ -94,6 +94,9 @@ class IvadasConfig(BaseModel):
     sign_in_callback_urls: tuple[str, ...] = ()
     mfa: Literal["required", "optional"] = "required"
     origin_secret_rotation_days: int = Field(default=30, ge=1, le=365)
+    #: how long the previous origin secret is still accepted after a rotation, by the API Lambda and the
+    #: API's web ACL alike (CloudFront's edges take up a new origin header within minutes)
+    origin_secret_grace_minutes: int = Field(default=30, ge=5, le=720)
     # The sensor feed (lambda/predict/sensor_feed.py): files under sensors/<asset>/incoming/ scored on a schedule.
     sensor_feed_enabled: bool = True
     sensor_feed_rate_minutes: int = Field(default=5, ge=1, le=60, description="how often waiting sensor files are scored")

@@ -6,8 +6,9 @@ edge locations take up a new value, some still send the old one, so the check ac
 
 - AWSCURRENT;
 - AWSPENDING while a rotation is under way (CloudFront already sends it);
-- AWSPREVIOUS only for `GRACE_S` after the current version was made; after that the old value is a
-  replay and is refused.
+- AWSPREVIOUS only for the grace period (`ORIGIN_SECRET_GRACE_S`, `GRACE_S` by default) after the
+  current version was made; after that the old value is a replay and is refused, here and (within a
+  minute) by the API's web ACL, which the rotation function keeps to the same rule.
 
 Values are cached for `CACHE_S`; a value that matches none is checked again against a fresh read at
 most every `REFRESH_FLOOR_S` (so the new value is accepted within seconds of a rotation, and
@@ -35,7 +36,8 @@ class OriginSecret:
         self.secret_id = secret_id
         self._client = client
         self.clock = clock
-        self.grace_s = GRACE_S if grace_s is None else grace_s
+        # the deployment's grace (`ORIGIN_SECRET_GRACE_S`, the same value the web ACL's follows)
+        self.grace_s = float(os.environ.get("ORIGIN_SECRET_GRACE_S", GRACE_S)) if grace_s is None else grace_s
         self._values: list[str] = []
         self._fetched = float("-inf")
 
@@ -71,8 +73,15 @@ class OriginSecret:
         previous = by_stage.get("AWSPREVIOUS")
         if previous is not None and self.clock() - current["CreatedDate"].timestamp() < self.grace_s:
             wanted.append(previous)
-        self._values = [self.client.get_secret_value(SecretId=self.secret_id, VersionId=v["VersionId"])["SecretString"]
-                        for v in wanted if v is not None]
+        values = []
+        for version in wanted:
+            if version is None:
+                continue
+            try:
+                values.append(self.client.get_secret_value(SecretId=self.secret_id, VersionId=version["VersionId"])["SecretString"])
+            except self.client.exceptions.ResourceNotFoundException:
+                pass  # a rotation has begun: the pending version has no value until createSecret writes it
+        self._values = values
         self._fetched = self.clock()
 
 

@@ -142,6 +142,8 @@ def rules(template: dict) -> list[Rule]:
             amount, unit = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", props["ScheduleExpression"]).groups()
             rate = int(amount) * (60 if unit.startswith("minute") else 3600)
         for target in props["Targets"]:
+            if "SqsParameters" not in target:  # not a deployment trigger (e.g. the origin secret's schedule)
+                continue
             queue = target["Arn"]["Fn::GetAtt"][0]
             found.append(Rule(props.get("EventPattern"), rate, target["SqsParameters"]["MessageGroupId"], queue,
                               target.get("Input")))

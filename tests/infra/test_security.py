@@ -164,6 +164,31 @@ def test_the_origin_secret_rotates_through_a_function_that_moves_cloudfront_and_
     assert "secretsmanager:ListSecretVersionIds" in actions_of(predict)
 
 
+def test_the_web_acl_follows_the_secret_every_minute_with_the_lambdas_grace(main_template_json):
+    functions = resources(main_template_json, "AWS::Lambda::Function")
+    rotation_id = next(k for k, f in functions.items() if f["Properties"].get("Handler") == "rotate.handler")
+    rotation_env = functions[rotation_id]["Properties"]["Environment"]["Variables"]
+    predict_env = next(f for f in functions.values() if f["Properties"].get("Handler") == "predict_app.handler")[
+        "Properties"]["Environment"]["Variables"]
+    grace = str(IvadasConfig().origin_secret_grace_minutes * 60)
+    assert rotation_env["ORIGIN_SECRET_GRACE_S"] == predict_env["ORIGIN_SECRET_GRACE_S"] == grace == "1800"
+    [secret_id] = resources(main_template_json, "AWS::SecretsManager::Secret")
+    assert rotation_env["SECRET_ARN"] == predict_env["ORIGIN_VERIFY_SECRET_ARN"] == {"Ref": secret_id}
+    rules = [r["Properties"] for r in resources(main_template_json, "AWS::Events::Rule").values()
+             if any(t["Arn"] == {"Fn::GetAtt": [rotation_id, "Arn"]} for t in r["Properties"].get("Targets", []))]
+    [rule] = rules
+    assert rule["ScheduleExpression"] == "rate(1 minute)" and rule["State"] == "ENABLED"
+    [target] = rule["Targets"]
+    assert "Step" not in json.loads(target["Input"])  # not a rotation step: the function keeps the web ACL in step
+    permissions = [p["Properties"] for p in resources(main_template_json, "AWS::Lambda::Permission").values()
+                   if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [rotation_id, "Arn"]}
+                   and p["Properties"]["Principal"] == "events.amazonaws.com"]
+    assert len(permissions) == 1 and "SourceArn" in permissions[0]
+    statements = role_statements(main_template_json, "rotate.handler")
+    listing = [st for st in statements if "secretsmanager:ListSecretVersionIds" in json.dumps(st["Action"])]
+    assert listing and all(st["Resource"] == {"Ref": secret_id} for st in listing)
+
+
 def test_a_regional_web_acl_on_the_api_stage_blocks_requests_without_the_origin_header(main_template_json):
     acls = {v["Properties"]["Name"]: (k, v["Properties"]) for k, v in resources(main_template_json, "AWS::WAFv2::WebACL").items()}
     acl_id, acl = acls["ivadas-dev-api-origin"]

@@ -219,3 +219,139 @@ class RotationStarted:
 
 def rotation_started(clients, token):
     return {**clients, "secretsmanager": RotationStarted(clients["secretsmanager"], token)}
+
+
+# ------------------------------------------------------------------------------ the grace period, at the WAF too
+
+
+def test_after_the_grace_the_web_acl_refuses_the_old_value_as_the_lambda_does(edge, monkeypatch):
+    rotate, clients, arn = edge
+    monkeypatch.setenv("SECRET_ARN", arn)
+    monkeypatch.setenv("ORIGIN_SECRET_GRACE_S", "600")
+    token = "c0ffee00-0000-4000-8000-000000000003"
+    run_rotation(rotate, rotation_started(clients, token), arn, token)
+    new = clients["secretsmanager"].get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+    clock = Clock()
+    check = origin_secret.OriginSecret(arn, client=clients["secretsmanager"], clock=clock)  # the Lambda's grace: the same setting
+    assert check.grace_s == 600
+
+    def agree() -> set[str]:
+        """The values both gates let through (asserting that they let through the same ones)."""
+        rotate.handler({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}, None,
+                       clients=clients, clock=clock)
+        at_waf = set(rotate.accepted_by_web_acl(clients["wafv2"]))
+        check.refresh()
+        in_lambda = {v for v in ("first-value", new, "guessed") if check.accepts(v)}
+        assert at_waf == in_lambda, (at_waf, in_lambda)
+        return at_waf
+
+    assert agree() == {"first-value", new}  # CloudFront's edges are still switching
+    clock.now += 599
+    assert agree() == {"first-value", new}
+    clock.now += 2
+    assert agree() == {new}  # the old value is a replay now, at the WAF too
+    acl = clients["wafv2"].get_web_acl(Name="ivadas-dev-api-origin", Scope="REGIONAL", Id=__import__("os").environ["WEB_ACL_ID"])
+    assert agree() == {new}  # nothing left to change: the ACL is not written again
+    again = clients["wafv2"].get_web_acl(Name="ivadas-dev-api-origin", Scope="REGIONAL", Id=__import__("os").environ["WEB_ACL_ID"])
+    assert again["LockToken"] == acl["LockToken"]
+
+
+def test_a_rotation_begun_without_a_value_yet_changes_nothing_and_breaks_neither_gate(edge, monkeypatch):
+    rotate, clients, arn = edge
+    monkeypatch.setenv("SECRET_ARN", arn)
+    token = "c0ffee00-0000-4000-8000-000000000004"
+    started = rotation_started(clients, token)
+
+    class Listed:  # what ListSecretVersionIds shows once RotateSecret has begun (the pending id, no value yet)
+        def __init__(self, client):
+            self._client = client
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def list_secret_version_ids(self, **kwargs):
+            answer = self._client.list_secret_version_ids(**kwargs)
+            answer["Versions"].append({"VersionId": token, "VersionStages": ["AWSPENDING"], "CreatedDate": answer["Versions"][0]["CreatedDate"]})
+            return answer
+
+    listed = {**started, "secretsmanager": Listed(started["secretsmanager"])}
+    rotate.handler({"source": "aws.events"}, None, clients=listed)
+    assert rotate.accepted_by_web_acl(clients["wafv2"]) == ["first-value"]
+    check = origin_secret.OriginSecret(arn, client=listed["secretsmanager"])
+    assert check.accepts("first-value") and not check.accepts("guessed")
+
+
+def acl_answer(lock_token: str, accepted: list[str]) -> dict:
+    header = "x-origin-verify"
+    matches = [{"ByteMatchStatement": {"FieldToMatch": {"SingleHeader": {"Name": header}}, "PositionalConstraint": "EXACTLY",
+                                       "SearchString": v.encode(), "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}
+               for v in accepted]
+    statement = {"OrStatement": {"Statements": matches}} if len(matches) > 1 else matches[0]
+    visibility = {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": "m"}
+    return {"LockToken": lock_token, "WebACL": {
+        "Name": "ivadas-dev-api-origin", "Id": "acl-id", "ARN": "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/ivadas-dev-api-origin/acl-id",
+        "DefaultAction": {"Allow": {}}, "VisibilityConfig": visibility,
+        "Rules": [{"Name": "OriginSecretRequired", "Priority": 0, "Action": {"Block": {}},
+                   "Statement": {"NotStatement": {"Statement": statement}}, "VisibilityConfig": visibility}]}}
+
+
+@pytest.fixture
+def stubbed_waf(monkeypatch):
+    from botocore.stub import Stubber
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
+                       "ORIGIN_HEADER": HEADER, "WEB_ACL_RULE": "OriginSecretRequired", "WEB_ACL_NAME": "ivadas-dev-api-origin",
+                       "WEB_ACL_ID": "acl-id"}.items():
+        monkeypatch.setenv(key, value)
+    rotate = load_rotation()
+    monkeypatch.setattr(rotate, "LOCK_PAUSE_S", 0)
+    wafv2 = boto3.client("wafv2")
+    with Stubber(wafv2) as stubber:
+        yield rotate, wafv2, stubber
+        stubber.assert_no_pending_responses()
+
+
+def _get(stubber, lock_token, accepted):
+    stubber.add_response("get_web_acl", acl_answer(lock_token, accepted),
+                         {"Name": "ivadas-dev-api-origin", "Id": "acl-id", "Scope": "REGIONAL"})
+
+
+def _update_params(lock_token: str) -> dict:
+    from botocore.stub import ANY
+
+    return {"Name": "ivadas-dev-api-origin", "Scope": "REGIONAL", "Id": "acl-id", "DefaultAction": {"Allow": {}},
+            "Rules": ANY, "VisibilityConfig": ANY, "LockToken": lock_token}
+
+
+def test_a_web_acl_changed_by_another_writer_is_read_again_and_written_with_the_fresh_lock_token(stubbed_waf):
+    rotate, wafv2, stubber = stubbed_waf
+    _get(stubber, "token-1", ["old"])
+    stubber.add_client_error("update_web_acl", service_error_code="WAFOptimisticLockException", http_status_code=400,
+                             service_message="AWS WAF couldn't save your changes because someone changed the resource "
+                                             "after you started to edit it.", expected_params=_update_params("token-1"))
+    _get(stubber, "token-2", ["old", "other"])
+    stubber.add_response("update_web_acl", {"NextLockToken": "token-3"}, _update_params("token-2"))
+    asked = []
+
+    def wanted():
+        asked.append(1)
+        return ["current", "pending"]
+
+    assert rotate.update_web_acl(wafv2, wanted) == ["current", "pending"]
+    assert len(asked) == 2  # the wanted values are read again with the ACL
+
+
+def test_a_web_acl_that_keeps_changing_stops_the_step_with_aws_s_error(stubbed_waf):
+    rotate, wafv2, stubber = stubbed_waf
+    for attempt in range(rotate.LOCK_ATTEMPTS):
+        _get(stubber, f"token-{attempt}", ["old"])
+        stubber.add_client_error("update_web_acl", service_error_code="WAFOptimisticLockException", http_status_code=400,
+                                 expected_params=_update_params(f"token-{attempt}"))
+    with pytest.raises(wafv2.exceptions.WAFOptimisticLockException):
+        rotate.update_web_acl(wafv2, ["current"])
+
+
+def test_a_web_acl_already_accepting_the_wanted_values_is_not_written(stubbed_waf):
+    rotate, wafv2, stubber = stubbed_waf
+    _get(stubber, "token-1", ["pending", "current"])
+    assert rotate.update_web_acl(wafv2, ["current", "pending"], only_if_different=True) is None
