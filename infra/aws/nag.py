@@ -337,6 +337,9 @@ def tracking_and_drift_findings(main, config) -> None:
                  "plots under monitoring/latest/: s3:PutObject only.", _s("s3:PutObject")),
         Wildcard(f"Resource::{objects(storage.data, 'datasets/feedback/inspection/')}", "The job reads the markers people's "
                  "confirmations and corrections leave, one per inspection: s3:GetObject only.", _s("s3:GetObject")),
+        Wildcard(f"Resource::{objects(storage.artifacts, 'data-capture/')}", "The job reads the endpoints' data capture "
+                 "(requests made straight to an endpoint), in files SageMaker names per endpoint, variant and hour: "
+                 "s3:GetObject only.", _s("s3:GetObject")),
         Wildcard(f"Resource::{arn(stack, 'sagemaker', f'model-package/{config.pipeline_name}-*/*')}", "Versions of this "
                  "deployment's model package groups, to find a version's evaluation: DescribeModelPackage only.",
                  _s("sagemaker:DescribeModelPackage")),
@@ -350,3 +353,7 @@ def tracking_and_drift_findings(main, config) -> None:
                  _s("sagemaker:CreateProcessingJob", "sagemaker:AddTags"))])
     _ack(drift.report_reader, f"AwsSolutions-IAM5[Resource::{objects(storage.artifacts, 'monitoring/latest/')}]",
          "GET /monitoring and /monitoring/report read the latest run's summary and report: s3:GetObject only.")
+    _ack(drift.run_starter, f"AwsSolutions-IAM5[Resource::{arn(stack, 'sagemaker', f'processing-job/{drift.job_prefix}*')}]",
+         "POST /monitoring/run starts the monitoring job now, under a name of its own below this deployment's monitoring "
+         "prefix (SageMaker refuses a name used before): sagemaker:CreateProcessingJob only, and iam:PassRole of the "
+         "job's role alone.")

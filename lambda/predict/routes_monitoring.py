@@ -4,17 +4,25 @@ model version, and the alarms); GET /monitoring/report: the same as a self-conta
 The monitoring job writes both under `MONITORING_STORE` (`s3://<artifacts>/monitoring` on AWS, where
 a SageMaker Processing job on a schedule writes them; the store's `monitoring/` folder locally, where
 the local stack or `ivadas monitor` does) in `latest/`.
+
+POST /monitoring/run starts a pass now: locally a marker the stack's monitor waits for; on AWS the
+Processing job itself, from the very definition the schedule uses (an SSM parameter named by
+`MONITORING_JOB_PARAMETER`: the job name prefix and the CreateProcessingJob request without its name,
+written by infra/aws/constructs/drift_monitoring.py), under a name of its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+from datetime import datetime, timezone
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from botocore.exceptions import ClientError
 
-from api_core import ApiError
+from api_core import ApiError, logger
 
 router = APIGatewayRouter()
 SUMMARY_KEY, REPORT_KEY = "latest/summary.json", "latest/report.html"
@@ -71,15 +79,76 @@ def latest_report():
 @router.post("/monitoring/run")
 def request_run():
     """Ask for a monitoring pass now. Locally the stack's monitor picks the request up within a second;
-    on AWS the Processing job runs on its schedule only (its console starts one early)."""
+    on AWS a Processing job starts (it takes a few minutes to provision and run)."""
     location = os.environ.get("MONITORING_STORE", "")
     if not location:
         raise ApiError(404, "monitoring_not_configured", "monitoring is not set up in this deployment")
     if location.startswith("s3://"):
-        raise ApiError(409, "scheduled_only", "on AWS the monitoring job runs on its schedule; start one early "
-                                              "from the SageMaker console or wait for the next run")
+        name = start_processing_job()
+        return Response(202, content_types.APPLICATION_JSON, json.dumps({"status": "started", "job_name": name}))
     from pathlib import Path
 
     Path(location).mkdir(parents=True, exist_ok=True)
     (Path(location) / "run-requested").write_text("requested")
     return Response(202, content_types.APPLICATION_JSON, json.dumps({"status": "requested"}))
+
+
+#: SageMaker's job names: at most 63 letters, digits and hyphens, starting with a letter or digit.
+JOB_NAME_LIMIT = 63
+_definition = None
+#: A SageMaker client set from outside (the tests' botocore Stubber); None: the default one.
+_sagemaker = None
+
+
+def job_definition() -> dict:
+    """`{"namePrefix", "request"}`, read once per container from the parameter the stack wrote."""
+    global _definition
+    if _definition is None:
+        import boto3
+
+        parameter = os.environ.get("MONITORING_JOB_PARAMETER", "")
+        if not parameter:
+            raise ApiError(409, "scheduled_only", "this deployment starts the monitoring job on its schedule only")
+        try:
+            value = boto3.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+        except ClientError as exc:
+            raise ApiError(502, "monitoring_job_unavailable",
+                           f"the monitoring job's definition could not be read ({_code(exc)})") from None
+        _definition = json.loads(value)
+    return _definition
+
+
+def job_name(prefix: str, now: datetime | None = None) -> str:
+    """`<prefix>now-<UTC time>-<random>`: the schedule's runs end in its execution ids instead, and two
+    requests in the same second differ by their random part (SageMaker refuses a name used before)."""
+    moment = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    return f"{prefix}now-{moment}-{secrets.token_hex(3)}"[:JOB_NAME_LIMIT]
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "") or "error"
+
+
+def start_processing_job() -> str:
+    import boto3
+
+    definition = job_definition()
+    name = job_name(definition["namePrefix"])
+    try:
+        (_sagemaker or boto3.client("sagemaker")).create_processing_job(ProcessingJobName=name, **definition["request"])
+    except ClientError as exc:
+        raise _job_error(exc, name) from None
+    logger.info("monitoring job started", extra={"job_name": name})
+    return name
+
+
+def _job_error(exc: ClientError, name: str) -> ApiError:
+    code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
+    if code == "ResourceInUse":
+        return ApiError(409, "monitoring_run_exists", f"a monitoring job named {name} exists already; ask again")
+    if code == "ResourceLimitExceeded":
+        return ApiError(429, "monitoring_limit_reached", f"SageMaker's quota for processing jobs is reached ({message}); "
+                                                         "ask again when a running job has finished")
+    if code in ("ThrottlingException", "TooManyRequestsException"):
+        return ApiError(429, "throttled", "too many requests; retry shortly")
+    return ApiError(502, "monitoring_job_refused", f"SageMaker refused the monitoring job ({code}: {message})")

@@ -66,7 +66,8 @@ class Resolver:
 
     def _physical_name(self, logical: str) -> str:
         properties = self.resources.get(logical, {}).get("Properties", {})
-        if self.resources.get(logical, {}).get("Type") == "AWS::Scheduler::ScheduleGroup":
+        if self.resources.get(logical, {}).get("Type") in ("AWS::Scheduler::ScheduleGroup", "AWS::SSM::Parameter") \
+                and isinstance(properties.get("Name"), str):
             return properties["Name"]
         for key in ("BucketName", "QueueName", "FunctionName"):
             if isinstance(properties.get(key), str):

@@ -16,7 +16,11 @@ IAM checks for it, with the request context keys a condition can test, following
 - DynamoDB PutItem, GetItem and Query on a table encrypted with a customer managed key: the
   action on the table (Query on an index: on the index) and kms:Decrypt of the table key through
   DynamoDB, as the caller;
-- InvokeEndpoint: sagemaker:InvokeEndpoint on the endpoint.
+- InvokeEndpoint: sagemaker:InvokeEndpoint on the endpoint;
+- CreateProcessingJob: sagemaker:CreateProcessingJob on the job (its ARN spells the name in lower
+  case), iam:PassRole of its RoleArn with `iam:PassedToService` = sagemaker.amazonaws.com, and
+  sagemaker:AddTags on the job when the request carries tags;
+- SSM GetParameter (a String parameter): ssm:GetParameter on the parameter.
 
 `permitted` is IAM's evaluation of identity policies for one request: an explicit Deny wins, else
 some Allow whose action, resource and every condition match. A condition on a key the request does
@@ -145,6 +149,13 @@ def authorizations(call: Call, kms_key_of_bucket: dict[str, str], kms_key_of_tab
                 Authorization("kms:Decrypt", kms_key_of_table[table], (("kms:ViaService", f"dynamodb.{REGION}.amazonaws.com"),))]
     if call.service == "sagemaker-runtime" and call.operation == "InvokeEndpoint":
         return [Authorization("sagemaker:InvokeEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{p['EndpointName']}")]
+    if call.service == "sagemaker" and call.operation == "CreateProcessingJob":
+        job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{p['ProcessingJobName'].lower()}"
+        checks = [Authorization("sagemaker:CreateProcessingJob", job),
+                  Authorization("iam:PassRole", p["RoleArn"], (("iam:PassedToService", "sagemaker.amazonaws.com"),))]
+        return checks + ([Authorization("sagemaker:AddTags", job)] if p.get("Tags") else [])
+    if call.service == "ssm" and call.operation == "GetParameter":
+        return [Authorization("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{p['Name'].lstrip('/')}")]
     raise AssertionError(f"no IAM model for {call.service}:{call.operation}; add one before trusting the replay")
 
 

@@ -168,3 +168,52 @@ def test_the_drift_row_searches_for_what_the_monitoring_job_publishes(main_templ
     assert {metric for _, _, metric in searches} >= {DRIFT_METRIC, "InputDriftPSI", "SensorShiftSigma", "AnomalyRate"}
     for search in searches:
         assert search in published, (search, sorted(published))
+
+
+def _job_definition(main_template_json) -> tuple[str, dict]:
+    [(logical, parameter)] = [(k, v) for k, v in main_template_json["Resources"].items()
+                              if v["Type"] == "AWS::SSM::Parameter" and v["Properties"]["Name"] == "/ivadas-dev/monitoring/processing-job"]
+    return logical, parameter["Properties"]
+
+
+def test_run_now_and_the_schedule_start_one_definition(main_template, main_template_json):
+    """The parameter the API reads holds the schedule's CreateProcessingJob request but for the name
+    (the schedule's ends in its execution id, the API's in its own); intrinsics resolved, both are JSON."""
+    from tests.infra.deployment_harness import Resolver
+
+    resolve = Resolver(main_template_json)
+    _, parameter = _job_definition(main_template_json)
+    definition = json.loads(resolve(parameter["Value"]))
+    [schedule] = [s["Properties"] for s in main_template.find_resources("AWS::Scheduler::Schedule").values()
+                  if "createProcessingJob" in json.dumps(s["Properties"]["Target"]["Arn"])]
+    scheduled = json.loads(resolve(schedule["Target"]["Input"]))
+    assert scheduled.pop("ProcessingJobName") == definition["namePrefix"] + "<aws.scheduler.execution-id>"
+    assert scheduled == definition["request"] and definition["namePrefix"] == "ivadas-dev-monitor-"
+    assert definition["request"]["Environment"]["CAPTURE_S3_URI"].endswith("/data-capture")
+
+
+def test_the_api_may_start_monitoring_jobs_and_pass_only_the_jobs_role(main_template_json):
+    logical, _ = _job_definition(main_template_json)
+    functions = [v for v in main_template_json["Resources"].values() if v["Type"] == "AWS::Lambda::Function"
+                 and "MONITORING_JOB_PARAMETER" in v["Properties"].get("Environment", {}).get("Variables", {})]
+    [function] = functions
+    assert function["Properties"]["Environment"]["Variables"]["MONITORING_JOB_PARAMETER"] == {"Ref": logical}
+    starter = next(v for k, v in main_template_json["Resources"].items() if k.startswith("DriftMonitoringRunStarter"))
+    assert starter["Properties"]["Roles"] == [{"Ref": function["Properties"]["Role"]["Fn::GetAtt"][0]}]
+    by_action = {a: s for s in starter["Properties"]["PolicyDocument"]["Statement"] for a in _actions(s)}
+    assert set(by_action) == {"ssm:GetParameter", "sagemaker:CreateProcessingJob", "iam:PassRole"}
+    assert logical in json.dumps(by_action["ssm:GetParameter"]["Resource"])
+    assert by_action["sagemaker:CreateProcessingJob"]["Resource"].endswith(":processing-job/ivadas-dev-monitor-*")
+    job_role = next(k for k in main_template_json["Resources"] if k.startswith("DriftMonitoringJobRole"))
+    assert by_action["iam:PassRole"]["Resource"] == {"Fn::GetAtt": [job_role, "Arn"]}
+    assert by_action["iam:PassRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_the_job_role_reads_the_endpoints_data_capture(main_template_json):
+    role = next(k for k, v in main_template_json["Resources"].items()
+                if v["Type"] == "AWS::IAM::Role" and k.startswith("DriftMonitoringJobRole"))
+    statements = _statements(main_template_json, role)
+    gets = [s for s in statements if "s3:GetObject" in _actions(s) and "/data-capture/*" in json.dumps(s["Resource"])]
+    assert len(gets) == 1 and _actions(gets[0]) == ["s3:GetObject"]
+    listing = [s for s in statements if "s3:ListBucket" in _actions(s) and "data-capture" in json.dumps(s.get("Condition"))]
+    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": ["data-capture/*"]}}]

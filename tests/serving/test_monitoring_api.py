@@ -1,11 +1,14 @@
 """GET /monitoring, GET /monitoring/report and POST /monitoring/run through the predict Lambda's handler:
 the latest summary and report from the monitoring store (a folder here, S3 on AWS), clear errors when
-there is none, and a run request the local stack's monitor picks up."""
+there is none, and a run request the local stack's monitor picks up, or on AWS the monitoring
+Processing job started from the definition the schedule uses."""
 
 import json
+import re
 
 import boto3
 import pytest
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from tests.serving.test_predict_lambda import Context, api_event
@@ -67,7 +70,7 @@ def test_without_monitoring_every_route_says_so(monkeypatch):
         assert status == 404 and json.loads(body)["error"]["code"] == "monitoring_not_configured"
 
 
-def test_on_aws_the_summary_comes_from_s3_and_a_run_waits_for_the_schedule(monkeypatch):
+def test_on_aws_the_summary_comes_from_s3(monkeypatch):
     monkeypatch.setenv("ACCESS_CONTROL", "open")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("MONITORING_STORE", "s3://ivadas-artifacts/monitoring")
@@ -80,5 +83,86 @@ def test_on_aws_the_summary_comes_from_s3_and_a_run_waits_for_the_schedule(monke
         s3.put_object(Bucket="ivadas-artifacts", Key="monitoring/latest/summary.json", Body=json.dumps(SUMMARY))
         status, _, body = call("GET", "/monitoring")
         assert status == 200 and json.loads(body)["summary"]["status"] == "alarm"
+
+
+#: What the stack writes to the job definition's parameter (infra/aws/constructs/drift_monitoring.py).
+PARAMETER = "/ivadas-dev/monitoring/processing-job"
+REQUEST = {
+    "RoleArn": "arn:aws:iam::123456789012:role/ivadas-dev-monitor",
+    "AppSpecification": {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/training:1",
+                         "ContainerEntrypoint": ["python", "-m", "pipelines.monitoring.job"]},
+    "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 10}},
+    "ProcessingOutputConfig": {"Outputs": [{"OutputName": "report", "S3Output": {
+        "S3Uri": "s3://ivadas-artifacts/monitoring/latest", "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]},
+    "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    "Environment": {"INSPECTION_TABLE": "ivadas-inspections", "MONITOR_LOOKBACK_HOURS": "6"},
+}
+#: SageMaker's pattern for job names (CreateProcessingJob's API reference).
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+@pytest.fixture
+def on_aws(monkeypatch):
+    """The API as deployed on AWS: the monitoring store in S3, the job definition in SSM (moto), and
+    SageMaker behind botocore's Stubber (requests checked against the service model, AWS's errors)."""
+    for key, value in {"ACCESS_CONTROL": "open", "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "MONITORING_STORE": "s3://ivadas-artifacts/monitoring",
+                       "MONITORING_JOB_PARAMETER": PARAMETER}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(routes_monitoring, "_store", None)
+    monkeypatch.setattr(routes_monitoring, "_definition", None)
+    with mock_aws():
+        boto3.client("ssm", region_name="us-east-1").put_parameter(
+            Name=PARAMETER, Type="String", Value=json.dumps({"namePrefix": "ivadas-dev-monitor-", "request": REQUEST}))
+        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+        monkeypatch.setattr(routes_monitoring, "_sagemaker", sagemaker)
+        with Stubber(sagemaker) as stubber:
+            yield stubber
+            stubber.assert_no_pending_responses()
+
+
+def test_on_aws_run_now_starts_the_processing_job_the_schedule_starts(on_aws):
+    names = []
+    for _ in range(2):
+        on_aws.add_response("create_processing_job",
+                            {"ProcessingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:processing-job/x"},
+                            {"ProcessingJobName": ANY, **REQUEST})
+    for _ in range(2):
         status, _, body = call("POST", "/monitoring/run")
-        assert status == 409 and json.loads(body)["error"]["code"] == "scheduled_only"
+        answer = json.loads(body)
+        assert status == 202 and answer["status"] == "started", body
+        names.append(answer["job_name"])
+    assert all(name.startswith("ivadas-dev-monitor-now-") and JOB_NAME.match(name) for name in names)
+    assert len(set(names)) == 2  # SageMaker refuses a name used before: each run has its own
+
+
+def test_a_job_name_fits_sagemakers_limit_with_the_longest_prefix():
+    from datetime import datetime, timezone
+
+    name = routes_monitoring.job_name("x" * 24 + "-monitor-", datetime(2026, 12, 1, tzinfo=timezone.utc))
+    assert len(name) <= 63 and JOB_NAME.match(name)
+
+
+@pytest.mark.parametrize("code, message, status, error", [
+    ("ResourceInUse", "Job name must be unique within an AWS account and region, and a job with this name already exists "
+                      "(arn:aws:sagemaker:us-east-1:123456789012:processing-job/ivadas-dev-monitor-now-x)", 409, "monitoring_run_exists"),
+    ("ResourceLimitExceeded", "The account-level service limit 'ml.m5.xlarge for processing job usage' is 1 Instances, with "
+                              "current utilization of 1 Instances and a request delta of 1 Instances. Please use AWS Service "
+                              "Quotas to request an increase for this quota.", 429, "monitoring_limit_reached"),
+    ("ValidationException", "Could not assume role arn:aws:iam::123456789012:role/ivadas-dev-monitor. Please ensure that the "
+                            "role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.", 502,
+     "monitoring_job_refused"),
+])
+def test_sagemakers_refusals_are_clear_errors(on_aws, code, message, status, error):
+    on_aws.add_client_error("create_processing_job", service_error_code=code, service_message=message, http_status_code=400,
+                            expected_params={"ProcessingJobName": ANY, **REQUEST})
+    got, _, body = call("POST", "/monitoring/run")
+    answer = json.loads(body)
+    assert got == status and answer["error"]["code"] == error
+    assert "Traceback" not in body and answer["error"]["message"]
+
+
+def test_a_deployment_without_the_job_definition_runs_on_its_schedule_only(on_aws, monkeypatch):
+    monkeypatch.delenv("MONITORING_JOB_PARAMETER")
+    status, _, body = call("POST", "/monitoring/run")
+    assert status == 409 and json.loads(body)["error"]["code"] == "scheduled_only"

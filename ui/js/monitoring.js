@@ -4,6 +4,9 @@ import { $, api, showError, clearError } from "./api.js";
 
 const POLL_MS = 1500;
 const POLL_LIMIT = 80; // two minutes for a requested run to appear
+// on AWS a run is a SageMaker Processing job: an instance is provisioned first, so it takes minutes
+const JOB_POLL_MS = 15000;
+const JOB_POLL_LIMIT = 80; // twenty minutes
 let latest = null;
 
 function pct(value) {
@@ -25,7 +28,9 @@ function cell(row, text, className) {
 function scoreText(drift) {
   if (!drift) return "no reference";
   if (drift.psi === null) return "no scores";
-  const text = `PSI ${num(drift.psi)} · KS p ${Number(drift.ks_p_value).toPrecision(2)}`;
+  const text = drift.method === "ks_exact"
+    ? `exact KS p ${Number(drift.ks_p_value).toPrecision(2)} (${drift.reference_samples} reference scores)`
+    : `PSI ${num(drift.psi)} · KS p ${Number(drift.ks_p_value).toPrecision(2)}`;
   return drift.judged === false ? `${text} (too few samples to judge)` : text;
 }
 
@@ -106,17 +111,28 @@ async function runNow() {
   const before = latest && latest.generated_at;
   button.disabled = true;
   clearError("monitoring-error");
+  const note = $("monitoring-run-note");
+  note.hidden = true;
   try {
-    await api("/monitoring/run", { method: "POST", body: "{}" });
-    for (let i = 0; i < POLL_LIMIT; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    const started = await api("/monitoring/run", { method: "POST", body: "{}" });
+    const job = started && started.job_name;
+    if (job) {
+      note.textContent = `Monitoring job ${job} started on SageMaker. It takes a few minutes; this page shows its report when it is written.`;
+      note.hidden = false;
+    }
+    const [every, limit] = job ? [JOB_POLL_MS, JOB_POLL_LIMIT] : [POLL_MS, POLL_LIMIT];
+    for (let i = 0; i < limit; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, every));
       const response = await api("/monitoring");
       if (response.summary && response.summary.generated_at !== before) {
+        note.hidden = true;
         render(response);
         return;
       }
     }
-    showError({ message: "The monitoring run has not finished yet; refresh in a moment." }, "monitoring-error");
+    const waiting = job ? `Monitoring job ${job} has not written its report yet; refresh later.`
+      : "The monitoring run has not finished yet; refresh in a moment.";
+    showError({ message: waiting }, "monitoring-error");
   } catch (error) {
     showError(error, "monitoring-error");
   } finally {

@@ -1,19 +1,22 @@
 """Drift monitoring on AWS: what SageMaker Model Monitor does, with IVADAS's own statistics.
 
-EventBridge Scheduler starts a SageMaker Processing job every `driftMonitorRateHours`, running
-`python -m pipelines.monitoring.job` in the training image (the same code as `ivadas monitor`): it
-reads the period's verdicts from the inspection table, people's confirmations from the feedback
-markers in the data bucket, and each model version's training reference beside its evaluation, and
+EventBridge Scheduler starts a SageMaker Processing job every `driftMonitorRateHours`, and the API's
+POST /monitoring/run starts one now, both from one definition (the CreateProcessingJob request without
+its name, kept in an SSM parameter for the API), running `python -m pipelines.monitoring.job` in the
+training image (the same code as `ivadas monitor`): it reads the period's verdicts from the inspection
+table and, for requests made straight to an endpoint, from the endpoints' data capture, people's
+confirmations from the feedback markers in the data bucket, and each model version's training
+reference beside its evaluation, and
 writes `summary.json` and `report.html` to `monitoring/latest/` of the artifacts bucket (the API's
 GET /monitoring and the UI read them). It publishes per-class metrics in `IVADAS/Monitoring`
 (`DriftDetected`, `ScoreDriftPSI`, `InputDriftPSI`, `SensorShiftSigma`, `AnomalyRate`,
 `ReviewedPrecision`, `ReviewedRecall`, `Verdicts`); an alarm per configured class and per sensor asset
 named in `driftAlarmAssets`, "drift on class X", watches `DriftDetected` and notifies the alarm topic.
 
-Least privilege: the job's role queries the inspection table, reads evaluations under `pipelines/`
-and feedback markers, writes under `monitoring/`, describes this deployment's model versions and puts
-metrics in its own namespace; the schedule's role may start processing jobs named after this
-deployment and pass that one role.
+Least privilege: the job's role queries the inspection table, reads evaluations under `pipelines/`,
+data capture under `data-capture/` and feedback markers, writes under `monitoring/`, describes this
+deployment's model versions and puts metrics in its own namespace; the schedule's role and the API's
+may start processing jobs named after this deployment's monitoring and pass that one role.
 """
 
 import json
@@ -24,12 +27,15 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from pipelines.monitoring.cloudwatch import DRIFT_METRIC, NAMESPACE
 
 OUTPUT_PREFIX = "monitoring/latest"
 FEEDBACK_PREFIX = "datasets/feedback/inspection/"
+#: Where the deploy Lambda points the endpoints' data capture (infra/aws/constructs/serving.py).
+CAPTURE_PREFIX = "data-capture"
 JOB_TIMEOUT_S = 3600
 #: SageMaker job names are at most 63 characters; Scheduler's execution id takes 36 of them.
 JOB_NAME_LIMIT = 63
@@ -56,6 +62,12 @@ class DriftMonitoring(Construct):
         self.job_prefix = job_name_prefix(config.prefix)
         self.rate = Duration.hours(config.drift_monitor_rate_hours)
         request = self._processing_job(config, storage, images, api)
+        # the same request for a run started now (POST /monitoring/run), which names its job itself
+        self.job_definition = ssm.StringParameter(
+            self, "JobDefinition", parameter_name=f"/{config.prefix}/monitoring/processing-job",
+            description=f"{config.prefix}: the drift-monitoring Processing job the schedule and POST /monitoring/run start",
+            string_value=stack.to_json_string({"namePrefix": self.job_prefix, "request": request}))
+        self.sagemaker_arn = sagemaker_arn
         self.schedule_role = iam.Role(
             self, "ScheduleRole", description=f"{config.prefix}: EventBridge Scheduler starts the drift-monitoring job",
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={"StringEquals": {
@@ -64,7 +76,9 @@ class DriftMonitoring(Construct):
             self, "Schedule", description="IVADAS drift monitoring (SageMaker Processing)",
             schedule=scheduler.ScheduleExpression.rate(self.rate),
             target=targets.Universal(
-                service="sagemaker", action="createProcessingJob", input=scheduler.ScheduleTargetInput.from_object(request),
+                service="sagemaker", action="createProcessingJob",
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"ProcessingJobName": f"{self.job_prefix}{scheduler.ContextAttribute.execution_id}", **request}),
                 role=self.schedule_role, retry_attempts=2, max_event_age=Duration.hours(1),
                 policy_statements=[
                     iam.PolicyStatement(actions=["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
@@ -106,6 +120,20 @@ class DriftMonitoring(Construct):
                                 conditions={"StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}}),
         ])
         self.report_reader.attach_to_role(function.role)
+        self._start_runs(function)
+
+    def _start_runs(self, function) -> None:
+        """POST /monitoring/run starts the job now: the definition's parameter read, jobs under this
+        deployment's monitoring prefix created, and only the job's role passed, to SageMaker only."""
+        function.add_environment("MONITORING_JOB_PARAMETER", self.job_definition.parameter_name)
+        self.run_starter = iam.Policy(self, "RunStarter", statements=[
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.job_definition.parameter_arn]),
+            iam.PolicyStatement(actions=["sagemaker:CreateProcessingJob"],
+                                resources=[f"{self.sagemaker_arn}:processing-job/{self.job_prefix}*"]),
+            iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.role.role_arn],
+                                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+        ])
+        self.run_starter.attach_to_role(function.role)
 
     def _job_permissions(self, config, storage, images, api, sagemaker_arn: str) -> None:
         stack = Stack.of(self)
@@ -118,6 +146,11 @@ class DriftMonitoring(Construct):
                                                resources=[storage.artifacts.arn_for_objects(f"{OUTPUT_PREFIX}/*")]))
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"],
                                                resources=[storage.data.arn_for_objects(f"{FEEDBACK_PREFIX}*")]))
+        # the endpoints' data capture: calls made to an endpoint directly, not through the API
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"],
+                                               resources=[storage.artifacts.arn_for_objects(f"{CAPTURE_PREFIX}/*")]))
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[storage.artifacts.bucket_arn],
+                                               conditions={"StringLike": {"s3:prefix": [f"{CAPTURE_PREFIX}/*"]}}))
         role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[storage.data.bucket_arn],
                                                conditions={"StringLike": {"s3:prefix": [f"{FEEDBACK_PREFIX}*"]}}))
         role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[storage.key.key_arn]))
@@ -134,8 +167,8 @@ class DriftMonitoring(Construct):
 
     def _processing_job(self, config, storage, images, api) -> dict:
         stack = Stack.of(self)
+        """CreateProcessingJob's request, but for the job's name (each starter gives its own)."""
         return {
-            "ProcessingJobName": f"{self.job_prefix}{scheduler.ContextAttribute.execution_id}",
             "RoleArn": self.role.role_arn,
             "AppSpecification": {"ImageUri": images.training.image_uri,
                                  "ContainerEntrypoint": ["python", "-m", "pipelines.monitoring.job"]},
@@ -149,6 +182,7 @@ class DriftMonitoring(Construct):
             "StoppingCondition": {"MaxRuntimeInSeconds": JOB_TIMEOUT_S},
             "Environment": {
                 "INSPECTION_TABLE": api.table.table_name, "DATA_BUCKET": storage.data.bucket_name,
+                "CAPTURE_S3_URI": f"s3://{storage.artifacts.bucket_name}/{CAPTURE_PREFIX}",
                 "MONITOR_LOOKBACK_HOURS": str(config.drift_monitor_rate_hours),
                 "MONITOR_THRESHOLDS": json.dumps(config.drift_thresholds, sort_keys=True),
                 "AWS_DEFAULT_REGION": stack.region,

@@ -1,0 +1,71 @@
+"""The monitoring page's "Run now" against the API as deployed on AWS, where it starts a SageMaker
+Processing job: the page says which job started and keeps waiting for its report. The static site is
+served from ui/ and the API's answers are those of lambda/predict/routes_monitoring.py on AWS
+(tests/serving/test_monitoring_api.py holds the route to them); screenshot in test-output/e2e."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_ui import CHROMIUM, OUTPUT, browser  # noqa: F401  (the module's browser fixture)
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason="chromium is not installed")
+UI = Path(__file__).resolve().parents[2] / "ui"
+JOB = "ivadas-dev-monitor-now-20261201-235959-a1b2c3"
+API = re.compile(r"/(predict|health|models|inspections|assets|monitoring|datasets|trainings|versions|trials|feedback)(/|\?|$)")
+
+
+class Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(UI)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_run_now_on_aws_says_which_processing_job_started(browser, site):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    asked = []
+
+    def api(route):
+        path = route.request.url[len(site):]
+        asked.append((route.request.method, path))
+        if path == "/monitoring/run" and route.request.method == "POST":
+            return route.fulfill(status=202, content_type="application/json", body=json.dumps({"status": "started", "job_name": JOB}))
+        if path.startswith("/monitoring"):
+            return route.fulfill(status=200, content_type="application/json",
+                                 body=json.dumps({"summary": None, "message": "no monitoring run yet"}))
+        return route.fulfill(status=503, content_type="application/json",
+                             body=json.dumps({"error": {"code": "model_unavailable", "message": "not part of this test"}}))
+
+    page.route(f"{site}/config.json", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({"apiBaseUrl": "", "environment": "aws"})))
+    page.route(lambda url: url.startswith(site) and API.search(url[len(site):]) is not None, api)
+    try:
+        page.goto(site + "/#monitoring")
+        page.wait_for_selector("body[data-ready=true]")
+        page.click("#monitoring-run")
+        page.wait_for_selector("#monitoring-run-note:not([hidden])", timeout=10_000)
+        note = page.inner_text("#monitoring-run-note")
+        assert JOB in note and "started on SageMaker" in note
+        assert ("POST", "/monitoring/run") in asked
+        assert page.is_disabled("#monitoring-run")  # waiting for the job's report, not asking twice
+        assert page.is_hidden("#monitoring-error")
+        page.screenshot(path=str(OUTPUT / "monitoring_run_on_aws.png"), full_page=True)
+    finally:
+        context.close()
