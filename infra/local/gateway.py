@@ -105,8 +105,10 @@ class EndpointDirectory:
 
 class Gateway:
     def __init__(self, role: str, endpoints: EndpointDirectory | None = None, ui_dir: Path | None = None, handler=None,
-                 access=None):
+                 access=None, capture=None):
         self.role = role
+        #: the runtime role's data capture (infra/local/capture.py), as SageMaker's on AWS; None: off
+        self.capture = capture
         #: `ivadas up --auth`: sign-in, token and key checks (signin.LocalAccess); None: open on loopback
         self.access = access
         self.endpoints = endpoints or EndpointDirectory()
@@ -152,7 +154,14 @@ class Gateway:
                                     f"Received client error ({response.status}) from primary with message \"{payload.decode(errors='replace')}\".",
                                     OriginalStatusCode=response.status, OriginalMessage=payload.decode(errors="replace"),
                                     LogStreamArn=f"local:/ivadas/endpoints/{name}")
-        start_response("200 OK", [("Content-Type", response.getheader("Content-Type", "application/json")),
+        answer_type = response.getheader("Content-Type", "application/json")
+        if self.capture is not None:
+            try:
+                self.capture.record(name, headers["Content-Type"], body, answer_type, payload,
+                                    environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID"))
+            except OSError as exc:  # as on SageMaker, a capture that cannot be written never fails the request
+                print(f"data capture not written: {exc}", file=sys.stderr)
+        start_response("200 OK", [("Content-Type", answer_type),
                                   ("Content-Length", str(len(payload))), ("x-Amzn-Invoked-Production-Variant", "AllTraffic")])
         return [payload]
 
@@ -283,9 +292,12 @@ def create_app() -> Gateway:
     `IVADAS_AUTH_FILE` (users and keys) and `IVADAS_AUTH_STATE` (codes and key usage, SQLite)."""
     role = os.environ.get("IVADAS_GATEWAY_ROLE", "api")
     if role == "runtime":
+        from .capture import DataCapture
+
         path = os.environ.get("IVADAS_LOCAL_ENDPOINTS_FILE")
         return Gateway("runtime", endpoints=EndpointDirectory(Path(path) if path else None,
-                                                              json.loads(os.environ.get("IVADAS_LOCAL_ENDPOINTS", "{}"))))
+                                                              json.loads(os.environ.get("IVADAS_LOCAL_ENDPOINTS", "{}"))),
+                       capture=DataCapture.from_environment())
     access = None
     if os.environ.get("IVADAS_AUTH_FILE"):  # `ivadas up --auth`
         from .signin import LocalAccess

@@ -253,7 +253,10 @@ class LocalStack:
             _wait_healthy(f"http://{s.host}:{self.ports[kind]}/ping", self.processes[kind], f"the {kind} endpoint",
                           self._log(f"endpoint-{kind}"))
         runtime_env = {"IVADAS_GATEWAY_ROLE": "runtime", "IVADAS_HOST": s.host, "IVADAS_PORT": str(s.runtime_port),
-                       "IVADAS_LOCAL_ENDPOINTS_FILE": str(s.endpoints_file)}
+                       "IVADAS_LOCAL_ENDPOINTS_FILE": str(s.endpoints_file),
+                       # data capture as the deploy Lambda sets it up on AWS: what the monitor reads of direct calls
+                       "IVADAS_CAPTURE_DIR": str(s.store / "data-capture"),
+                       "ENDPOINT_NAMES": json.dumps({kind: s.endpoint_name(kind) for kind in MODEL_KINDS})}
         self.processes["runtime"] = self._spawn("infra.local.serve_gateway", runtime_env, self._log("runtime"))
         self.processes["gateway"] = self._spawn("infra.local.serve_gateway", self._lambda_env(), self._log("gateway"))
         # runs the trainings and trials the API queues, as SageMaker does on AWS
