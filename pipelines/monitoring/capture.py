@@ -172,6 +172,8 @@ def records_of_event(event: dict, moment: datetime) -> tuple[str, list[dict]]:
     except (ValueError, binascii.Error):
         return "unreadable", []
     verdicts = answer.get("predictions") if isinstance(answer, dict) and "predictions" in answer else [answer]
+    if not isinstance(verdicts, list):
+        return "unreadable", []
     instances = _instances(body, content_type(captured.get("endpointInput")), len(verdicts))
     identity = metadata.get("inferenceId") or metadata.get("eventId") or moment.isoformat()
     records = []
@@ -179,7 +181,10 @@ def records_of_event(event: dict, moment: datetime) -> tuple[str, list[dict]]:
         if not _is_verdict(verdict):
             continue
         name = f"capture:{identity}" if len(verdicts) == 1 else f"capture:{identity}#{index}"
-        records.append(_record(verdict, instance, name, moment))
+        try:
+            records.append(_record(verdict, instance, name, moment))
+        except (TypeError, ValueError, AttributeError):  # an answer of another shape than the endpoints give
+            return "unreadable", []
     return ("verdicts" if records else "not_verdicts"), records
 
 

@@ -185,3 +185,14 @@ def test_the_api_marks_its_endpoint_calls_and_the_monitor_counts_them_once(aws):
 def test_inference_ids_fit_invoke_endpoints_limit():
     assert endpoint_client.inference_id("a" * 100) == "ivadas-api:" + "a" * 53
     assert len(endpoint_client.inference_id(None)) <= 64 and endpoint_client.inference_id(None).startswith("ivadas-api:")
+
+
+def test_answers_of_another_shape_are_counted_unreadable_not_fatal():
+    moment = HOUR + timedelta(minutes=1)
+    for answer in ({"predictions": "nope"}, verdict("tiles", "patchcore", "high"), {**verdict("tiles", "patchcore", 1.0), "model": "x"}):
+        event = json.loads(capture_line("application/json", b"{}", answer, moment))
+        outcome, records = capture.records_of_event(event, moment)
+        assert records == [] and outcome in ("unreadable", "not_verdicts"), answer
+    event = json.loads(capture_line("image/png", b"not an image", verdict("tiles", "patchcore", 1.0), moment))
+    outcome, [record] = capture.records_of_event(event, moment)  # the verdict counts; its statistics are unknown
+    assert outcome == "verdicts" and "input_statistics" not in record["detail"]
