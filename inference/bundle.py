@@ -93,7 +93,9 @@ def pack_bundle(directory: Path, output: Path) -> Path:
     """`model.tar.gz` of a bundle directory, files at the archive root (as SageMaker packs)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
-    with tarfile.open(partial, "w:gz") as archive:
+    # Level 0: a bundle is float32 weights and embeddings, which deflate shrinks by 7 % at most, at
+    # 40 times the time of storing them (a 100 MB backbone: 5.6 s against 0.14 s); still gzip, as SageMaker wants.
+    with tarfile.open(partial, "w:gz", compresslevel=0) as archive:
         for path in sorted(Path(directory).rglob("*")):
             if path.is_file():
                 archive.add(path, arcname=str(path.relative_to(directory)))

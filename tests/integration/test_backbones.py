@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -5,6 +9,7 @@ import torch
 
 from inference.vision.backbone import BackboneSpec, OnnxBackbone
 from pipelines.vision.backbones import BackboneSource, resolve_backbone
+from pipelines.vision.backbones import catalogue
 from pipelines.vision.backbones import export as export_module
 from pipelines.vision.backbones import resnet
 from pipelines.vision.backbones.export import BackboneUnavailable
@@ -177,3 +182,31 @@ def test_int8_backbone_of_a_read_only_onnx_goes_to_the_cache(backbone, tmp_path,
         os.chmod(folder, 0o755)
     assert path.is_file() and (tmp_path / "cache") in path.parents
     assert sorted(p.name for p in folder.iterdir()) == ["model.onnx"]
+
+
+def test_architectures_and_their_weights_name_the_same_backbones():
+    assert set(resnet.ARCHITECTURES) == set(catalogue.TORCHVISION_WEIGHTS)
+
+
+def _python(code: str, env: dict) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_cached_backbone_resolves_without_loading_torch(backbone):
+    """torch costs a training process about 180 MB resident; a cached export needs none of it."""
+    code = ("import sys; from pipelines.vision.backbones import BackboneSource, resolve_backbone; "
+            "path, _ = resolve_backbone(BackboneSource('resnet18', 'random')); "
+            "print(path, 'torch' in sys.modules)")
+    path, torch_loaded = _python(code, dict(os.environ)).rsplit(" ", 1)
+    assert path == str(backbone[0]) and torch_loaded == "False"
+
+
+def test_the_hub_folder_is_the_one_torch_uses(tmp_path):
+    code = ("from pipelines.vision.backbones import catalogue; before = catalogue.torch_hub_dir(); "
+            "import torch; print(before == __import__('pathlib').Path(torch.hub.get_dir()))")
+    for variable in ("TORCH_HOME", "XDG_CACHE_HOME"):
+        env = {key: value for key, value in os.environ.items() if key not in ("TORCH_HOME", "XDG_CACHE_HOME")}
+        env[variable] = str(tmp_path / variable)
+        assert _python(code, env) == "True"

@@ -42,7 +42,7 @@ class PatchStore:
         self.directory: Path | None = None
         self._parts: list[np.ndarray] = []
         self._projected_parts: list[np.ndarray] = []
-        self._embeddings: np.ndarray | None = None
+        self._embedding_parts: list[np.ndarray] = []  # in RAM: never joined (that would hold them twice)
         self._projected: np.ndarray | None = None
         self._writers: list = []
         self._held = 0  # bytes held in RAM before anything went to disk
@@ -110,14 +110,12 @@ class PatchStore:
             writer.close()
         self._writers = []
         if not self.on_disk and self._parts:
-            self._embeddings = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
-            self._parts = []
             if self.matrix is not None:
-                parts = self._projected_parts
-                self._projected = np.concatenate(parts) if len(parts) > 1 else parts[0]
-                self._projected_parts = []
+                self._projected = _joined(self._projected_parts)
+                self._embedding_parts, self._parts = self._parts, []
             else:
-                self._projected = self._embeddings
+                self._projected = _joined(self._parts)
+                self._embedding_parts = [self._projected]
         return self
 
     # --------------------------------------------------------------------------------- reading
@@ -158,7 +156,7 @@ class PatchStore:
         self.finish()
         indices = np.asarray(indices, dtype=np.int64)
         if not self.on_disk:
-            return self._embeddings[indices]
+            return _gathered(self._embedding_parts, indices, self.dim)
         order = np.argsort(indices, kind="stable")
         out = np.empty((len(indices), self.dim), np.float32)
         with _mapped(self.directory / "embeddings.f32") as values:
@@ -173,7 +171,7 @@ class PatchStore:
             writer.close()
         self._writers = []
         self._parts, self._projected_parts = [], []
-        self._embeddings = self._projected = None
+        self._embedding_parts, self._projected = [], None
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
@@ -183,6 +181,33 @@ class PatchStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The rows of `parts` in one array; `parts` is emptied as it is copied, so the peak is the
+    whole plus one part, not twice the whole (as `np.concatenate` of the list would hold)."""
+    if len(parts) == 1:
+        return parts.pop()
+    joined = np.empty((sum(len(part) for part in parts), parts[0].shape[1]), parts[0].dtype)
+    start = 0
+    parts.reverse()  # pop from the end, in order
+    while parts:
+        part = parts.pop()
+        joined[start : start + len(part)] = part
+        start += len(part)
+        del part
+    return joined
+
+
+def _gathered(parts: list[np.ndarray], indices: np.ndarray, dim: int) -> np.ndarray:
+    """Rows `indices` of the rows of `parts` taken in order, as one array."""
+    out = np.empty((len(indices), dim), np.float32)
+    start = 0
+    for part in parts:
+        inside = (indices >= start) & (indices < start + len(part))
+        out[inside] = part[indices[inside] - start]
+        start += len(part)
+    return out
 
 
 class _mapped:

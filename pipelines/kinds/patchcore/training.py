@@ -129,8 +129,10 @@ def _calibrate(extractor, model: ClassModel, data: ClassData, split: ClassSplit,
 
 
 def _raw_scores(scorer: PatchScorer, samples, data, white_level, step) -> np.ndarray:
-    """Raw scores of `samples` as the endpoint computes them: one image at a time, through the serving scorer."""
-    return np.array([scorer.score([image])[0].raw_score for _, image in read_images(samples, data, white_level, step)])
+    """Raw scores of `samples` as the endpoint computes them: one image at a time, through the serving scorer
+    (without the anomaly map, which the image score does not depend on)."""
+    return np.array([scorer.score([image], with_maps=False)[0].raw_score
+                     for _, image in read_images(samples, data, white_level, step)])
 
 
 def train_bundle(

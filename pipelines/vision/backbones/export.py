@@ -21,6 +21,7 @@ from pathlib import Path
 
 from inference.bundle import file_sha256
 from inference.vision.backbone import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec
+from pipelines.vision.backbones.catalogue import TORCHVISION_WEIGHTS, torch_hub_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,9 @@ def resolve_backbone(source: BackboneSource) -> tuple[Path, BackboneSpec]:
     """Path of an ONNX feature extractor for `source` and its identity for the bundle."""
     if source.is_custom_onnx:
         return _custom_onnx(source)
-    from pipelines.vision.backbones import resnet  # torch is imported only when a built-in backbone is really needed
-
-    if source.name not in resnet.ARCHITECTURES:
-        raise ValueError(f"unknown backbone {source.name!r}; use one of {sorted(resnet.ARCHITECTURES)} or a path to an .onnx file")
-    checkpoint, weights_label = _find_weights(source, resnet.TORCHVISION_WEIGHTS[source.name])
+    if source.name not in TORCHVISION_WEIGHTS:
+        raise ValueError(f"unknown backbone {source.name!r}; use one of {sorted(TORCHVISION_WEIGHTS)} or a path to an .onnx file")
+    checkpoint, weights_label = _find_weights(source, TORCHVISION_WEIGHTS[source.name])
     weights_id = file_sha256(checkpoint) if checkpoint else f"random-{source.seed}"
     key = _cache_key(source, weights_id)
     target = cache_dir() / f"{source.name}-{key[:16]}.onnx"
@@ -116,9 +115,7 @@ def _find_weights(source: BackboneSource, url: str) -> tuple[Path | None, str]:
 
 
 def hub_checkpoint_path(url: str) -> Path:
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    return torch_hub_dir() / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
 def _download(url: str, target: Path) -> Path:

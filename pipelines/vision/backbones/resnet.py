@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipelines.vision.backbones.catalogue import TORCHVISION_WEIGHTS  # noqa: F401  (the weights of each architecture)
+
 
 def _conv3x3(inp: int, out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(inp, out, 3, stride=stride, padding=1, bias=False)
@@ -109,11 +111,6 @@ ARCHITECTURES = {
     "wide_resnet50_2": (Bottleneck, [3, 4, 6], 128),
 }
 
-#: torchvision's published ImageNet checkpoints (IMAGENET1K_V1), as named in the torch hub cache.
-TORCHVISION_WEIGHTS = {
-    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
-    "wide_resnet50_2": "https://download.pytorch.org/models/wide_resnet50_2-95faca4d.pth",
-}
 
 
 def build(name: str, layers=("layer2", "layer3")) -> ResNetFeatures:
