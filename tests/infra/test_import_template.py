@@ -13,14 +13,19 @@ def test_the_api_starts_only_import_jobs_as_the_pipeline_role(main_template_json
     _, function = predict_function(main_template_json)
     statements = role_statements(main_template_json, function)
     jobs = [s for s in statements if "sagemaker:CreateProcessingJob" in actions(s)]
-    assert jobs and all(sorted(actions(s)) == ["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"] for s in jobs)
+    # the monitoring run (POST /monitoring/run) only starts its job; trials and imports also read theirs
+    assert jobs and all(sorted(actions(s)) in (["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"],
+                                               ["sagemaker:CreateProcessingJob"]) for s in jobs)
     targets = [r for s in jobs for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
-    # only the trials' and the imports' own job names, never any processing job
+    # only the trials', the imports' and the monitoring runs' own job names, never any processing job
     assert sorted(text(r).split(":processing-job/")[-1].rstrip('"]}') for r in targets) == [
-        f"{PIPELINE}-import-*", f"{PIPELINE}-trial-*"]
+        "ivadas-dev-monitor-*", f"{PIPELINE}-import-*", f"{PIPELINE}-trial-*"]
     passes = [s for s in statements if "iam:PassRole" in actions(s)]
-    assert len(passes) == 1 and passes[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    assert "TrainingPipelineRole" in text(passes[0]["Resource"]) and "*" not in text(passes[0]["Resource"])
+    assert len(passes) == 2 and all(p["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+                                    for p in passes)
+    passed = sorted(text(p["Resource"]) for p in passes)
+    assert "DriftMonitoringJobRole" in passed[0] and "TrainingPipelineRole" in passed[1]
+    assert not any("*" in role for role in passed)
     variables = function["Properties"]["Environment"]["Variables"]
     assert "TrainingPipelineRole" in text(variables["IMPORT_ROLE_ARN"])
     # the training image runs the job (as it runs trials); the version names the endpoint image, as the
