@@ -168,13 +168,18 @@ def records_of_event(event: dict, moment: datetime) -> tuple[str, list[dict]]:
     captured = event.get("captureData") or {}
     try:
         answer = json.loads(payload(captured.get("endpointOutput")) or b"null")
-        body = payload(captured.get("endpointInput"))
     except (ValueError, binascii.Error):
         return "unreadable", []
     verdicts = answer.get("predictions") if isinstance(answer, dict) and "predictions" in answer else [answer]
     if not isinstance(verdicts, list):
         return "unreadable", []
-    instances = _instances(body, content_type(captured.get("endpointInput")), len(verdicts))
+    instances = [None] * len(verdicts)
+    if any(_is_verdict(v) and not v.get("input_statistics") for v in verdicts):  # the input is read only when needed
+        try:
+            body = payload(captured.get("endpointInput"))
+        except (ValueError, binascii.Error):
+            body = None
+        instances = _instances(body, content_type(captured.get("endpointInput")), len(verdicts))
     identity = metadata.get("inferenceId") or metadata.get("eventId") or moment.isoformat()
     records = []
     for index, (verdict, instance) in enumerate(zip(verdicts, instances)):
