@@ -86,7 +86,7 @@ def test_the_volume_key_is_left_out_on_local_nvme_and_endpoints_still_come_up(ma
                   and r["Properties"]["Handler"] == "deploy_app.handler")["Properties"]["Environment"]["Variables"]
     assert deploy["ENDPOINT_INSTANCE_TYPE"] == "ml.g5.xlarge" and "ENDPOINT_VOLUME_KMS_KEY_ID" not in deploy
     assert "kms:CreateGrant" not in json.dumps(g5)  # nothing to grant: SageMaker encrypts NVMe in hardware
-    assert "DATA_CAPTURE_KMS_KEY_ID" in deploy  # captured data is still encrypted with the project key
+    assert "InspectionKey" in json.dumps(deploy["DATA_CAPTURE_KMS_KEY_ID"])  # captured requests: the inspection key still
 
     world = World(main_template_json, monkeypatch, env={"ENDPOINT_INSTANCE_TYPE": "ml.g5.xlarge"})
     monkeypatch.delenv("ENDPOINT_VOLUME_KMS_KEY_ID")

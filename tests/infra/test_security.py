@@ -235,6 +235,10 @@ def test_inspection_data_has_a_key_of_its_own_and_the_project_key_keeps_models_a
     functions = resources(main_template_json, "AWS::Lambda::Function")
     predict = next(f for f in functions.values() if f["Properties"].get("Handler") == "predict_app.handler")
     assert predict["Properties"]["Environment"]["Variables"]["INSPECTION_KMS_KEY"] == {"Fn::GetAtt": [inspection, "Arn"]}
+    deploy = next(f for f in functions.values() if f["Properties"].get("Handler") == "deploy_app.handler")
+    deploy_env = deploy["Properties"]["Environment"]["Variables"]
+    assert deploy_env["DATA_CAPTURE_KMS_KEY_ID"] == {"Fn::GetAtt": [inspection, "Arn"]}  # captured requests
+    assert deploy_env["ENDPOINT_VOLUME_KMS_KEY_ID"] == {"Fn::GetAtt": [project, "Arn"]}  # the model on the volume
 
 
 def test_the_artifacts_bucket_refuses_an_inspection_image_without_the_inspection_key(main_template_json):
@@ -253,7 +257,8 @@ def test_the_artifacts_bucket_refuses_an_inspection_image_without_the_inspection
 INSPECTION_KEY_USERS = {
     "predict_app.handler": {("kms:Decrypt", "s3"), ("kms:GenerateDataKey", "s3"), ("kms:Decrypt", "dynamodb")},
     "sensor_feed.handler": {("kms:Decrypt", "dynamodb")},
-    "DriftMonitoringJobRole": {("kms:Decrypt", "dynamodb")},
+    "ServingModelRole": {("kms:GenerateDataKey", "s3")},  # the endpoints write their data capture
+    "DriftMonitoringJobRole": {("kms:Decrypt", "dynamodb"), ("kms:Decrypt", "s3")},  # the log and the data capture
 }
 #: AWS managed policies the stack attaches; none allows a KMS action
 MANAGED_POLICIES = ("service-role/AWSLambdaBasicExecutionRole", "service-role/AmazonAPIGatewayPushToCloudWatchLogs")

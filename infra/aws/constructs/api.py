@@ -73,7 +73,7 @@ class Api(Construct):
         # kept images under inspections/, SSE-KMS with the inspection key (S3 asks KMS for a data key)
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:PutObject"], resources=[storage.artifacts.arn_for_objects(f"{INSPECTIONS_PREFIX}*")]))
-        storage.grant_inspection_images(self.function, write=True)
+        storage.grant_inspection_objects(self.function, write=True)
         self.origin_secret.grant_read(self.function)
 
         access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_YEAR)

@@ -99,7 +99,7 @@ class Lifecycle(Construct):
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[storage.artifacts.arn_for_objects(f"pipelines/{config.pipeline_name}/*"),
                                                  storage.artifacts.arn_for_objects(INSPECTION_IMAGES)]))
-        storage.grant_inspection_images(self.function, read=True)
+        storage.grant_inspection_objects(self.function, read=True)
 
     def _grant_trials(self, arn: str, config, storage, training, images) -> None:
         """A trial is a Processing job of the training image, run as the pipeline's role (which reads

@@ -87,6 +87,8 @@ class Serving(Construct):
                         description="IVADAS endpoints: read model bundles, write data capture")
         storage.artifacts.grant_read(role, "pipelines/*")
         storage.artifacts.grant_put(role, "data-capture/*")
+        # captured requests are inspection data: SageMaker writes them with the inspection key (SSE-KMS, as this role)
+        storage.grant_inspection_objects(role, write=True)
         images.endpoint.repository.grant_pull(role)
         role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         role.add_to_policy(iam.PolicyStatement(
@@ -128,7 +130,7 @@ class Serving(Construct):
             "CANARY_PERCENT": str(config.canary_percent), "CANARY_WAIT_SECONDS": str(config.canary_wait_seconds),
             "BAKE_SECONDS": str(config.bake_seconds), "DEPLOYMENT_TIMEOUT_SECONDS": str(config.deployment_timeout_seconds),
             "DATA_CAPTURE_URI": f"s3://{storage.artifacts.bucket_name}/data-capture",
-            "DATA_CAPTURE_KMS_KEY_ID": storage.key.key_arn,
+            "DATA_CAPTURE_KMS_KEY_ID": storage.inspection_key.key_arn,  # the requests are inspection data
             "POWERTOOLS_SERVICE_NAME": DEPLOY_SERVICE, "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
         if config.endpoint_volume_kms_supported:  # CreateEndpointConfig refuses a KmsKeyId on local-NVMe types

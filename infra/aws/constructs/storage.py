@@ -1,15 +1,16 @@
 """Buckets: datasets, pipeline artifacts and inspection images, and the access logs of both; the two
 keys that encrypt them.
 
-- The project key encrypts datasets, models, pipeline artifacts, data capture and reports (both
-  buckets' default), used by the roles that train, deploy and serve.
+- The project key encrypts datasets, models, pipeline artifacts and reports (both buckets'
+  default), used by the roles that train, deploy and serve.
 - The inspection key encrypts what the plant's inspections leave behind: the images kept under
   `inspections/` of the artifacts bucket (S3 takes the key per object: the writer names it, and the
-  bucket policy refuses a PutObject under `inspections/` that names another or none) and the
-  inspection log's table. Only the roles that record, read or monitor inspections may use it, and
-  only through S3 or DynamoDB (`grant_inspection_images`, `grant_inspection_log`): the pipeline's
-  and the deploy Lambda's roles, which may read every object of the artifacts bucket, cannot
-  decrypt an inspection image.
+  bucket policy refuses a PutObject under `inspections/` that names another or none), the requests
+  the endpoints capture under `data-capture/` (the deploy Lambda names the key in each endpoint's
+  DataCaptureConfig) and the inspection log's table. Only the roles that record, read or monitor
+  inspections may use it, and only through S3 or DynamoDB (`grant_inspection_objects`,
+  `grant_inspection_log`): the pipeline's and the deploy Lambda's roles, which may read every object
+  of the artifacts bucket, cannot decrypt an inspection image or a captured request.
 """
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -60,12 +61,13 @@ class Storage(Construct):
     def _via(self, service: str) -> dict:
         return {"StringEquals": {"kms:ViaService": f"{service}.{Stack.of(self).region}.amazonaws.com"}}
 
-    def grant_inspection_images(self, grantee: iam.IGrantable, *, write: bool = False, read: bool = False) -> None:
-        """The inspection key through S3 only: GenerateDataKey to write an image (PutObject with SSE-KMS),
-        Decrypt to read one. The object permissions themselves are the caller's to grant, by prefix."""
+    def grant_inspection_objects(self, grantee: iam.IGrantable, *, write: bool = False, read: bool = False) -> None:
+        """The inspection key through S3 only: GenerateDataKey to write a kept image or a captured request
+        (PutObject with SSE-KMS), Decrypt to read one. The object permissions themselves are the
+        caller's to grant, by prefix."""
         actions = (["kms:GenerateDataKey"] if write else []) + (["kms:Decrypt"] if read else [])
         if not actions:
-            raise ValueError("grant_inspection_images: say write=True, read=True or both")
+            raise ValueError("grant_inspection_objects: say write=True, read=True or both")
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=actions, resources=[self.inspection_key.key_arn], conditions=self._via("s3")))
 

@@ -50,7 +50,9 @@ class IvadasStack(Stack):
         self.drift = DriftMonitoring(self, "DriftMonitoring", config=config, storage=self.storage, images=self.images,
                                      api=self.api, alarm_topic=self.monitoring.topic)
         self.drift.serve_reports(self.api.function, self.storage)
-        self.storage.grant_inspection_log(self.drift.role)  # the job queries the inspection log: decrypt, through DynamoDB
+        # the job queries the inspection log and reads the endpoints' data capture: decrypt, through DynamoDB and S3
+        self.storage.grant_inspection_log(self.drift.role)
+        self.storage.grant_inspection_objects(self.drift.role, read=True)
         self.drift.add_dashboard_row(self.monitoring.dashboard)
         CfnOutput(self, "Url", value=f"https://{self.web.distribution.distribution_domain_name}", description="UI and API")
         CfnOutput(self, "DataBucket", value=self.storage.data.bucket_name,
