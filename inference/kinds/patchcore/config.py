@@ -78,11 +78,13 @@ class ModelConfig:
     #: Seed for every random choice (projection, coreset start, splits).
     seed: int = 0
     #: Training only: megabytes of RAM for what grows with the number of training patches (the
-    #: projected patches the coreset searches, SoftPatch's statistics). Embeddings always stream to a
-    #: file beside the training (`$IVADAS_SCRATCH`, else the system's temporary folder); beyond this
-    #: limit the coreset reads its points back from there. The memory bank is the same with any value
-    #: (bit for bit); 0 keeps everything in RAM. 2048: wide_resnet50_2 at 256 px needs 0.5 MB per
-    #: image, so up to about 4,000 images search in RAM, and a 5,000-image class trains in under 6 GB.
+    #: embeddings, their projection the coreset searches, SoftPatch's statistics). Both stay in RAM
+    #: while they fit in half of it; beyond that they stream to files beside the training
+    #: (`$IVADAS_SCRATCH`, else the system's temporary folder) and are read back in pieces
+    #: (`patch_store.py`). The memory bank is the same with any value (bit for bit); 0 keeps
+    #: everything in RAM. 2048: wide_resnet50_2 at 256 px makes 4.5 MB of embeddings and projection
+    #: per image (0.5 MB of it the projection), so a class of up to about 220 images trains without
+    #: touching the disk, and the projection of up to about 2,000 images is searched in RAM.
     memory_limit_mb: int = 2048
 
     def __post_init__(self) -> None:
