@@ -22,9 +22,11 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
+import processing_jobs
 from api_core import ApiError
 from class_datasets import (DOCUMENT_SUFFIXES, IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, MAX_ZIP_BYTES, YAML_SUFFIXES, _limit,
                             _members, _read_member, checked_image, now, open_zip)
+from job_records import JobRecords
 
 IMPORTS = "datasets/imports"  # everything the API writes to the data bucket is under datasets/
 ACTIVE = ("Uploading", "Queued", "Executing")
@@ -37,6 +39,8 @@ MAX_LABEL_BYTES = 1024 * 1024
 #: Upload forms expire after 15 minutes (uploads.EXPIRES_S); an import still waiting for its files
 #: an hour later never gets them
 ABANDONED_AFTER_S = 3600
+WORDS = processing_jobs.JobWords(what="the import", refused="import_unavailable", exists="import_job_exists",
+                                 limit_reached="import_limit_reached")
 
 
 def file_key(import_id: str, role: str, filename: str = "") -> str:
@@ -65,35 +69,13 @@ def check_file(role: str, filename: str, size: int) -> None:
         raise ApiError(413, "payload_too_large", f"{filename} is {size} bytes; {what} may have at most {limit_of(role)}")
 
 
-class ImportRecords:
-    def __init__(self, store):
-        self.store = store
-
-    def key(self, import_id: str) -> str:
-        return f"{IMPORTS}/{import_id}.json"
+class ImportRecords(JobRecords):
+    folder, noun, not_an_id = IMPORTS, "import", "not an import id"
 
     def new(self, files: dict, by: str) -> dict:
         import_id = now()[:19].replace(":", "").replace("-", "") + "-" + uuid.uuid4().hex[:8]
         return {"id": import_id, "status": "Uploading", "created_at": now(), "by": by,
                 "files": {role: {**spec, "key": file_key(import_id, role, spec["filename"])} for role, spec in files.items()}}
-
-    def save(self, record: dict) -> dict:
-        record["updated_at"] = now()
-        self.store.put(self.key(record["id"]), json.dumps(record, indent=1, sort_keys=True).encode())
-        return record
-
-    def get(self, import_id: str) -> dict:
-        if not import_id.replace("-", "").isalnum() or len(import_id) > 64:
-            raise ApiError(400, "bad_request", "not an import id")
-        if not self.store.exists(self.key(import_id)):
-            raise ApiError(404, "unknown_import", f"no import {import_id}")
-        return json.loads(self.store.get(self.key(import_id)))
-
-    def all(self) -> list[dict]:
-        depth = IMPORTS.count("/") + 1
-        records = [json.loads(self.store.get(k)) for k in self.store.list(f"{IMPORTS}/")
-                   if k.count("/") == depth and k.endswith(".json")]
-        return sorted(records, key=lambda r: r["created_at"], reverse=True)
 
     def missing_files(self, record: dict) -> list[str]:
         return [spec["filename"] for spec in record["files"].values() if not self.store.exists(spec["key"])]
@@ -195,7 +177,7 @@ class SageMakerImports:
 
     def job_name(self, record: dict) -> str:
         """`<pipeline>-import-<id>`: the API's role may start and read jobs of this prefix only."""
-        return f"{self.pipeline}-import-{record['id']}"[:63]
+        return processing_jobs.job_name(f"{self.pipeline}-import-", record["id"])
 
     def result_key(self, record: dict) -> str:
         return f"pipelines/{self.pipeline}/import-jobs/{record['id']}/result.json"
@@ -211,25 +193,22 @@ class SageMakerImports:
             arguments += ["--region", self.region]
         return arguments
 
+    def request(self, record: dict) -> dict:
+        """CreateProcessingJob's request but for the job's name."""
+        return {
+            "RoleArn": self.role_arn,
+            "AppSpecification": {"ImageUri": self.image_uri, "ContainerEntrypoint": ["python", "-m", "pipelines.detector.job"],
+                                 "ContainerArguments": self.arguments(record)},
+            "ProcessingInputs": [processing_jobs.s3_input("upload", f"{self.data_uri}/{IMPORTS}/{record['id']}/", self.INPUT)],
+            "ProcessingOutputConfig": processing_jobs.s3_output(
+                "result", f"s3://{self.artifacts_bucket}/{self.result_key(record).rsplit('/', 1)[0]}", self.OUTPUT),
+            "ProcessingResources": processing_jobs.one_instance(self.INSTANCE_TYPE, 30),
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "Environment": {"IVADAS_STEP": "import"}}
+
     def start(self, record: dict) -> dict:
-        try:
-            self.client.create_processing_job(
-                ProcessingJobName=self.job_name(record), RoleArn=self.role_arn,
-                AppSpecification={"ImageUri": self.image_uri, "ContainerEntrypoint": ["python", "-m", "pipelines.detector.job"],
-                                  "ContainerArguments": self.arguments(record)},
-                ProcessingInputs=[{"InputName": "upload", "S3Input": {
-                    "S3Uri": f"{self.data_uri}/{IMPORTS}/{record['id']}/", "LocalPath": self.INPUT,
-                    "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-                ProcessingOutputConfig={"Outputs": [{"OutputName": "result", "S3Output": {
-                    "S3Uri": f"s3://{self.artifacts_bucket}/{self.result_key(record).rsplit('/', 1)[0]}",
-                    "LocalPath": self.OUTPUT, "S3UploadMode": "EndOfJob"}}]},
-                ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": self.INSTANCE_TYPE, "VolumeSizeInGB": 30}},
-                StoppingCondition={"MaxRuntimeInSeconds": 3600},
-                Environment={"IVADAS_STEP": "import"})
-        except self.client.exceptions.ClientError as exc:
-            error = exc.response["Error"]
-            raise ApiError(502, "import_unavailable", f"SageMaker refused to start the import: {error.get('Message', error['Code'])}") from None
-        record.update(status="Executing", job_name=self.job_name(record), started_at=now())
+        name = processing_jobs.start(self.client, self.job_name(record), self.request(record), WORDS)
+        record.update(status="Executing", job_name=name, started_at=now())
         return record
 
     def refresh(self, record: dict, records: ImportRecords) -> dict:

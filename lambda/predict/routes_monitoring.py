@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-from datetime import datetime, timezone
+from datetime import datetime
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from botocore.exceptions import ClientError
 
+import processing_jobs
 from api_core import ApiError, logger
 
 router = APIGatewayRouter()
@@ -93,8 +93,8 @@ def request_run():
     return Response(202, content_types.APPLICATION_JSON, json.dumps({"status": "requested"}))
 
 
-#: SageMaker's job names: at most 63 letters, digits and hyphens, starting with a letter or digit.
-JOB_NAME_LIMIT = 63
+WORDS = processing_jobs.JobWords(what="the monitoring job", refused="monitoring_job_refused", exists="monitoring_run_exists",
+                                 limit_reached="monitoring_limit_reached")
 _definition = None
 #: A SageMaker client set from outside (the tests' botocore Stubber); None: the default one.
 _sagemaker = None
@@ -119,10 +119,8 @@ def job_definition() -> dict:
 
 
 def job_name(prefix: str, now: datetime | None = None) -> str:
-    """`<prefix>now-<UTC time>-<random>`: the schedule's runs end in its execution ids instead, and two
-    requests in the same second differ by their random part (SageMaker refuses a name used before)."""
-    moment = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
-    return f"{prefix}now-{moment}-{secrets.token_hex(3)}"[:JOB_NAME_LIMIT]
+    """`<prefix>now-<UTC time>-<random>`: the schedule's runs end in its execution ids instead."""
+    return processing_jobs.timestamped_name(f"{prefix}now-", now)
 
 
 def _code(exc: ClientError) -> str:
@@ -133,22 +131,7 @@ def start_processing_job() -> str:
     import boto3
 
     definition = job_definition()
-    name = job_name(definition["namePrefix"])
-    try:
-        (_sagemaker or boto3.client("sagemaker")).create_processing_job(ProcessingJobName=name, **definition["request"])
-    except ClientError as exc:
-        raise _job_error(exc, name) from None
+    name = processing_jobs.start(_sagemaker or boto3.client("sagemaker"), job_name(definition["namePrefix"]),
+                                 definition["request"], WORDS)
     logger.info("monitoring job started", extra={"job_name": name})
     return name
-
-
-def _job_error(exc: ClientError, name: str) -> ApiError:
-    code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
-    if code == "ResourceInUse":
-        return ApiError(409, "monitoring_run_exists", f"a monitoring job named {name} exists already; ask again")
-    if code == "ResourceLimitExceeded":
-        return ApiError(429, "monitoring_limit_reached", f"SageMaker's quota for processing jobs is reached ({message}); "
-                                                         "ask again when a running job has finished")
-    if code in ("ThrottlingException", "TooManyRequestsException"):
-        return ApiError(429, "throttled", "too many requests; retry shortly")
-    return ApiError(502, "monitoring_job_refused", f"SageMaker refused the monitoring job ({code}: {message})")

@@ -15,6 +15,7 @@ import uuid
 
 from api_core import ApiError
 from class_datasets import now
+from job_records import JobRecords
 
 TRAININGS = "datasets/trainings"  # everything the API writes to the data bucket is under datasets/
 ACTIVE = ("Queued", "Executing", "Stopping")
@@ -30,28 +31,8 @@ STEP_WORDS = {
 }
 
 
-class TrainingRecords:
-    def __init__(self, store):
-        self.store = store
-
-    def key(self, training_id: str) -> str:
-        return f"{TRAININGS}/{training_id}.json"
-
-    def save(self, record: dict) -> dict:
-        record["updated_at"] = now()
-        self.store.put(self.key(record["id"]), json.dumps(record, indent=1, sort_keys=True).encode())
-        return record
-
-    def get(self, training_id: str) -> dict:
-        if not training_id.replace("-", "").isalnum() or len(training_id) > 64:
-            raise ApiError(400, "bad_request", "not a training id")
-        if not self.store.exists(self.key(training_id)):
-            raise ApiError(404, "unknown_training", f"no training {training_id}")
-        return json.loads(self.store.get(self.key(training_id)))
-
-    def all(self) -> list[dict]:
-        records = [json.loads(self.store.get(k)) for k in self.store.list(f"{TRAININGS}/") if k.endswith(".json")]
-        return sorted(records, key=lambda r: r["created_at"], reverse=True)
+class TrainingRecords(JobRecords):
+    folder, noun, not_an_id = TRAININGS, "training", "not a training id"
 
     def new(self, classes: list[str], kind: str, settings: dict, snapshot: dict, backend: str) -> dict:
         return {"id": now()[:19].replace(":", "").replace("-", "") + "-" + uuid.uuid4().hex[:8], "classes": classes,

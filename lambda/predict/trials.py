@@ -13,20 +13,25 @@ import json
 import os
 import uuid
 
+import processing_jobs
 from api_core import ApiError
 from class_datasets import now
 from image_header import EXTENSIONS
+from job_records import JobRecords
 
 TRIALS = "datasets/trials"
 MAX_TRIAL_IMAGES = 20
+WORDS = processing_jobs.JobWords(what="the trial", refused="trial_unavailable", exists="trial_job_exists",
+                                 limit_reached="trial_limit_reached")
 
 
-class Trials:
-    def __init__(self, store):
-        self.store = store
+class Trials(JobRecords):
+    folder, noun, not_an_id = TRIALS, "trial", "trial_id is not a trial's id"
 
-    def key(self, trial_id: str) -> str:
-        return f"{TRIALS}/{trial_id}.json"
+    def check_id(self, trial_id: str) -> None:
+        """A trial's id is a uuid4's 32 hex digits (the feedback form names one, `trial_id`)."""
+        if not (trial_id or "").isalnum() or len(trial_id) != 32:
+            raise ApiError(400, "bad_request", self.not_an_id)
 
     def create(self, version: dict, kind: str, class_name: str, images: list[tuple[str, bytes, str]], backend: str = "local") -> dict:
         trial_id = uuid.uuid4().hex
@@ -39,22 +44,6 @@ class Trials:
                   "class_name": class_name, "model_url": version["model_url"], "images": entries, "status": "Queued", "backend": backend,
                   "created_at": now(), "results": []}
         return self.save(record)
-
-    def save(self, record: dict) -> dict:
-        record["updated_at"] = now()
-        self.store.put(self.key(record["id"]), json.dumps(record).encode())
-        return record
-
-    def get(self, trial_id: str) -> dict:
-        if not (trial_id or "").isalnum() or len(trial_id) != 32:
-            raise ApiError(400, "bad_request", "trial_id is not a trial's id")
-        if not self.store.exists(self.key(trial_id)):
-            raise ApiError(404, "unknown_trial", f"no trial {trial_id}")
-        return json.loads(self.store.get(self.key(trial_id)))
-
-    def all(self) -> list[dict]:
-        records = [json.loads(self.store.get(k)) for k in self.store.list(f"{TRIALS}/") if k.count("/") == TRIALS.count("/") + 1 and k.endswith(".json")]
-        return sorted(records, key=lambda r: r["created_at"], reverse=True)
 
     def image(self, trial_id: str, index: int) -> bytes:
         return self.store.get(self.get(trial_id)["images"][index]["key"])
@@ -104,33 +93,31 @@ class SageMakerTrials:
         self.s3 = s3 or boto3.client("s3")
 
     def job_name(self, record: dict) -> str:
-        return f"{self.prefix}-trial-{record['id'][:24]}"
+        """`<pipeline>-trial-<id>`: the API's role may start and read jobs of this prefix only. 24 of the
+        id's 32 hex digits fit with the longest environment name, and keep trials apart."""
+        return processing_jobs.job_name(f"{self.prefix}-trial-", record["id"][:24])
 
     def results_key(self, record: dict) -> str:
         return f"trials/{record['id']}/results.json"
 
-    def start(self, record: dict) -> dict:
+    def request(self, record: dict) -> dict:
+        """CreateProcessingJob's request but for the job's name."""
         images = f"{self.data_uri}/{TRIALS}/{record['id']}/"
-        try:
-            self.client.create_processing_job(
-                ProcessingJobName=self.job_name(record), RoleArn=self.role_arn,
-                AppSpecification={"ImageUri": self.image_uri, "ContainerEntrypoint": ["python", "-m", "pipelines.steps.trial"],
-                                  "ContainerArguments": ["--class-name", record["class_name"]]},
-                ProcessingInputs=[
-                    {"InputName": "model", "S3Input": {"S3Uri": record["model_url"], "LocalPath": "/opt/ml/processing/model",
-                                                       "S3DataType": "S3Prefix", "S3InputMode": "File"}},
-                    {"InputName": "images", "S3Input": {"S3Uri": images, "LocalPath": "/opt/ml/processing/images",
-                                                        "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-                ProcessingOutputConfig={"Outputs": [{"OutputName": "results", "S3Output": {
-                    "S3Uri": f"s3://{self.artifacts_bucket}/trials/{record['id']}", "LocalPath": "/opt/ml/processing/output",
-                    "S3UploadMode": "EndOfJob"}}]},
-                ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": self.INSTANCE_TYPE, "VolumeSizeInGB": 10}},
-                StoppingCondition={"MaxRuntimeInSeconds": 1800},
-                Environment={"IVADAS_STEP": "trial"})
-        except self.client.exceptions.ClientError as exc:
-            error = exc.response["Error"]
-            raise ApiError(502, "trial_unavailable", f"SageMaker refused to start the trial: {error.get('Message', error['Code'])}") from None
-        record.update(status="Executing", job_name=self.job_name(record), started_at=now())
+        return {
+            "RoleArn": self.role_arn,
+            "AppSpecification": {"ImageUri": self.image_uri, "ContainerEntrypoint": ["python", "-m", "pipelines.steps.trial"],
+                                 "ContainerArguments": ["--class-name", record["class_name"]]},
+            "ProcessingInputs": [processing_jobs.s3_input("model", record["model_url"], "/opt/ml/processing/model"),
+                                 processing_jobs.s3_input("images", images, "/opt/ml/processing/images")],
+            "ProcessingOutputConfig": processing_jobs.s3_output("results", f"s3://{self.artifacts_bucket}/trials/{record['id']}",
+                                                                "/opt/ml/processing/output"),
+            "ProcessingResources": processing_jobs.one_instance(self.INSTANCE_TYPE, 10),
+            "StoppingCondition": {"MaxRuntimeInSeconds": 1800},
+            "Environment": {"IVADAS_STEP": "trial"}}
+
+    def start(self, record: dict) -> dict:
+        name = processing_jobs.start(self.client, self.job_name(record), self.request(record), WORDS)
+        record.update(status="Executing", job_name=name, started_at=now())
         return record
 
     def refresh(self, record: dict) -> dict:

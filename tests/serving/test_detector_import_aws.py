@@ -180,11 +180,18 @@ def test_a_refused_detector_fails_the_job_with_the_importers_words_and_registers
     assert s3.list_objects_v2(Bucket=ARTIFACTS).get("KeyCount", 0) == 0
 
 
-def test_sagemaker_refusing_the_job_is_a_502_in_words(aws, tmp_path):
+@pytest.mark.parametrize("code, message, status, error", [
+    # the quota is the account's, not a fault of SageMaker's: ask again later, as for a monitoring run
+    ("ResourceLimitExceeded", "The account-level service limit for ml.m5.large processing jobs is 0", 429, "import_limit_reached"),
+    ("ValidationException", "Could not assume role arn:aws:iam::123456789012:role/pipeline. Please ensure that the role "
+                            "exists and allows principal 'sagemaker.amazonaws.com' to assume the role.", 502, "import_unavailable"),
+])
+def test_sagemaker_refusing_the_job_is_an_error_in_words(aws, tmp_path, code, message, status, error):
     s3, stub = aws
     graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES)).read_bytes()
     import_id = upload(s3, {"graph": ("thermal.onnx", graph)})
-    stub.add_client_error("create_processing_job", "ResourceLimitExceeded", "The account-level service limit for "
-                          "ml.m5.large processing jobs is 0", 400)
-    status, body = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})
-    assert status == 502 and body["error"]["code"] == "import_unavailable" and "service limit" in body["error"]["message"]
+    stub.add_client_error("create_processing_job", code, message, 400)
+    got, body = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})
+    assert got == status and body["error"]["code"] == error and message in body["error"]["message"]
+    # nothing started: the import may be started again, its files still there
+    assert call("GET", f"/models/imports/{import_id}")[1]["status"] == "Uploading" and uploaded(s3, import_id)

@@ -1,0 +1,49 @@
+"""A record per job the API starts (a training, a trial, a detector import): one JSON object in the
+store at `<folder>/<id>.json`, the job's own files, if any, under `<folder>/<id>/`. The API writes
+them when it starts or refreshes a job; the local stack's worker when it runs one."""
+
+from __future__ import annotations
+
+import json
+
+from api_core import ApiError
+from class_datasets import now
+
+
+class JobRecords:
+    #: where the records live in the store, e.g. "datasets/trainings"
+    folder = ""
+    #: what one is called in errors: "training" gives `unknown_training` and "no training <id>"
+    noun = ""
+    #: the 400 for an id that cannot be one
+    not_an_id = ""
+
+    def __init__(self, store):
+        self.store = store
+
+    def key(self, record_id: str) -> str:
+        return f"{self.folder}/{record_id}.json"
+
+    def check_id(self, record_id: str) -> None:
+        """Ids are letters, digits and hyphens (a time and a random part); anything else is refused
+        before it becomes part of a key."""
+        if not (record_id or "").replace("-", "").isalnum() or len(record_id) > 64:
+            raise ApiError(400, "bad_request", self.not_an_id)
+
+    def save(self, record: dict) -> dict:
+        record["updated_at"] = now()
+        self.store.put(self.key(record["id"]), json.dumps(record, indent=1, sort_keys=True).encode())
+        return record
+
+    def get(self, record_id: str) -> dict:
+        self.check_id(record_id)
+        if not self.store.exists(self.key(record_id)):
+            raise ApiError(404, f"unknown_{self.noun}", f"no {self.noun} {record_id}")
+        return json.loads(self.store.get(self.key(record_id)))
+
+    def all(self) -> list[dict]:
+        """Every record, newest first (the job's own files beside them are not records)."""
+        depth = self.folder.count("/") + 1
+        records = [json.loads(self.store.get(k)) for k in self.store.list(f"{self.folder}/")
+                   if k.count("/") == depth and k.endswith(".json")]
+        return sorted(records, key=lambda r: r["created_at"], reverse=True)

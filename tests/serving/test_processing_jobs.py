@@ -1,0 +1,125 @@
+"""The Processing jobs the API starts (a trial, a detector import, a monitoring run now) are named and
+started one way: names within SageMaker's 63 characters that keep the prefix the API's role is
+granted, and SageMaker's refusals (botocore Stubber, AWS's error codes) the same API errors in each."""
+
+import re
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+import tests.serving.test_predict_lambda  # noqa: F401  (puts lambda/predict on sys.path)
+
+import imports  # noqa: E402
+import processing_jobs  # noqa: E402
+import routes_monitoring  # noqa: E402
+import trials  # noqa: E402
+from api_core import ApiError  # noqa: E402
+
+#: SageMaker's pattern for job names (CreateProcessingJob's API reference).
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+#: infra/aws/config.py: `ivadas-<environment>-training`, the environment at most 16 characters.
+LONGEST_PIPELINE = "ivadas-" + "e" * 16 + "-training"
+ROLE = "arn:aws:iam::123456789012:role/pipeline"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ivadas-training:1"
+
+
+def test_a_name_keeps_its_prefix_and_gives_up_the_end_of_its_own_part():
+    name = processing_jobs.job_name("ivadas-dev-training-import-", "x" * 80)
+    assert name == "ivadas-dev-training-import-" + "x" * 36 and len(name) == 63
+
+
+def test_a_prefix_that_leaves_no_room_to_tell_jobs_apart_is_refused():
+    with pytest.raises(ValueError, match="leaves 7 of SageMaker's 63 characters"):
+        processing_jobs.job_name("p" * 56, "20261201-000000-abcdef")
+
+
+def test_names_made_now_differ_within_one_second():
+    moment = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
+    names = {processing_jobs.timestamped_name("ivadas-dev-monitor-now-", moment) for _ in range(20)}
+    assert len(names) == 20 and all(n.startswith("ivadas-dev-monitor-now-20261201-120000-") for n in names)
+
+
+def trial_launcher(client):
+    return trials.SageMakerTrials(LONGEST_PIPELINE, "s3://data", "artifacts", IMAGE, ROLE, client=client, s3=object())
+
+
+def import_launcher(client):
+    return imports.SageMakerImports(LONGEST_PIPELINE, "s3://data", "artifacts", IMAGE, IMAGE, ROLE, client=client, s3=object())
+
+
+TRIAL = {"id": "0123456789abcdef" * 2, "class_name": "tiles", "model_url": "s3://artifacts/pipelines/x/model.tar.gz"}
+IMPORT = {"id": "20261201T120000-0a1b2c3d", "class_name": "thermal", "iou": 0.7, "by": "qe", "anomalous_classes": ["crack"],
+          "files": {"graph": {"filename": "thermal.onnx"}}}
+
+
+def test_with_the_longest_environment_every_name_fits_and_keeps_its_granted_prefix():
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    trial, detector_import = trial_launcher(client).job_name(TRIAL), import_launcher(client).job_name(IMPORT)
+    monitoring = routes_monitoring.job_name(f"ivadas-{'e' * 16}-monitor-")
+    for name, prefix in ((trial, f"{LONGEST_PIPELINE}-trial-"), (detector_import, f"{LONGEST_PIPELINE}-import-"),
+                         (monitoring, f"ivadas-{'e' * 16}-monitor-now-")):
+        assert len(name) <= 63 and JOB_NAME.match(name) and name.startswith(prefix), name
+    assert trial == f"{LONGEST_PIPELINE}-trial-{TRIAL['id'][:24]}"
+
+
+@pytest.fixture
+def sagemaker(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    monkeypatch.setattr(routes_monitoring, "_sagemaker", client)
+    monkeypatch.setattr(routes_monitoring, "_definition", {"namePrefix": "ivadas-dev-monitor-", "request": {
+        "RoleArn": ROLE, "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["python", "-m", "pipelines.monitoring.job"]},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 10}}}})
+    with Stubber(client) as stub:
+        yield client, stub
+        stub.assert_no_pending_responses()
+
+
+STARTERS = {
+    "trial": (lambda client: trial_launcher(client).start(dict(TRIAL)),
+              {"exists": "trial_job_exists", "limit": "trial_limit_reached", "refused": "trial_unavailable"}),
+    "import": (lambda client: import_launcher(client).start(dict(IMPORT)),
+               {"exists": "import_job_exists", "limit": "import_limit_reached", "refused": "import_unavailable"}),
+    "monitoring": (lambda client: routes_monitoring.start_processing_job(),
+                   {"exists": "monitoring_run_exists", "limit": "monitoring_limit_reached", "refused": "monitoring_job_refused"}),
+}
+REFUSALS = [
+    ("ResourceInUse", "Job name must be unique within an AWS account and region, and a job with this name already exists",
+     409, "exists"),
+    ("ResourceLimitExceeded", "The account-level service limit 'ml.m5.large for processing job usage' is 1 Instances", 429, "limit"),
+    ("ThrottlingException", "Rate exceeded", 429, None),
+    ("ValidationException", "Could not assume role arn:aws:iam::123456789012:role/pipeline.", 502, "refused"),
+]
+
+
+@pytest.mark.parametrize("starter", sorted(STARTERS))
+@pytest.mark.parametrize("code, message, status, which", REFUSALS)
+def test_every_job_the_api_starts_answers_sagemakers_refusals_alike(sagemaker, starter, code, message, status, which):
+    client, stub = sagemaker
+    start, codes = STARTERS[starter]
+    stub.add_client_error("create_processing_job", service_error_code=code, service_message=message, http_status_code=400,
+                          expected_params={"ProcessingJobName": ANY, "RoleArn": ROLE, "AppSpecification": ANY,
+                                           "ProcessingResources": ANY, **({} if starter == "monitoring" else {
+                                               "ProcessingInputs": ANY, "ProcessingOutputConfig": ANY,
+                                               "StoppingCondition": ANY, "Environment": ANY})})
+    with pytest.raises(ApiError) as refused:
+        start(client)
+    assert refused.value.status == status and refused.value.code == (codes[which] if which else "throttled")
+    said = refused.value.message
+    if which == "exists":
+        assert re.search(r"a processing job named \S+ already", said)
+    elif which:
+        assert message in said  # SageMaker's own reason, word for word
+
+
+@pytest.mark.parametrize("starter", sorted(STARTERS))
+def test_every_job_the_api_starts_is_started_under_its_own_name(sagemaker, starter):
+    client, stub = sagemaker
+    start, _ = STARTERS[starter]
+    stub.add_response("create_processing_job", {"ProcessingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:processing-job/x"})
+    started = start(client)
+    name = started if isinstance(started, str) else started["job_name"]
+    assert JOB_NAME.match(name) and (isinstance(started, str) or started["status"] == "Executing")
