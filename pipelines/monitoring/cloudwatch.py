@@ -7,17 +7,26 @@ NAMESPACE = "IVADAS/Monitoring"
 DRIFT_METRIC = "DriftDetected"
 
 
+#: Values where a lower one is worse (precision and recall of reviewed verdicts); for every other
+#: value but the count a higher one is worse (drift, anomaly rate).
+LOWER_IS_WORSE = ("ReviewedPrecision", "ReviewedRecall")
+
+
 def metric_data(summary: dict) -> list[dict]:
-    """One value per class and metric: the worst over the model versions serving it in the period."""
+    """One value per class and metric over the model versions serving it in the period (a blue/green
+    switch or a canary serves one class with two): the verdicts added up, every other value the worse
+    version's, so that a new version that flags good parts is not hidden behind the old one's precision."""
     per_class: dict[str, dict[str, float]] = {}
     for group in summary["groups"]:
         values = per_class.setdefault(group["class_name"], {})
 
         def worst(name, value):
-            if value is not None:
-                values[name] = max(values.get(name, float("-inf")), float(value))
+            if value is None:
+                return
+            pick = min if name in LOWER_IS_WORSE else max
+            values[name] = pick(values[name], float(value)) if name in values else float(value)
 
-        worst("Verdicts", group["verdicts"])
+        values["Verdicts"] = values.get("Verdicts", 0.0) + float(group["verdicts"])
         worst("AnomalyRate", group["anomaly_rate"])
         worst(DRIFT_METRIC, 1.0 if any(a["type"] in ("score_drift", "input_drift") for a in group["alarms"]) else 0.0)
         if group["score_drift"]:
