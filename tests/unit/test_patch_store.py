@@ -1,5 +1,9 @@
 """The patch store holds a class's training embeddings once, whether in RAM or streamed to files."""
 
+import os
+import signal
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -45,3 +49,25 @@ def test_rows_in_ram_and_on_disk_are_the_rows_appended():
             assert store.on_disk == (where == "disk")
             np.testing.assert_array_equal(store.embedding_rows(indices), every_row[indices])
             assert store.rows == len(every_row)
+
+
+def test_a_killed_training_leaves_nothing_in_the_scratch_folder(tmp_path):
+    """Streamed patches can be gigabytes: they must not outlive a training that is killed mid-way."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    code = ("import sys, time, numpy as np\n"
+            "from inference.kinds.patchcore.patch_store import PatchStore\n"
+            "store = PatchStore(32, 0, memory_limit_bytes=1)\n"
+            "store.append(np.ones((4, 64, 256), np.float32))\n"
+            "assert store.on_disk\n"
+            "print('streaming', flush=True)\n"
+            "time.sleep(60)\n")
+    env = {**os.environ, "IVADAS_SCRATCH": str(scratch)}
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout.readline().strip() == "streaming"
+        assert list(scratch.iterdir()) == []  # the files have no name, even while they are written
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert list(scratch.iterdir()) == []

@@ -3,7 +3,9 @@ bank is cut from, and their random projection that SoftPatch's statistics and th
 
 Both stay in RAM while they fit in half the memory limit (always, without one). Beyond that they
 go to files of float32 rows in a scratch folder (`$IVADAS_SCRATCH`, else the system's temporary
-folder), and every later view streams there; they are read back in pieces: the projection whole
+folder), and every later view streams there. The files have no name (`tempfile.TemporaryFile`):
+the system frees their space when the training ends, however it ends, so a killed training
+leaves no gigabytes behind. They are read back in pieces: they are read back in pieces: the projection whole
 into RAM when it fits in half the limit, else row blocks mapped from its file; positions for
 SoftPatch; the chosen rows for the bank. Every value is computed
 the same way in either case (the projection batch by batch as the embeddings arrive), so what
@@ -14,9 +16,8 @@ from __future__ import annotations
 
 import mmap
 import os
-import shutil
 import tempfile
-from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -39,12 +40,11 @@ class PatchStore:
         self.positions: int | None = None
         self.dim: int | None = None
         self.matrix: np.ndarray | None = None
-        self.directory: Path | None = None
+        self._files: dict[str, BinaryIO] = {}  # "embeddings", "projected": the scratch files, once spilled
         self._parts: list[np.ndarray] = []
         self._projected_parts: list[np.ndarray] = []
         self._embedding_parts: list[np.ndarray] = []  # in RAM: never joined (that would hold them twice)
         self._projected: np.ndarray | None = None
-        self._writers: list = []
         self._held = 0  # bytes held in RAM before anything went to disk
         self._on_disk = False
         self._finished = False
@@ -66,16 +66,17 @@ class PatchStore:
 
     def _spill(self) -> None:
         """Move what RAM holds to the files; from now on views stream there."""
-        self.directory = Path(tempfile.mkdtemp(prefix="ivadas-patches-", dir=scratch_folder()))
-        self._writers = [open(self.directory / "embeddings.f32", "wb")]
-        if self.matrix is not None:
-            self._writers.append(open(self.directory / "projected.f32", "wb"))
+        names = ("embeddings", "projected") if self.matrix is not None else ("embeddings",)
+        self._files = {name: tempfile.TemporaryFile(prefix=f"ivadas-{name}-", dir=scratch_folder()) for name in names}
         for index, flat in enumerate(self._parts):
-            flat.tofile(self._writers[0])
-            if self.matrix is not None:
-                self._projected_parts[index].tofile(self._writers[1])
+            self._write(flat, None if self.matrix is None else self._projected_parts[index])
         self._parts, self._projected_parts = [], []
         self._on_disk = True
+
+    def _write(self, flat: np.ndarray, projected: np.ndarray | None) -> None:
+        flat.tofile(self._files["embeddings"])
+        if projected is not None:
+            projected.tofile(self._files["projected"])
 
     def append(self, embeddings: np.ndarray) -> None:
         """Add the `[views, positions, dim]` embeddings of some training views."""
@@ -89,9 +90,7 @@ class PatchStore:
         flat = np.ascontiguousarray(embeddings.reshape(-1, dim), dtype=np.float32)
         projected = None if self.matrix is None else np.ascontiguousarray(flat @ self.matrix, dtype=np.float32)
         if self.on_disk:
-            flat.tofile(self._writers[0])
-            if projected is not None:
-                projected.tofile(self._writers[1])
+            self._write(flat, projected)
         else:
             self._parts.append(flat)
             if projected is not None:
@@ -106,9 +105,8 @@ class PatchStore:
         if self._finished:
             return self
         self._finished = True
-        for writer in self._writers:
-            writer.close()
-        self._writers = []
+        for file in self._files.values():
+            file.flush()
         if not self.on_disk and self._parts:
             if self.matrix is not None:
                 self._projected = _joined(self._projected_parts)
@@ -131,8 +129,8 @@ class PatchStore:
             return 0
         return self.rows * ((self.dim or 0) + (0 if self.matrix is None else self.projected_dim)) * 4
 
-    def _projected_path(self) -> Path:
-        return self.directory / ("projected.f32" if self.matrix is not None else "embeddings.f32")
+    def _projected_file(self) -> BinaryIO:
+        return self._files["projected" if self.matrix is not None else "embeddings"]
 
     def projected_rows(self) -> Rows:
         """The projected patches, one row each (view-major), in RAM when they fit in half the limit."""
@@ -140,15 +138,17 @@ class PatchStore:
         if not self.on_disk:
             return ArrayRows(self._projected)
         if self.rows * self.projected_dim * 4 <= self.limit // 2:
-            return ArrayRows(np.fromfile(self._projected_path(), dtype=np.float32).reshape(self.rows, self.projected_dim))
-        return FileRows(self._projected_path(), self.projected_dim, resident_bytes=max(1 << 20, self.limit // 8))
+            file = self._projected_file()
+            file.seek(0)
+            return ArrayRows(np.fromfile(file, np.float32, self.rows * self.projected_dim).reshape(self.rows, self.projected_dim))
+        return FileRows(self._projected_file(), self.projected_dim, resident_bytes=max(1 << 20, self.limit // 8))
 
     def projected_positions(self, start: int, stop: int) -> np.ndarray:
         """The projected patches of positions `[start, stop)` of every view: `[views, stop - start, dim]`."""
         self.finish()
         if not self.on_disk:
             return self._projected.reshape(self.views, self.positions, -1)[:, start:stop]
-        with _mapped(self._projected_path()) as values:
+        with _mapped(self._projected_file()) as values:
             return np.array(values.reshape(self.views, self.positions, -1)[:, start:stop])
 
     def embedding_rows(self, indices: np.ndarray) -> np.ndarray:
@@ -159,7 +159,7 @@ class PatchStore:
             return _gathered(self._embedding_parts, indices, self.dim)
         order = np.argsort(indices, kind="stable")
         out = np.empty((len(indices), self.dim), np.float32)
-        with _mapped(self.directory / "embeddings.f32") as values:
+        with _mapped(self._files["embeddings"]) as values:
             rows = values.reshape(self.rows, self.dim)
             for start in range(0, len(order), 4096):  # a bounded number of pages resident at a time
                 chosen = order[start : start + 4096]
@@ -167,14 +167,11 @@ class PatchStore:
         return out
 
     def close(self) -> None:
-        for writer in self._writers:
-            writer.close()
-        self._writers = []
+        for file in self._files.values():
+            file.close()  # an unnamed file: its space is freed now
+        self._files = {}
         self._parts, self._projected_parts = [], []
         self._embedding_parts, self._projected = [], None
-        if self.directory is not None:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = None
 
     def __enter__(self) -> "PatchStore":
         return self
@@ -211,14 +208,13 @@ def _gathered(parts: list[np.ndarray], indices: np.ndarray, dim: int) -> np.ndar
 
 
 class _mapped:
-    """A float32 view of a whole file, mapped read-only; unmapped (its pages leave the process) on exit."""
+    """A float32 view of a whole open file, mapped read-only; unmapped (its pages leave the process) on exit."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, file: BinaryIO):
+        self.file = file
 
     def __enter__(self) -> np.ndarray:
-        self._file = open(self.path, "rb")
-        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        self._map = mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
         return np.frombuffer(self._map, np.float32)
 
     def __exit__(self, *exc) -> None:
@@ -227,7 +223,6 @@ class _mapped:
             self._map.close()
         except BufferError:  # a view still points into it: the pages go with the last view
             pass
-        self._file.close()
 
 
 def store_of(embeddings: np.ndarray, projection_dim: int, seed: int) -> PatchStore:

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import numpy as np
 
@@ -69,15 +68,16 @@ class ArrayRows:
 
 
 class FileRows:
-    """Rows of a file of float32 values, mapped read-only; pages read are handed back to the system
-    every `resident_bytes`, so resident memory stays bounded however many rows are read."""
+    """Rows of a file of float32 values (a path, or an open file that stays its owner's), mapped
+    read-only; pages read are handed back to the system every `resident_bytes`, so resident memory
+    stays bounded however many rows are read."""
 
-    def __init__(self, path: str | os.PathLike, dim: int, resident_bytes: int = 64 << 20):
-        self.path = Path(path)
+    def __init__(self, source: str | os.PathLike | BinaryIO, dim: int, resident_bytes: int = 64 << 20):
         self._dim = dim
-        size = self.path.stat().st_size
+        self._owns_file = not hasattr(source, "fileno")
+        self._file = open(source, "rb") if self._owns_file else source
+        size = os.fstat(self._file.fileno()).st_size
         self.count = size // (4 * dim)
-        self._file = open(self.path, "rb")
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         self._array = (np.frombuffer(self._map, np.float32).reshape(self.count, dim) if size
                        else np.zeros((0, dim), np.float32))
@@ -111,7 +111,8 @@ class FileRows:
         self._array = None
         if self._map is not None:
             self._map.close()
-        self._file.close()
+        if self._owns_file:
+            self._file.close()
 
 
 def projection_matrix(in_dim: int, dim: int, seed: int) -> np.ndarray | None:
