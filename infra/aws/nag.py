@@ -172,7 +172,7 @@ def training_wildcards(main, config) -> list[Wildcard]:
 
 def model_role_wildcards(main, config) -> list[Wildcard]:
     stack, storage = Stack.of(main.serving), main.storage
-    expansions = grant_expansions(storage.key.key_arn, "the artifacts bucket")
+    expansions = grant_expansions(None, "the artifacts bucket")
     return [
         Wildcard("Resource::*", "ecr:GetAuthorizationToken (pulls are limited to the endpoint repository by ARN) and "
                  "cloudwatch:PutMetricData (conditioned on the namespace) have no resource-level permissions.",
@@ -180,11 +180,13 @@ def model_role_wildcards(main, config) -> list[Wildcard]:
         Wildcard(f"Resource::{objects(storage.artifacts, 'pipelines/')}", "Endpoints load the model bundle of the version "
                  "they serve, under pipelines/<execution>/...: read only.", S3_READ),
         Wildcard(f"Resource::{objects(storage.artifacts, 'data-capture/')}", "Data capture writes what the endpoint saw "
-                 "under data-capture/<endpoint>/<date>/...: write only.", S3_PUT),
+                 "in files SageMaker names under data-capture/<kind>/<endpoint>/<variant>/<yyyy/mm/dd/hh>/, with the "
+                 "inspection key (the bucket refuses any other): s3:PutObject only.", _s("s3:PutObject")),
         Wildcard(f"Resource::{arn(stack, 'logs', f'log-group:/aws/sagemaker/Endpoints/{config.prefix}-*')}",
                  f"Endpoint log groups are named by SageMaker after our endpoints ({config.prefix}-<kind>).",
                  _s("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")),
-        *_pick(expansions, "s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:Abort*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
+        # the project key: decrypt only (the bundles), so no key-action wildcard is left on this role
+        *_pick(expansions, "s3:GetObject*", "s3:GetBucket*", "s3:List*"),
     ]
 
 

@@ -241,16 +241,69 @@ def test_inspection_data_has_a_key_of_its_own_and_the_project_key_keeps_models_a
     assert deploy_env["ENDPOINT_VOLUME_KMS_KEY_ID"] == {"Fn::GetAtt": [project, "Arn"]}  # the model on the volume
 
 
-def test_the_artifacts_bucket_refuses_an_inspection_image_without_the_inspection_key(main_template_json):
-    inspection = keys_by_description(main_template_json)["IVADAS inspection data: kept inspection images and the inspection log"]
-    artifacts = next(k for k, b in resources(main_template_json, "AWS::S3::Bucket").items()
-                     if any(r.get("Prefix") == "inspections/" for r in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])))
-    [policy] = [p["Properties"]["PolicyDocument"] for p in resources(main_template_json, "AWS::S3::BucketPolicy").values()
-                if p["Properties"]["Bucket"] == {"Ref": artifacts}]
-    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny" and s["Action"] == "s3:PutObject"]
-    assert deny["Principal"] == {"AWS": "*"} and "/inspections/*" in json.dumps(deny["Resource"])
-    assert deny["Condition"] == {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": {
-        "Fn::GetAtt": [inspection, "Arn"]}}}
+@pytest.mark.parametrize("prefix", ["inspections/", "data-capture/"])
+def test_the_artifacts_bucket_refuses_inspection_data_written_without_the_inspection_key(main_template_json, prefix):
+    """Kept images and the endpoints' captured requests: a PutObject under either prefix that names
+    another key (the project key, the bucket's default) or none is refused, whoever makes it."""
+    from tests.infra.iam_replay import bucket_policy_statements, denied_by, request
+    from tests.infra.test_predict_permissions import artifacts_bucket, inspection_key
+
+    bucket, project_key, bucket_id = artifacts_bucket(main_template_json, logical_id=True)
+    key = inspection_key(main_template_json)
+    policy = bucket_policy_statements(main_template_json, bucket_id)
+    written = f"arn:aws:s3:::{bucket}/{prefix}2026/12/02/object"
+    named = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    assert denied_by(policy, request("s3:PutObject", written))  # no key named: the bucket's default would apply
+    assert denied_by(policy, request("s3:PutObject", written, **{named: project_key}))
+    assert not denied_by(policy, request("s3:PutObject", written, **{named: key}))
+    # everything else in the bucket keeps the project key as its default
+    assert not denied_by(policy, request("s3:PutObject", f"arn:aws:s3:::{bucket}/pipelines/model.tar.gz"))
+    denies = [s for s in policy if s["Effect"] == "Deny" and s["Action"] == ["s3:PutObject"]]
+    assert all(s["Condition"] == {"StringNotEquals": {named: [key]}} for s in denies)
+
+
+def test_the_endpoints_write_their_capture_with_the_inspection_key_and_only_read_with_the_project_key(
+        main_template_json, monkeypatch):
+    """SageMaker writes an endpoint's data capture as the model's execution role, SSE-KMS with the
+    KmsKeyId of the endpoint config's DataCaptureConfig (what the deploy Lambda sends, replayed on
+    the strict fake): the role allows that write and the bucket policy accepts it; the role reads
+    the model bundles with the project key (decrypt) and can no longer encrypt with it."""
+    from pipelines.registry import APPROVED, SageMakerRegistry
+    from tests.infra.deployment_harness import World
+    from tests.infra.iam_replay import bucket_policy_statements, denied_by, permitted, policy_statements, request
+    from tests.infra.strict_aws import REGION
+    from tests.infra.test_predict_permissions import artifacts_bucket, inspection_key
+
+    world = World(main_template_json, monkeypatch)
+    registry = SageMakerRegistry(client=world.console)
+    registry.register("ivadas-dev-training-patchcore", "s3://artifacts/model-1.tar.gz", {}, {}, image_uri="ivadas-endpoint:1")
+    registry.set_status("ivadas-dev-training-patchcore", 1, APPROVED, "reviewed", by="qa")
+    world.settle()
+    endpoint = world.fake.endpoints["ivadas-dev-patchcore"]
+    config = world.fake.configs[endpoint["EndpointConfigName"]]
+    capture = config["DataCaptureConfig"]
+    model = world.fake.models[config["ProductionVariants"][0]["ModelName"]]
+    role_id = model["ExecutionRoleArn"].rsplit("/", 1)[1]
+    role = policy_statements(main_template_json, role_id)
+
+    bucket, project_key, bucket_id = artifacts_bucket(main_template_json, logical_id=True)
+    key = inspection_key(main_template_json)
+    assert capture["KmsKeyId"] == key
+    destination = capture["DestinationS3Uri"].removeprefix("s3://")
+    assert destination.startswith(f"{bucket}/data-capture/")
+    captured = f"arn:aws:s3:::{destination}/ivadas-dev-patchcore/AllTraffic/2026/12/02/00/00-00-000-request.jsonl"
+    via_s3 = {"kms__ViaService": f"s3.{REGION}.amazonaws.com"}
+    write = [request("s3:PutObject", captured, **{"s3:x-amz-server-side-encryption-aws-kms-key-id": key}),
+             request("kms:GenerateDataKey", key, **via_s3)]
+    assert [str(check) for check in write if not permitted(role, check)] == []
+    assert not denied_by(bucket_policy_statements(main_template_json, bucket_id), write[0])
+    # the bundle it serves: read, with the project key
+    assert permitted(role, request("s3:GetObject", f"arn:aws:s3:::{bucket}/pipelines/execution/model.tar.gz"))
+    assert permitted(role, request("kms:Decrypt", project_key, **via_s3))
+    for refused in ("kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:Encrypt", "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo"):
+        assert not permitted(role, request(refused, project_key, **via_s3)), refused
+    assert not permitted(role, request("s3:PutObject", f"arn:aws:s3:::{bucket}/pipelines/execution/model.tar.gz"))
 
 
 #: who may use the inspection key, for what, through which service; every other role: nothing

@@ -22,6 +22,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from inference.kinds import MODEL_KINDS, kind_info
+from infra.aws.constructs.storage import DATA_CAPTURE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY_SERVICE = "ivadas-deploy"
@@ -85,9 +86,12 @@ class Serving(Construct):
         stack = Stack.of(self)
         role = iam.Role(self, "ModelRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description="IVADAS endpoints: read model bundles, write data capture")
-        storage.artifacts.grant_read(role, "pipelines/*")
-        storage.artifacts.grant_put(role, "data-capture/*")
-        # captured requests are inspection data: SageMaker writes them with the inspection key (SSE-KMS, as this role)
+        storage.artifacts.grant_read(role, "pipelines/*")  # the bundles, under the project key: decrypt only
+        # Captured requests are inspection data: SageMaker writes them as this role, SSE-KMS with the
+        # inspection key (DataCaptureConfig's KmsKeyId). PutObject alone, and no use of the project
+        # key for writing (CDK's grant_put would add Encrypt, GenerateDataKey* and ReEncrypt* on it).
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[storage.artifacts.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")]))
         storage.grant_inspection_objects(role, write=True)
         images.endpoint.repository.grant_pull(role)
         role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
@@ -129,7 +133,7 @@ class Serving(Construct):
             "ENDPOINT_MAX_INSTANCES": str(config.endpoint_max_instances),
             "CANARY_PERCENT": str(config.canary_percent), "CANARY_WAIT_SECONDS": str(config.canary_wait_seconds),
             "BAKE_SECONDS": str(config.bake_seconds), "DEPLOYMENT_TIMEOUT_SECONDS": str(config.deployment_timeout_seconds),
-            "DATA_CAPTURE_URI": f"s3://{storage.artifacts.bucket_name}/data-capture",
+            "DATA_CAPTURE_URI": f"s3://{storage.artifacts.bucket_name}/{DATA_CAPTURE_PREFIX.rstrip('/')}",
             "DATA_CAPTURE_KMS_KEY_ID": storage.inspection_key.key_arn,  # the requests are inspection data
             "POWERTOOLS_SERVICE_NAME": DEPLOY_SERVICE, "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }

@@ -7,7 +7,7 @@ keys that encrypt them.
   `inspections/` of the artifacts bucket (S3 takes the key per object: the writer names it, and the
   bucket policy refuses a PutObject under `inspections/` that names another or none), the requests
   the endpoints capture under `data-capture/` (the deploy Lambda names the key in each endpoint's
-  DataCaptureConfig) and the inspection log's table. Only the roles that record, read or monitor
+  DataCaptureConfig; the same refusal holds there) and the inspection log's table. Only the roles that record, read or monitor
   inspections may use it, and only through S3 or DynamoDB (`grant_inspection_objects`,
   `grant_inspection_log`): the pipeline's and the deploy Lambda's roles, which may read every object
   of the artifacts bucket, cannot decrypt an inspection image or a captured request.
@@ -21,6 +21,10 @@ from constructs import Construct
 
 #: where kept inspection images live in the artifacts bucket (inspections/<day>/<request id>.img)
 INSPECTIONS_PREFIX = "inspections/"
+#: where the endpoints' data capture lives (data-capture/<kind>/<endpoint>/<variant>/yyyy/mm/dd/hh/...)
+DATA_CAPTURE_PREFIX = "data-capture/"
+#: the artifacts bucket's prefixes that hold inspection data: written only with the inspection key
+INSPECTION_DATA_PREFIXES = (INSPECTIONS_PREFIX, DATA_CAPTURE_PREFIX)
 
 
 class Storage(Construct):
@@ -45,17 +49,19 @@ class Storage(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=Duration.days(90)),
                 s3.LifecycleRule(id="inspections", prefix=INSPECTIONS_PREFIX, expiration=Duration.days(90)),
-                s3.LifecycleRule(id="data-capture", prefix="data-capture/", expiration=Duration.days(30)),
+                s3.LifecycleRule(id="data-capture", prefix=DATA_CAPTURE_PREFIX, expiration=Duration.days(30)),
                 s3.LifecycleRule(id="infrequent", transitions=[s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
                                                                                 transition_after=Duration.days(60))]),
             ],
             **common,
         )
-        # An image written under inspections/ with the bucket's default (the project key) could be read
-        # by every role that reads the bucket: such a write is refused, whoever makes it.
+        # An image kept under inspections/ or a request captured under data-capture/ written with the
+        # bucket's default (the project key) could be read by every role that reads the bucket: such a
+        # write is refused, whoever makes it. SageMaker writes data capture SSE-KMS with the KmsKeyId of
+        # the endpoint config's DataCaptureConfig, which the deploy Lambda sets to the inspection key's ARN.
         self.artifacts.add_to_resource_policy(iam.PolicyStatement(
             effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()], actions=["s3:PutObject"],
-            resources=[self.artifacts.arn_for_objects(f"{INSPECTIONS_PREFIX}*")],
+            resources=[self.artifacts.arn_for_objects(f"{prefix}*") for prefix in INSPECTION_DATA_PREFIXES],
             conditions={"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": self.inspection_key.key_arn}}))
 
     def _via(self, service: str) -> dict:
