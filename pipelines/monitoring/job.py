@@ -43,7 +43,8 @@ def run_local(store: Path, output: Path, since: datetime, until: datetime, thres
     from pipelines.monitoring.references import LocalReferences
 
     database = database or store / "inspections" / "inspections.sqlite"
-    thresholds = ThresholdConfig.load(thresholds_file or store / "monitoring.json")
+    thresholds = (ThresholdConfig.load(thresholds_file) if thresholds_file
+                  else ThresholdConfig.load(store / "monitoring.json", optional=True))
     records = verdicts.attach_feedback(verdicts.read_sqlite(database, since, until), verdicts.folder_feedback(store))
     captured = capture.read_source(store / capture.CAPTURE_PREFIX, since, until)
     return run(capture.merge(records, captured.records), LocalReferences(store), since, until, output, thresholds)

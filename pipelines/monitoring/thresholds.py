@@ -101,9 +101,11 @@ class ThresholdConfig:
         return cls(default, {name: _checked(values, f"classes.{name}") for name, values in classes.items()})
 
     @classmethod
-    def load(cls, path: str | Path | None) -> "ThresholdConfig":
+    def load(cls, path: str | Path | None, optional: bool = False) -> "ThresholdConfig":
+        """`path`'s thresholds; the defaults without one, or when an `optional` file (the store's
+        `monitoring.json`) is not there. A file someone named must exist."""
         if path is None or not Path(path).is_file():
-            if path is not None and not str(path).endswith("monitoring.json"):
+            if path is not None and not optional:
                 raise ThresholdError(f"no thresholds file {path}")
             return cls()
         try:

@@ -50,3 +50,35 @@ def test_thresholds_per_class_and_their_errors():
                          ({"default": {"p_value": True}}, "non-negative"), ({"extra": {}}, "unknown key"), ([], "JSON object")):
         with pytest.raises(ThresholdError, match=message):
             ThresholdConfig.from_dict(bad)
+
+
+def test_a_thresholds_file_asked_for_must_exist_whatever_its_name(tmp_path):
+    # `--thresholds ./monitoring.json` with a typo in the folder must not quietly fall back to the defaults
+    with pytest.raises(ThresholdError, match="no thresholds file"):
+        ThresholdConfig.load(tmp_path / "monitoring.json")
+    assert ThresholdConfig.load(tmp_path / "monitoring.json", optional=True) == ThresholdConfig()
+    (tmp_path / "monitoring.json").write_text('{"classes": {"tiles": {"input_psi": 0.4}}}')
+    assert ThresholdConfig.load(tmp_path / "monitoring.json").for_class("tiles").input_psi == 0.4
+
+
+def test_the_store_thresholds_apply_unless_a_file_is_named(tmp_path, monkeypatch):
+    from pipelines.monitoring import job
+
+    seen = []
+    monkeypatch.setattr(job.verdicts, "read_sqlite", lambda *a: [])
+    monkeypatch.setattr(job, "run", lambda records, references, since, until, output, thresholds: seen.append(thresholds))
+    monkeypatch.setattr("pipelines.registry.LocalRegistry", lambda store: None)
+    since, until = drift_period()
+    job.run_local(tmp_path, tmp_path / "out", since, until)  # no monitoring.json in the store: the defaults
+    (tmp_path / "monitoring.json").write_text('{"default": {"min_samples": 50}}')
+    job.run_local(tmp_path, tmp_path / "out", since, until)
+    assert [t.default.min_samples for t in seen] == [30, 50]
+    with pytest.raises(ThresholdError, match="no thresholds file"):
+        job.run_local(tmp_path, tmp_path / "out", since, until, tmp_path / "elsewhere" / "monitoring.json")
+
+
+def drift_period():
+    from datetime import datetime, timedelta, timezone
+
+    until = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    return until - timedelta(hours=1), until
