@@ -133,6 +133,12 @@ def test_stations_use_api_keys_bound_to_usage_plans_or_iam(main_template_json):
                  for r in resources(main_template_json, "AWS::ApiGateway::GatewayResponse").values()
                  if r["Properties"]["RestApiId"] == {"Ref": station_api}}
     assert responses["QUOTA_EXCEEDED"] == "429" and responses["THROTTLED"] == "429" and responses["INVALID_API_KEY"] == "403"
+    # the station stage's web ACL (rate per IP, known bad inputs) refuses in the API's error format too
+    templates = {r["Properties"]["ResponseType"]: r["Properties"].get("ResponseTemplates", {})
+                 for r in resources(main_template_json, "AWS::ApiGateway::GatewayResponse").values()
+                 if r["Properties"]["RestApiId"] == {"Ref": station_api}}
+    assert responses["WAF_FILTERED"] == "403"
+    assert all('"error"' in templates[kind]["application/json"] for kind in responses)
 
 
 def test_stations_config_makes_one_plan_and_key_per_station():

@@ -45,6 +45,9 @@ class StationApi(Construct):
             (apigw.ResponseType.ACCESS_DENIED, "403", "forbidden", "$context.error.message"),
             (apigw.ResponseType.QUOTA_EXCEEDED, "429", "quota_exceeded", "this station has used its requests for today"),
             (apigw.ResponseType.THROTTLED, "429", "throttled", "too many requests; retry shortly"),
+            # the stage's web ACL: over the rate per IP, or a request that matches a known bad input
+            (apigw.ResponseType.WAF_FILTERED, "403", "forbidden",
+             "refused by the station API's firewall (too many requests from this address, or a known bad input)"),
             (apigw.ResponseType.REQUEST_TOO_LARGE, "413", "payload_too_large", "the request is larger than 10 MB"),
             (apigw.ResponseType.INTEGRATION_TIMEOUT, "504", "endpoint_timeout", "the model did not answer within 29 s"),
         ):
