@@ -66,6 +66,12 @@ class ThresholdError(ValueError):
     pass
 
 
+#: A significance level and a share of verdicts: between 0 and 1.
+SHARES = ("p_value", "anomaly_rate")
+#: Numbers of samples.
+COUNTS = ("min_samples", "min_reference_scores")
+
+
 def _checked(values: dict, where: str) -> dict:
     if not isinstance(values, dict):
         raise ThresholdError(f"{where} must be an object of threshold names and numbers")
@@ -76,7 +82,11 @@ def _checked(values: dict, where: str) -> dict:
     for name, value in values.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise ThresholdError(f"{where}: {name} must be a non-negative number, got {value!r}")
-    return {k: int(v) if k in ("min_samples", "min_reference_scores") else float(v) for k, v in values.items()}
+        if name in SHARES and value > 1:
+            raise ThresholdError(f"{where}: {name} must be at most 1 (a share, not a percentage), got {value!r}")
+        if name in COUNTS and value != int(value):
+            raise ThresholdError(f"{where}: {name} must be a whole number, got {value!r}")
+    return {k: int(v) if k in COUNTS else float(v) for k, v in values.items()}
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,15 @@ def drift_period():
 
     until = datetime(2026, 12, 1, tzinfo=timezone.utc)
     return until - timedelta(hours=1), until
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"p_value": 5}, "p_value must be at most 1"),  # every KS test would count as significant
+    ({"anomaly_rate": 20}, "anomaly_rate must be at most 1"),  # a share, not a percentage
+    ({"min_samples": 2.5}, "min_samples must be a whole number"),
+    ({"min_reference_scores": 4.2}, "min_reference_scores must be a whole number"),
+])
+def test_thresholds_out_of_their_range_are_refused(values, message):
+    with pytest.raises(ThresholdError, match=message):
+        ThresholdConfig.from_dict({"classes": {"tiles": values}})
+    assert ThresholdConfig.from_dict({"default": {"p_value": 1, "anomaly_rate": 0.0, "min_samples": 50.0}})
