@@ -97,14 +97,23 @@ def _input_text(result) -> str:
     return f"drifted: {moved}; largest change: {result['worst']}"
 
 
+def rate_series(group: dict) -> list[tuple[str, str, list[str], list[float]]]:
+    """The lines of the over-time plot: (label, marker, bucket starts, values); precision and recall
+    only over the buckets where people reviewed verdicts that make them defined."""
+    series = group["anomaly_rate_over_time"]
+    lines = [("anomaly rate", "o", [s["start"][5:16] for s in series], [s["rate"] for s in series])]
+    for key, marker in (("precision", "s"), ("recall", "^")):
+        found = [q for q in group["quality"]["over_time"] if q[key] is not None]
+        if found:
+            lines.append((f"{key} (reviewed)", marker, [q["start"][5:16] for q in found], [q[key] for q in found]))
+    return lines
+
+
 def _rate_plot(group: dict, path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 2.8))
-    series = group["anomaly_rate_over_time"]
-    ax.plot([s["start"][5:16] for s in series], [s["rate"] for s in series], marker="o", label="anomaly rate")
-    precision = [q for q in group["quality"]["over_time"] if q["precision"] is not None]
-    if precision:
-        ax.plot([q["start"][5:16] for q in precision], [q["precision"] for q in precision], marker="s", label="precision (reviewed)")
+    for label, marker, times, values in rate_series(group):
+        ax.plot(times, values, marker=marker, label=label)
     ax.axhline(group["thresholds"]["anomaly_rate"], color="grey", linestyle="--", linewidth=0.8, label="rate alarm")
     ax.set(ylim=(0, 1.02), ylabel="share", title=f"{group['class_name']}: anomaly rate over time")
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)

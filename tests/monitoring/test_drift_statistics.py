@@ -94,3 +94,20 @@ def test_thresholds_out_of_their_range_are_refused(values, message):
     with pytest.raises(ThresholdError, match=message):
         ThresholdConfig.from_dict({"classes": {"tiles": values}})
     assert ThresholdConfig.from_dict({"default": {"p_value": 1, "anomaly_rate": 0.0, "min_samples": 50.0}})
+
+
+def test_the_over_time_plot_shows_reviewed_precision_and_recall():
+    from datetime import datetime, timezone
+
+    from pipelines.monitoring.monitor import over_time, quality
+    from pipelines.monitoring.report import rate_series
+
+    since = datetime(2026, 12, 1, 8, tzinfo=timezone.utc)
+    records = [{"timestamp": f"2026-12-01T08:{minute:02d}:00+00:00", "is_anomaly": flagged, "verified_label": label}
+               for minute, flagged, label in [(1, True, "anomaly"), (2, True, "normal"), (3, False, "anomaly"),
+                                              (20, False, None), (21, True, None)]]
+    group = {"anomaly_rate_over_time": over_time(records, since, 15), "quality": quality(records, since, 15)}
+    lines = {label: (times, values) for label, _, times, values in rate_series(group)}
+    assert lines["anomaly rate"] == (["12-01T08:00", "12-01T08:15"], [2 / 3, 0.5])
+    assert lines["precision (reviewed)"] == (["12-01T08:00"], [0.5])
+    assert lines["recall (reviewed)"] == (["12-01T08:00"], [0.5])  # a missed defect was reported
