@@ -168,6 +168,9 @@ def test_the_origin_secret_rotates_through_a_function_that_moves_cloudfront_and_
     # the API Lambda reads the version list to accept the pending and (for a while) the previous value
     predict = role_statements(main_template_json, "predict_app.handler")
     assert "secretsmanager:ListSecretVersionIds" in actions_of(predict)
+    # README: rotate by hand with `aws secretsmanager rotate-secret --secret-id <OriginSecretArn output>`
+    [secret_id] = resources(main_template_json, "AWS::SecretsManager::Secret")
+    assert main_template_json["Outputs"]["OriginSecretArn"]["Value"] == {"Ref": secret_id}
 
 
 def test_the_web_acl_follows_the_secret_every_minute_with_the_lambdas_grace(main_template_json):

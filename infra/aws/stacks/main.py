@@ -61,3 +61,5 @@ class IvadasStack(Stack):
         CfnOutput(self, "UserPoolId", value=self.sign_in.pool.user_pool_id, description="people sign in here (README, Security)")
         CfnOutput(self, "StationApiUrl", value=self.stations.url,
                   description="inspection stations: POST predict with x-api-key, or iam/predict signed with SigV4")
+        CfnOutput(self, "OriginSecretArn", value=self.api.origin_secret.secret_arn,
+                  description="the origin secret: aws secretsmanager rotate-secret --secret-id <this> rotates it now")
