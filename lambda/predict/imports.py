@@ -12,6 +12,11 @@ Locally the local stack's worker runs it (`import_local`); on AWS it is a SageMa
 of the training image, run as the pipeline's role, that uploads the bundle to the artifacts bucket
 and registers it in the Model Registry (`import_aws`). Whatever the outcome, the uploaded files are
 removed once the job has ended (a registered version keeps its own copy of the graph in its bundle).
+
+An import SageMaker refuses to start (its quota of processing jobs used up, a role it cannot assume)
+is Failed with that reason but keeps its files and is `retryable`: POST /models/import with the same
+import_id starts it again without sending the files again. Files nobody retries with go an hour
+after the refusal, as those of an import that was never started do.
 """
 
 from __future__ import annotations
@@ -85,21 +90,41 @@ class ImportRecords(JobRecords):
         for spec in record["files"].values():
             self.store.delete(spec["key"])
 
+    def refused(self, record: dict, error: ApiError) -> dict:
+        """Nothing ran: the uploads stay, so the import can be started again as it is."""
+        record["retryable"] = True
+        return super().refused(record, error)
+
+
+def startable(record: dict) -> bool:
+    """An import whose files have all been sent and which was never started, or whose start was refused."""
+    return record["status"] == "Uploading" or bool(record.get("retryable"))
+
 
 def abandoned(record: dict, at: datetime | None = None) -> bool:
-    """An import whose files never all arrived: its upload forms expired long ago."""
-    if record["status"] != "Uploading":
+    """An import whose files never all arrived (its upload forms expired long ago), or whose refused
+    start nobody retried within the same hour."""
+    if record["status"] == "Uploading":
+        since = record["created_at"]
+    elif record.get("retryable"):
+        since = record["ended_at"]
+    else:
         return False
-    created = datetime.fromisoformat(record["created_at"])
-    return ((at or datetime.now(timezone.utc)) - created).total_seconds() > ABANDONED_AFTER_S
+    return ((at or datetime.now(timezone.utc)) - datetime.fromisoformat(since)).total_seconds() > ABANDONED_AFTER_S
 
 
 def sweep_abandoned(records: ImportRecords) -> None:
     """Uploads nobody started an import with do not stay in the bucket."""
     for record in records.all():
-        if abandoned(record):
+        if not abandoned(record):
+            continue
+        if record["status"] == "Uploading":
             finish(records, record, None, "the import was never started: its files did not all arrive before the upload "
                                           "forms expired; upload them again")
+        else:
+            record["retryable"] = False
+            finish(records, record, None, f"{record['failure_reason']}; nobody started it again within the hour, so its "
+                                          "files were removed: upload them again")
 
 
 def finish(records: ImportRecords, record: dict, result: dict | None, failure: str | None) -> dict:

@@ -1,6 +1,10 @@
 """A record per job the API starts (a training, a trial, a detector import): one JSON object in the
 store at `<folder>/<id>.json`, the job's own files, if any, under `<folder>/<id>/`. The API writes
-them when it starts or refreshes a job; the local stack's worker when it runs one."""
+them when it starts or refreshes a job; the local stack's worker when it runs one.
+
+A job SageMaker refuses to start (its quota used up, a role it cannot assume, ...) ends its record
+Failed with the API's words before the error is answered: a record left Queued would never run, and
+the list would show it waiting for ever."""
 
 from __future__ import annotations
 
@@ -34,6 +38,23 @@ class JobRecords:
         record["updated_at"] = now()
         self.store.put(self.key(record["id"]), json.dumps(record, indent=1, sort_keys=True).encode())
         return record
+
+    def start(self, record: dict, start) -> dict:
+        """Save what `start(record)` makes of the record (the job's name, Executing); if the job is
+        refused, the record is `refused` and the error goes on to the caller."""
+        try:
+            started = start(record)
+        except ApiError as error:
+            self.refused(record, error)
+            raise
+        return self.save(started)
+
+    def refused(self, record: dict, error: ApiError) -> dict:
+        """The job never started: the record ends Failed with the reason the API answered, and
+        `start_error` tells a refusal (nothing ran) from a job that ran and failed."""
+        record.update(status="Failed", failure_reason=error.message, start_error={"status": error.status, "code": error.code},
+                      ended_at=now())
+        return self.save(record)
 
     def get(self, record_id: str) -> dict:
         self.check_id(record_id)

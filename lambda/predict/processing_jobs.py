@@ -5,11 +5,15 @@ Each caller writes its own CreateProcessingJob request (image, inputs, arguments
 names the job within SageMaker's limit, starts it, and turns SageMaker's refusals into the API's
 errors, the same way for all three:
 
-    ResourceInUse                                   409  a job of that name exists
+    ResourceInUse                                   409  a job of that name exists, and it is not this one
     ResourceLimitExceeded                           429  the account's quota of processing jobs is used up
     ThrottlingException, TooManyRequestsException   429  `throttled`, as for every other AWS call of the API
     ValidationException and anything else           502  SageMaker refused the request (a role it cannot
                                                          assume, an image it cannot pull, ...)
+
+A job of that name that is this very request (the same image, command, inputs and outputs) is the
+job an earlier call started whose answer was lost (botocore retrying a timed-out call, an API call
+cut off and sent again): it is taken as started, not started twice and not refused for ever.
 """
 
 from __future__ import annotations
@@ -79,8 +83,31 @@ def start(client, name: str, request: dict, words: JobWords) -> str:
     try:
         client.create_processing_job(ProcessingJobName=name, **request)
     except ClientError as exc:
-        raise api_error(exc, name, words) from None
+        if not (error_code(exc) == "ResourceInUse" and started_already(client, name, request)):
+            raise api_error(exc, name, words) from None
     return name
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def started_already(client, name: str, request: dict) -> bool:
+    """Whether the job named `name` is `request` itself: the same container, arguments, inputs and
+    outputs (the names carry a record's id, so this is the record's own job, started before)."""
+    try:
+        job = client.describe_processing_job(ProcessingJobName=name)
+    except ClientError:
+        return False  # gone or not readable: the name stays taken, and the 409 says so
+    return what_it_does(job) == what_it_does(request)
+
+
+def what_it_does(job: dict) -> tuple:
+    app = job.get("AppSpecification", {})
+    return (app.get("ImageUri"), app.get("ContainerEntrypoint"), app.get("ContainerArguments"),
+            [(i.get("InputName"), i.get("S3Input", {}).get("S3Uri")) for i in job.get("ProcessingInputs", [])],
+            [(o.get("OutputName"), o.get("S3Output", {}).get("S3Uri"))
+             for o in job.get("ProcessingOutputConfig", {}).get("Outputs", [])])
 
 
 def api_error(exc: ClientError, name: str, words: JobWords) -> ApiError:

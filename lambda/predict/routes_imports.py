@@ -1,7 +1,8 @@
 """Bring-your-own detectors from the browser, as `ivadas models import` does on the command line:
 
 POST /models/import/uploads (upload forms for the ONNX graph, its names file and a labelled zip) ·
-POST /models/import (the product class and the anomalous classes: starts the import job) ·
+POST /models/import (the product class and the anomalous classes: starts the import job, or again
+after SageMaker refused to start it) ·
 GET /models/imports · GET /models/imports/{import_id} (status; the evaluation, or why it was refused).
 
 The files go straight to storage with the same upload forms as datasets (a graph is often larger
@@ -23,7 +24,7 @@ import uploads
 from api_core import ApiError, json_body, logger, validated
 from class_datasets import check_name, now
 from imports import (ACTIVE, ImportRecords, check_file, check_labelled_zip, launcher_from_environment, limit_of,
-                     sweep_abandoned)
+                     startable, sweep_abandoned)
 from routes_datasets import dataset_store
 
 router = APIGatewayRouter()
@@ -101,8 +102,10 @@ def start_import():
         raise ApiError(400, "bad_request", "choose at least one anomalous class")
     store = records()
     record = store.get(request.import_id)
-    if record["status"] != "Uploading":
+    if not startable(record):
         raise ApiError(409, "import_started", f"import {record['id']} was started already ({record['status']})")
+    for refusal in ("retryable", "failure_reason", "start_error", "ended_at"):  # a start again after a refused one
+        record.pop(refusal, None)
     missing = store.missing_files(record)
     if missing:
         raise ApiError(409, "upload_missing", f"{', '.join(missing)} has not arrived yet; send it to its upload form first")
@@ -119,7 +122,8 @@ def start_import():
     launcher = launcher_from_environment()
     record.update(status="Queued", class_name=request.class_name, anomalous_classes=anomalous, iou=request.iou,
                   backend=launcher.backend, by=caller())
-    record = store.save(launcher.start(record))
+    # refused by SageMaker: saved Failed with the reason answered, its files kept to start it again
+    record = store.start(record, launcher.start)
     logger.info("detector import started", extra={"import": record["id"], "class_name": request.class_name})
     return created(record)
 

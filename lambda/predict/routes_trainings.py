@@ -278,7 +278,8 @@ def start_trial():
         images.append((item.name, data, checked_image(data, item.name)[0]))
     trials, launcher = Trials(dataset_store().store), trial_launcher()
     trial = trials.create(version, request.kind, request.class_name, images, launcher.backend)
-    return created(trials.save(launcher.start(trial)) if launcher.backend != "local" else trial)
+    # a trial SageMaker refuses to start is saved Failed with the reason answered here (Trials.start)
+    return created(trials.start(trial, launcher.start) if launcher.backend != "local" else trial)
 
 
 def trial_refreshed(trial: dict) -> dict:

@@ -4,7 +4,8 @@ approves it, the way Lookout for Vision's trial detections worked.
 A trial is a record (`trials/<id>.json`) and its images (`trials/<id>/<n><ext>`) in the store.
 Locally the local stack's worker scores them with the version's bundle, through the same model code
 the endpoints run, and writes each verdict (score, threshold, heatmap) into the record. Results can
-then be marked right or wrong (POST /feedback with trial_id and index).
+then be marked right or wrong (POST /feedback with trial_id and index). On AWS a SageMaker Processing
+job scores them; one SageMaker refuses to start leaves the trial Failed with its reason (JobRecords.start).
 """
 
 from __future__ import annotations
@@ -59,8 +60,13 @@ def run_trial(trials: Trials, record: dict, load_model, score_images) -> dict:
     except Exception as exc:  # the version's bundle cannot be loaded: the whole trial fails, in words
         record.update(status="Failed", failure_reason=f"the model version could not be loaded: {exc}", ended_at=now())
         return trials.save(record)
-    images = [(entry["name"], trials.store.get(entry["key"])) for entry in record["images"]]
-    record.update(status="Succeeded", results=score_images(model, record["class_name"], images), ended_at=now())
+    try:
+        images = [(entry["name"], trials.store.get(entry["key"])) for entry in record["images"]]
+        results = score_images(model, record["class_name"], images)
+    except Exception as exc:  # the trial ends Failed, in words; the worker goes on with the next job
+        record.update(status="Failed", failure_reason=f"the trial's images could not be scored: {exc}", ended_at=now())
+        return trials.save(record)
+    record.update(status="Succeeded", results=results, ended_at=now())
     return trials.save(record)
 
 

@@ -193,5 +193,61 @@ def test_sagemaker_refusing_the_job_is_an_error_in_words(aws, tmp_path, code, me
     stub.add_client_error("create_processing_job", code, message, 400)
     got, body = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})
     assert got == status and body["error"]["code"] == error and message in body["error"]["message"]
-    # nothing started: the import may be started again, its files still there
-    assert call("GET", f"/models/imports/{import_id}")[1]["status"] == "Uploading" and uploaded(s3, import_id)
+    # nothing runs: the import says why, keeps its files and may be started again as it is
+    refused = call("GET", f"/models/imports/{import_id}")[1]  # no Stubber response: SageMaker is not asked again
+    assert refused["status"] == "Failed" and refused["failure_reason"] == body["error"]["message"] and refused["retryable"]
+    assert refused["start_error"] == {"status": status, "code": error} and "job_name" not in refused
+    assert uploaded(s3, import_id) == [f"datasets/imports/{import_id}/graph.onnx"]
+    again = start(stub, import_id, ["crack"])  # the same request, now accepted; no file sent again
+    stub.add_response("describe_processing_job", describe(again["ProcessingJobName"], "InProgress"),
+                      {"ProcessingJobName": again["ProcessingJobName"]})
+    record = call("GET", f"/models/imports/{import_id}")[1]
+    assert record["status"] == "Executing" and not {"retryable", "failure_reason", "start_error", "ended_at"} & set(record)
+    # started once, it cannot be started a second time
+    got, body = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})
+    assert got == 409 and body["error"]["code"] == "import_started"
+
+
+def test_an_import_whose_start_answer_was_lost_is_started_again_as_its_own_job(aws, tmp_path):
+    """CreateProcessingJob carried out but its answer lost (the API call timed out): the import is
+    still Uploading, and asking again finds its own job under its name instead of a 409 for ever."""
+    s3, stub = aws
+    graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES)).read_bytes()
+    import_id = upload(s3, {"graph": ("thermal.onnx", graph)})
+    lost = expected_job(import_id, ["crack"])  # what the call whose answer was lost asked for
+    job = lost["ProcessingJobName"]
+    echoed = {key: lost[key] for key in ("AppSpecification", "ProcessingInputs", "ProcessingOutputConfig", "RoleArn")}
+    taken = "Job name must be unique within an AWS account and region, and a job with this name already exists"
+    # asked again with other choices: that job is not this request, so it is not taken for it
+    stub.add_client_error("create_processing_job", "ResourceInUse", taken, 400, expected_params=expected_job(import_id, ["hot spot"]))
+    stub.add_response("describe_processing_job", {**describe(job, "InProgress"), **echoed}, {"ProcessingJobName": job})
+    got, body = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["hot spot"]})
+    assert got == 409 and body["error"]["code"] == "import_job_exists" and job in body["error"]["message"]
+    assert call("GET", f"/models/imports/{import_id}")[1]["retryable"] and uploaded(s3, import_id)
+    # asked again as before: the job running under the import's name is its own, started once
+    stub.add_client_error("create_processing_job", "ResourceInUse", taken, 400, expected_params=lost)
+    stub.add_response("describe_processing_job", {**describe(job, "InProgress"), **echoed}, {"ProcessingJobName": job})
+    got, record = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})
+    assert got == 201 and record["status"] == "Executing" and record["job_name"] == job and "retryable" not in record
+    stub.assert_no_pending_responses()
+
+
+def test_the_files_of_a_refused_import_nobody_starts_again_go_after_an_hour(aws, tmp_path, monkeypatch):
+    import imports
+
+    s3, stub = aws
+    graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES)).read_bytes()
+    import_id = upload(s3, {"graph": ("thermal.onnx", graph)})
+    stub.add_client_error("create_processing_job", "ResourceLimitExceeded", "The account-level service limit for ml.m5.large "
+                          "processing jobs is 0", 400)
+    assert call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})[0] == 429
+    upload(s3, {"graph": ("other.onnx", graph)})  # a new upload sweeps; within the hour the refused one is kept
+    assert uploaded(s3, import_id) and call("GET", f"/models/imports/{import_id}")[1]["retryable"]
+    monkeypatch.setattr(imports, "ABANDONED_AFTER_S", -1)
+    upload(s3, {"graph": ("other.onnx", graph)})
+    swept = call("GET", f"/models/imports/{import_id}")[1]
+    assert swept["status"] == "Failed" and not swept["retryable"] and uploaded(s3, import_id) == []
+    assert "quota" in swept["failure_reason"] and "upload them again" in swept["failure_reason"]
+    got, body = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})
+    assert got == 409 and body["error"]["code"] == "import_started"
+

@@ -46,3 +46,44 @@ def test_an_id_that_cannot_be_one_is_a_400_and_an_unknown_one_a_404(tmp_path, no
     with pytest.raises(ApiError) as unknown:
         records.get(record_id)
     assert (unknown.value.status, unknown.value.code, unknown.value.message) == (404, f"unknown_{noun}", f"no {noun} {record_id}")
+
+
+@pytest.mark.parametrize("noun", sorted(KINDS))
+def test_a_job_refused_its_start_ends_its_record_failed_with_the_answered_reason(tmp_path, noun):
+    kind, record_id, _ = KINDS[noun]
+    records = kind(FolderStore(tmp_path))
+    record = records.save({"id": record_id, "created_at": "2026-12-01T12:00:00+00:00", "status": "Queued"})
+    refusal = ApiError(429, f"{noun}_limit_reached", "SageMaker's quota for processing jobs is reached (limit is 1)")
+
+    def refuse(_record):
+        raise refusal
+
+    with pytest.raises(ApiError) as answered:
+        records.start(record, refuse)
+    assert answered.value is refusal  # the caller answers it unchanged
+    stored = records.get(record_id)
+    assert stored["status"] == "Failed" and stored["failure_reason"] == refusal.message and stored["ended_at"]
+    assert stored["start_error"] == {"status": 429, "code": f"{noun}_limit_reached"}
+    assert stored.get("retryable", False) is (noun == "import")  # only an import keeps its files to start again
+
+
+def test_a_started_job_is_saved_as_the_launcher_left_it(tmp_path):
+    records = Trials(FolderStore(tmp_path))
+    record = records.save({"id": "f" * 32, "created_at": "2026-12-01T12:00:00+00:00", "status": "Queued"})
+    records.start(record, lambda r: {**r, "status": "Executing", "job_name": "ivadas-training-trial-" + "f" * 24})
+    assert records.get("f" * 32)["status"] == "Executing" and records.get("f" * 32)["job_name"].endswith("f" * 24)
+
+
+def test_a_trial_the_model_cannot_score_fails_in_words_and_the_worker_goes_on(tmp_path):
+    from trials import run_trial
+
+    records = Trials(FolderStore(tmp_path))
+    records.store.put("datasets/trials/x/0.png", b"png")
+    record = records.save({"id": "a" * 32, "created_at": "2026-12-01T12:00:00+00:00", "status": "Queued", "class_name": "tiles",
+                           "model_url": "file:///m", "images": [{"name": "0.png", "key": "datasets/trials/x/0.png"}]})
+
+    def cannot_score(model, class_name, images):
+        raise RuntimeError("the bundle has no threshold for class tiles")
+
+    done = run_trial(records, record, lambda url: object(), cannot_score)
+    assert done["status"] == "Failed" and "no threshold for class tiles" in records.get("a" * 32)["failure_reason"]

@@ -292,3 +292,43 @@ def test_the_trial_step_scores_the_images_in_their_order(tmp_path, patchcore_bun
     assert [r["name"] for r in results] == [f"{i}.png" for i in range(13)]  # 10 after 9, not after 1
     assert [r["is_anomaly"] for r in results[:2]] == [False, True] and results[1]["heatmap_png_base64"]
     assert "error" in results[12]
+
+
+class OneVersion:
+    """The Model Registry holding version 3 of the PatchCore group, trained on tiles."""
+
+    def get(self, group: str, number: int) -> dict:
+        return {"id": f"{group}/{number}", "status": "PendingManualApproval", "metadata": {"classes": "tiles"},
+                "model_url": "s3://ivadas-artifacts/pipelines/x/model.tar.gz"}
+
+
+@pytest.mark.parametrize("code, message, status, error", [
+    ("ResourceLimitExceeded", "The account-level service limit 'ml.m5.large for processing job usage' is 1 Instances, with "
+                              "current utilization of 1 Instances and a request delta of 1 Instances.", 429, "trial_limit_reached"),
+    ("ValidationException", "Could not assume role arn:aws:iam::123456789012:role/pipeline. Please ensure that the role "
+                            "exists and allows principal 'sagemaker.amazonaws.com' to assume the role.", 502, "trial_unavailable"),
+])
+def test_a_trial_sagemaker_refuses_to_start_is_failed_with_its_reason_not_queued_for_ever(aws, monkeypatch, code, message,
+                                                                                          status, error):
+    import model_versions
+    import routes_trainings
+    import trials
+
+    sagemaker = boto3.client("sagemaker")
+    launcher = trials.SageMakerTrials("ivadas-training", f"s3://{BUCKET}", "ivadas-artifacts", "123.dkr.ecr/ivadas-training:1",
+                                      "arn:aws:iam::123456789012:role/pipeline", client=sagemaker, s3=aws)
+    monkeypatch.setattr(routes_trainings, "trial_launcher", lambda: launcher)
+    monkeypatch.setattr(model_versions, "from_environment", OneVersion)
+    image = base64.b64encode(png_bytes((16, 16), (9, 9, 9))).decode()
+    with Stubber(sagemaker) as stub:
+        stub.add_client_error("create_processing_job", code, message, 400)
+        got, body = call("POST", "/trials", {"kind": "patchcore", "version": 3, "class_name": "tiles",
+                                             "images": [{"name": "a.png", "image_base64": image}]})
+        stub.assert_no_pending_responses()
+    assert got == status and body["error"]["code"] == error and message in body["error"]["message"]
+    listed = call("GET", "/trials")[1]["trials"]
+    assert len(listed) == 1 and listed[0]["status"] == "Failed"
+    trial = call("GET", f"/trials/{listed[0]['id']}")[1]  # nothing to ask SageMaker about: no Stubber response is used
+    assert trial["failure_reason"] == body["error"]["message"] and trial["ended_at"] and "job_name" not in trial
+    assert trial["start_error"] == {"status": status, "code": error}
+    assert keys(aws, f"datasets/trials/{trial['id']}/") == [f"datasets/trials/{trial['id']}/0.png"]  # its images stay

@@ -105,6 +105,9 @@ def test_every_job_the_api_starts_answers_sagemakers_refusals_alike(sagemaker, s
                                            "ProcessingResources": ANY, **({} if starter == "monitoring" else {
                                                "ProcessingInputs": ANY, "ProcessingOutputConfig": ANY,
                                                "StoppingCondition": ANY, "Environment": ANY})})
+    if which == "exists":  # the job of that name is someone else's request, not this one started before
+        stub.add_response("describe_processing_job", described("Completed", ContainerArguments=["--other", "job"]),
+                          {"ProcessingJobName": ANY})
     with pytest.raises(ApiError) as refused:
         start(client)
     assert refused.value.status == status and refused.value.code == (codes[which] if which else "throttled")
@@ -123,3 +126,61 @@ def test_every_job_the_api_starts_is_started_under_its_own_name(sagemaker, start
     started = start(client)
     name = started if isinstance(started, str) else started["job_name"]
     assert JOB_NAME.match(name) and (isinstance(started, str) or started["status"] == "Executing")
+
+
+def described(status: str, **app) -> dict:
+    """DescribeProcessingJob's answer for a job of the training image (what SageMaker echoes back)."""
+    return {"ProcessingJobName": "x", "ProcessingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:processing-job/x",
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10}},
+            "AppSpecification": {"ImageUri": IMAGE, **app}, "CreationTime": datetime(2026, 12, 1), "ProcessingJobStatus": status}
+
+
+def as_described(request: dict, status: str) -> dict:
+    """The job `request` started, as DescribeProcessingJob answers for it."""
+    echoed = {key: request[key] for key in ("AppSpecification", "ProcessingInputs", "ProcessingOutputConfig", "RoleArn")
+              if key in request}
+    return {**described(status), **echoed, "ProcessingJobName": request["ProcessingJobName"]}
+
+
+def captured_request(starter: str) -> dict:
+    """The CreateProcessingJob request a starter sends, seen through a client that records it."""
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    sent = {}
+    client.meta.events.register("provide-client-params.sagemaker.CreateProcessingJob",
+                                lambda params, **_: sent.update(params))
+    with Stubber(client) as stub:
+        stub.add_response("create_processing_job", {"ProcessingJobArn": "arn:x"})
+        if starter == "monitoring":
+            routes_monitoring._sagemaker = client
+        STARTERS[starter][0](client)
+    return sent
+
+
+@pytest.mark.parametrize("starter", sorted(STARTERS))
+def test_a_start_whose_answer_was_lost_finds_its_own_job_and_does_not_start_it_twice(sagemaker, starter, monkeypatch):
+    """A timed-out CreateProcessingJob that SageMaker had carried out: asked again (by botocore's retry
+    or by the user), the name is taken by this very request, which is the job, started."""
+    client, stub = sagemaker
+    monkeypatch.setattr(processing_jobs.secrets, "token_hex", lambda n: "a1b2c3")  # the monitoring name, twice the same
+    request = captured_request(starter)
+    monkeypatch.setattr(routes_monitoring, "_sagemaker", client)
+    stub.add_client_error("create_processing_job", "ResourceInUse", "Job name must be unique within an AWS account and "
+                          "region, and a job with this name already exists", 400)
+    stub.add_response("describe_processing_job", as_described(request, "InProgress"),
+                      {"ProcessingJobName": request["ProcessingJobName"]})
+    started = STARTERS[starter][0](client)
+    name = started if isinstance(started, str) else started["job_name"]
+    assert name == request["ProcessingJobName"]
+    assert isinstance(started, str) or started["status"] == "Executing"
+
+
+@pytest.mark.parametrize("starter", ["trial", "import"])
+def test_a_taken_name_whose_job_cannot_be_read_stays_a_409(sagemaker, starter):
+    client, stub = sagemaker
+    start, codes = STARTERS[starter]
+    stub.add_client_error("create_processing_job", "ResourceInUse", "a job with this name already exists", 400)
+    stub.add_client_error("describe_processing_job", "AccessDeniedException", "User is not authorized to perform: "
+                          "sagemaker:DescribeProcessingJob", 400)
+    with pytest.raises(ApiError) as refused:
+        start(client)
+    assert refused.value.status == 409 and refused.value.code == codes["exists"]
