@@ -112,12 +112,15 @@ XRAY_REASON = ("X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) 
 def grant_expansions(key_arn: str | None, buckets: str) -> list[Wildcard]:
     """The action wildcards CDK's bucket and key grants write, each on named resources only."""
     expansions = {
-        "s3:GetObject*": "GetObject, GetObjectVersion, GetObjectTagging, GetObjectAcl and GetObjectAttributes",
-        "s3:GetBucket*": "GetBucketLocation and the bucket's configuration reads",
-        "s3:List*": "ListBucket, ListBucketVersions and ListMultipartUploadParts",
-        "s3:DeleteObject*": "DeleteObject, DeleteObjectVersion and DeleteObjectTagging",
+        "s3:GetObject*": ("every read of an object or object version: GetObject, GetObjectVersion and their ACL, tagging, "
+                          "attributes, legal hold, retention and torrent"),
+        "s3:GetBucket*": "GetBucketLocation and the bucket's other configuration reads (versioning, policy, encryption, ...)",
+        "s3:List*": ("ListBucket, ListBucketVersions, ListBucketMultipartUploads and ListMultipartUploadParts (on buckets "
+                     "and their objects; no account-wide listing)"),
+        "s3:DeleteObject*": "DeleteObject, DeleteObjectVersion, DeleteObjectTagging and DeleteObjectVersionTagging",
         "s3:Abort*": "AbortMultipartUpload (a large artifact upload that fails is cleaned up)",
-        "kms:GenerateDataKey*": "GenerateDataKey and GenerateDataKeyWithoutPlaintext (writing SSE-KMS objects)",
+        "kms:GenerateDataKey*": ("GenerateDataKey and GenerateDataKeyWithoutPlaintext (S3 uses them to write SSE-KMS objects), "
+                                 "and GenerateDataKeyPair and GenerateDataKeyPairWithoutPlaintext, which nothing here calls"),
         "kms:ReEncrypt*": "ReEncryptFrom and ReEncryptTo (S3 copies between SSE-KMS objects)",
     }
     where = f"on {buckets} only" if key_arn is None else f"on {buckets} and the project key only"
