@@ -40,6 +40,11 @@ def psi(reference, current, bins: int = MAX_BINS) -> float | None:
         return None
     bins = int(np.clip(min(reference.size, current.size) // PER_BIN, 2, bins))
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    if reference.max() == edges[-1]:
+        # the top bin holds only values equal to the last edge (a reference of one value: every training
+        # image one size): values above the reference get a bin of their own, or a move upwards stays
+        # in the bin of the reference's whole mass and goes unseen
+        edges = np.append(edges, np.nextafter(edges[-1], np.inf))
     expected, actual = (_shares(np.searchsorted(edges, sample, side="right"), edges.size + 1) for sample in (reference, current))
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 

@@ -111,3 +111,25 @@ def test_the_over_time_plot_shows_reviewed_precision_and_recall():
     assert lines["anomaly rate"] == (["12-01T08:00", "12-01T08:15"], [2 / 3, 0.5])
     assert lines["precision (reviewed)"] == (["12-01T08:00"], [0.5])
     assert lines["recall (reviewed)"] == (["12-01T08:00"], [0.5])  # a missed defect was reported
+
+
+@pytest.mark.parametrize("current", [320.0, 100.0])
+def test_a_reference_of_one_value_sees_a_move_either_way(current):
+    # every training image 160 px wide (the usual case): larger images are as much a drift as smaller ones
+    assert drift.psi(np.full(100, 160.0), np.full(40, current)) > Thresholds().input_psi
+    assert drift.psi(np.full(100, 160.0), np.full(40, 160.0)) < 0.05  # the empty bins' pseudo-counts only
+    # a reference whose top quantiles are one value (a clipped statistic) sees values beyond it too
+    clipped = np.concatenate([np.linspace(0, 1, 50), np.full(50, 1.0)])
+    assert drift.psi(clipped, np.full(40, 2.0)) > Thresholds().input_psi
+
+
+def test_images_of_another_size_are_input_drift():
+    from pipelines.monitoring.monitor import image_input_drift
+
+    rng = np.random.default_rng(3)
+    reference = {"inputs": {"images": {"width": [160.0] * 60, "height": [120.0] * 60,
+                                       "brightness": list(rng.normal(160, 3, 60))}}}
+    records = [{"detail": {"input_statistics": {"width": 320.0, "height": 240.0, "brightness": float(b)}}}
+               for b in rng.normal(160, 3, 40)]
+    found = image_input_drift(records, reference, Thresholds())
+    assert sorted(found["drifted"]) == ["height", "width"]
