@@ -166,6 +166,9 @@ def reconcile(kind: str, c: Clients, s: Settings) -> dict:
         return {**result, **stop_serving(target, endpoint, c)}
     result["served_version"] = approvals.version_id(desired)
     if endpoint is not None and serving == desired["ModelPackageArn"]:
+        if endpoints.capture_key_changes(c.sagemaker, endpoint, s.hosting):
+            # the same version again, on a config whose data capture names the deployment's key
+            return {**result, **deploy(kind, target, endpoint, desired, c, s), "reason": "the data capture key changed"}
         registered = endpoints.ensure_autoscaling(c.autoscaling, s.hosting, target.endpoint)
         return {**result, "action": "none", "reason": "the endpoint serves the served version"
                 + ("; auto-scaling registered" if registered else "")}

@@ -239,6 +239,16 @@ def instance_type_changes(sagemaker, endpoint: dict, h: Hosting) -> bool:
     return any(v.get("InstanceType") != h.instance_type for v in variants)
 
 
+def capture_key_changes(sagemaker, endpoint: dict, h: Hosting) -> bool:
+    """Whether the endpoint's data capture is written with another key than the deployment names
+    (an endpoint deployed before the key changed): the artifacts bucket refuses captured requests
+    under any key but the inspection key, so such an endpoint's capture would be lost."""
+    if not h.capture_uri:
+        return False
+    capture = config_of(sagemaker, endpoint).get("DataCaptureConfig") or {}
+    return capture.get("KmsKeyId", "") != h.capture_kms_key
+
+
 # ------------------------------------------------------------------------------------------ auto-scaling
 
 def resource_id(endpoint: str) -> str:

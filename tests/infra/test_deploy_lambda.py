@@ -229,6 +229,34 @@ def test_an_endpoint_that_fails_to_come_up_is_removed_and_its_version_rejected(w
     assert emitted(capsys, "DeploymentFailed")
 
 
+def test_an_endpoint_capturing_under_another_key_is_deployed_again_with_its_version(world, monkeypatch, capsys):
+    """An endpoint deployed when data capture was written with another key (the project key, before
+    captured requests moved to the inspection key, which the bucket now insists on): the scheduled
+    reconcile deploys the same version again on a config that names the deployment's key, so the
+    endpoint's capture is not refused, and nothing is rolled back or rejected."""
+    wanted = world.env["DATA_CAPTURE_KMS_KEY_ID"]
+    older = "arn:aws:kms:eu-west-1:123456789012:key/previous-capture-key"
+    monkeypatch.setenv("DATA_CAPTURE_KMS_KEY_ID", older)
+    world.app.settings.cache_clear()
+    first, = register(world, 1)
+    registry(world).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
+    world.settle()
+    before = world.fake.endpoints[ENDPOINT]["EndpointConfigName"]
+    assert world.fake.configs[before]["DataCaptureConfig"]["KmsKeyId"] == older
+    monkeypatch.setenv("DATA_CAPTURE_KMS_KEY_ID", wanted)  # the new deployment of the stack
+    world.app.settings.cache_clear()
+    world.run(15 * 60 + 60)  # the scheduled reconcile
+    world.settle()
+    after = world.fake.endpoints[ENDPOINT]["EndpointConfigName"]
+    assert after != before and world.fake.configs[after]["DataCaptureConfig"]["KmsKeyId"] == wanted
+    assert assert_agree(world) == first.arn  # the same version, still approved and served
+    assert world.fake.calls.count("CreateModel") == 1  # its model reused
+    assert world.queue.dead_letters == [] and emitted(capsys, "DeploymentRolledBack") == []
+    world.run(15 * 60 + 60)  # and once it captures with the right key, reconciling changes nothing more
+    world.settle()
+    assert world.fake.endpoints[ENDPOINT]["EndpointConfigName"] == after and len(world.fake.updates) == 1
+
+
 def test_an_approval_made_in_the_console_gets_an_approval_record(world):
     first, = register(world, 1)
     approve_in_console(world, first)
