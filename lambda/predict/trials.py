@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
 
 import processing_jobs
 from api_core import ApiError
@@ -22,6 +25,9 @@ from job_records import JobRecords
 
 TRIALS = "datasets/trials"
 MAX_TRIAL_IMAGES = 20
+#: A trial still Queued this long after it was made has no start call running any more: the API
+#: answers within API Gateway's 29 s.
+START_SETTLED_AFTER_S = 300
 WORDS = processing_jobs.JobWords(what="the trial", refused="trial_unavailable", exists="trial_job_exists",
                                  limit_reached="trial_limit_reached")
 
@@ -48,6 +54,10 @@ class Trials(JobRecords):
 
     def image(self, trial_id: str, index: int) -> bytes:
         return self.store.get(self.get(trial_id)["images"][index]["key"])
+
+
+def seconds_since(moment: str) -> float:
+    return (datetime.now(timezone.utc) - datetime.fromisoformat(moment)).total_seconds()
 
 
 def run_trial(trials: Trials, record: dict, load_model, score_images) -> dict:
@@ -127,9 +137,31 @@ class SageMakerTrials:
         return record
 
     def refresh(self, record: dict) -> dict:
-        if record.get("status") not in ("Queued", "Executing") or not record.get("job_name"):
+        if record.get("status") not in ("Queued", "Executing"):
             return record
-        job = self.client.describe_processing_job(ProcessingJobName=record["job_name"])
+        if not record.get("job_name"):
+            return self.settle_unknown_start(record)
+        return self.follow(record, self.client.describe_processing_job(ProcessingJobName=record["job_name"]))
+
+    def settle_unknown_start(self, record: dict) -> dict:
+        """A trial Queued with no job: the call that started it never answered (a timeout, a lost
+        connection). Its job, if SageMaker started it, has the trial's name; if none has, the trial is
+        Failed once the call is surely over, instead of Queued for ever."""
+        name = self.job_name(record)
+        try:
+            job = self.client.describe_processing_job(ProcessingJobName=name)
+        except ClientError as exc:
+            if processing_jobs.error_code(exc) != "ValidationException":  # not "Could not find": ask again later
+                return record
+            if seconds_since(record["created_at"]) < START_SETTLED_AFTER_S:
+                return record
+            record.update(status="Failed", ended_at=now(), failure_reason="the trial's processing job was never started (the "
+                          "request to start it did not finish); run the trial again")
+            return record
+        record.update(status="Executing", job_name=name, started_at=job["CreationTime"].isoformat())
+        return self.follow(record, job)
+
+    def follow(self, record: dict, job: dict) -> dict:
         status = job["ProcessingJobStatus"]
         if status == "Completed":
             body = self.s3.get_object(Bucket=self.artifacts_bucket, Key=self.results_key(record))["Body"].read()

@@ -122,3 +122,48 @@ def test_a_detector_is_imported_evaluated_and_approved_from_the_browser(browser,
     finally:
         page.screenshot(path=str(OUTPUT / "detector-import.png"), full_page=True)
         context.close()
+
+
+def test_an_import_sagemaker_refused_is_started_again_without_sending_its_files_again(browser, import_stack,  # noqa: F811
+                                                                                       detector_files):
+    """The first start is answered as SageMaker's quota answers it on AWS (429, the API's words); the
+    page keeps the import, and the next click starts it on the files already sent."""
+    import json
+
+    graph, _, short, _ = detector_files
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    uploads, starts = [], []
+    page.on("request", lambda r: uploads.append(r.url) if r.method == "POST" and r.url.endswith("/models/import/uploads") else None)
+    quota = "SageMaker's quota for processing jobs is reached (The account-level service limit 'ml.m5.large for processing " \
+            "job usage' is 1 Instances); ask again when a running job has finished"
+
+    def first_refused(route):
+        starts.append(json.loads(route.request.post_data))
+        if len(starts) == 1:
+            route.fulfill(status=429, content_type="application/json",
+                          body=json.dumps({"error": {"code": "import_limit_reached", "message": quota}}))
+        else:
+            route.continue_()
+
+    page.route("**/models/import", first_refused)
+    try:
+        page.goto(import_stack.settings.url + "/#train")
+        page.wait_for_selector("body[data-ready=true]")
+        choose_files(page, graph, short)
+        page.wait_for_selector("#import-anomalous input[data-name=crack]")
+        page.check("#import-anomalous input[data-name=crack]")
+        page.fill("#import-class", "thermal")
+        page.click("#import-start")
+        page.wait_for_function("document.querySelector('#import-status').textContent.includes('The files are kept')")
+        status = page.inner_text("#import-status")
+        assert status.startswith("SageMaker cannot start the import now: SageMaker's quota for processing jobs is reached")
+        page.click("#import-start")
+        # the job ran on the files sent the first time: the importer's own words about them
+        failure = page.wait_for_selector("#import-failure", timeout=120_000)
+        assert "names give 2 classes but the detector predicts 3" in failure.inner_text()
+        assert len(uploads) == 1 and len(starts) == 2 and starts[0]["import_id"] == starts[1]["import_id"]
+    finally:
+        page.screenshot(path=str(OUTPUT / "detector-import-retry.png"), full_page=True)
+        context.close()

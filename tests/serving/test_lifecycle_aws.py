@@ -332,3 +332,33 @@ def test_a_trial_sagemaker_refuses_to_start_is_failed_with_its_reason_not_queued
     assert trial["failure_reason"] == body["error"]["message"] and trial["ended_at"] and "job_name" not in trial
     assert trial["start_error"] == {"status": status, "code": error}
     assert keys(aws, f"datasets/trials/{trial['id']}/") == [f"datasets/trials/{trial['id']}/0.png"]  # its images stay
+
+
+def test_a_trial_whose_start_never_answered_finds_its_job_or_fails_instead_of_waiting_for_ever(aws):
+    """The start call timed out (the trial is Queued with no job): its job, if SageMaker started it,
+    is found under the trial's name; if there is none once the call is surely over, the trial fails."""
+    import trials
+
+    sagemaker = boto3.client("sagemaker")
+    launcher = trials.SageMakerTrials("ivadas-training", f"s3://{BUCKET}", "ivadas-artifacts", "123.dkr.ecr/ivadas-training:1",
+                                      "arn:aws:iam::123456789012:role/pipeline", client=sagemaker, s3=aws)
+    job = "ivadas-training-trial-" + "e" * 24
+    just_made = {"id": "e" * 32, "status": "Queued", "created_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    long_ago = {**just_made, "created_at": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).isoformat()}
+    not_found = ("ValidationException", f"Could not find requested job with name {job}")
+    with Stubber(sagemaker) as stub:
+        stub.add_client_error("describe_processing_job", *not_found, 400, expected_params={"ProcessingJobName": job})
+        assert launcher.refresh(dict(just_made)) == just_made  # the start may still be under way
+        stub.add_client_error("describe_processing_job", "ThrottlingException", "Rate exceeded", 400)
+        assert launcher.refresh(dict(long_ago)) == long_ago  # no answer is no evidence: asked again next time
+        stub.add_client_error("describe_processing_job", *not_found, 400, expected_params={"ProcessingJobName": job})
+        lost = launcher.refresh(dict(long_ago))
+        assert lost["status"] == "Failed" and "never started" in lost["failure_reason"] and lost["ended_at"]
+        stub.add_response("describe_processing_job", {
+            "ProcessingJobName": job, "ProcessingJobArn": "arn:x", "ProcessingJobStatus": "InProgress",
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10}},
+            "AppSpecification": {"ImageUri": "x"}, "CreationTime": dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)},
+            {"ProcessingJobName": job})
+        found = launcher.refresh(dict(long_ago))
+        assert found["status"] == "Executing" and found["job_name"] == job and found["started_at"].startswith("2026-12-01")
+        stub.assert_no_pending_responses()

@@ -16,8 +16,12 @@ const TEXTS = {
   no_images: "The labelled set was refused: ",
   bad_name: "The product class name cannot be used: ",
   import_unavailable: "The import could not be started: ",
+  import_limit_reached: "SageMaker cannot start the import now: ",
+  import_job_exists: "The import could not be started: ",
 };
-const state = { timer: null, names: null, current: null };
+// `pending`: an import whose files were all sent but which did not start (SageMaker refused it, or the
+// request was refused): the same files chosen again start it again without sending them a second time.
+const state = { timer: null, names: null, current: null, pending: null };
 
 function fail(boxId, error) { say(boxId, describeError(error, TEXTS), true); }
 
@@ -118,27 +122,57 @@ async function startImport() {
   if (!anomalous.length) { say("import-status", "Choose at least one anomalous class.", true); return; }
   if (!className) { say("import-status", "Name the product class the detector inspects.", true); return; }
   const files = Object.fromEntries(Object.entries({ graph, names, labelled }).filter(([, file]) => file));
+  const chosen = signature(files);
   $("import-start").disabled = true;
   $("import-result").innerHTML = "";
   $("import-approval").hidden = true;
   showProgress(0);
+  let sent = null;  // the import whose files have all arrived
   try {
-    const request = Object.fromEntries(Object.entries(files).map(([role, file]) => [role, { filename: file.name, size: file.size }]));
-    const started = await api("/models/import/uploads", { method: "POST", body: JSON.stringify(request) });
-    const entries = Object.entries(files);
-    for (const [index, [role, file]] of entries.entries()) {
-      say("import-status", `Uploading ${file.name} (${index + 1} of ${entries.length})…`);
-      await postForm(started.targets[role], file);
-      showProgress(((index + 1) / entries.length) * 0.3);
+    if (state.pending && state.pending.files === chosen) {
+      sent = state.pending.id;
+      say("import-status", "Starting the import again with the files already sent…");
+      showProgress(0.3);
+    } else {
+      sent = await upload(files);
     }
-    const record = await api("/models/import", { method: "POST", body: JSON.stringify({ import_id: started.import_id, class_name: className, anomalous_classes: anomalous }) });
+    state.pending = null;
+    const record = await api("/models/import", { method: "POST", body: JSON.stringify({ import_id: sent, class_name: className, anomalous_classes: anomalous }) });
     follow(record.id);
   } catch (error) {
     $("import-progress").hidden = true;
     fail("import-status", error);
+    if (sent) await keepForRetry(sent, chosen, error);
   } finally {
     $("import-start").disabled = false;
   }
+}
+
+function signature(files) {
+  return JSON.stringify(Object.entries(files).map(([role, file]) => [role, file.name, file.size, file.lastModified]));
+}
+
+// Upload forms for the chosen files, each file sent to its form; the import's id once all have arrived.
+async function upload(files) {
+  const request = Object.fromEntries(Object.entries(files).map(([role, file]) => [role, { filename: file.name, size: file.size }]));
+  const started = await api("/models/import/uploads", { method: "POST", body: JSON.stringify(request) });
+  const entries = Object.entries(files);
+  for (const [index, [role, file]] of entries.entries()) {
+    say("import-status", `Uploading ${file.name} (${index + 1} of ${entries.length})…`);
+    await postForm(started.targets[role], file);
+    showProgress(((index + 1) / entries.length) * 0.3);
+  }
+  return started.import_id;
+}
+
+// An import that did not start but may be started again (never started, or its start refused by
+// SageMaker: `retryable`) keeps its files; the page says so and the next click reuses them.
+async function keepForRetry(id, chosen, error) {
+  let record;
+  try { record = await api(`/models/imports/${id}`); } catch (err) { return; }
+  if (record.status !== "Uploading" && !record.retryable) return;
+  state.pending = { id, files: chosen };
+  say("import-status", `${describeError(error, TEXTS)} The files are kept: press Import detector to start it again without sending them again.`, true);
 }
 
 function showProgress(value) {

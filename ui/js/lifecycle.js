@@ -14,6 +14,9 @@ const TEXTS = {
   zip_bomb: "The zip was refused: ",
   unsafe_zip: "The zip was refused: ",
   upload_refused: "The upload was refused: ",
+  trial_limit_reached: "SageMaker cannot start the trial now: ",
+  trial_unavailable: "The trial could not be started: ",
+  trial_job_exists: "The trial could not be started: ",
 };
 const state = { classes: [], kinds: [], selected: null, trainingTimer: null, trialTimer: null, selectedClass: null };
 
