@@ -96,6 +96,22 @@ def sensor_shift(reference_mean: float, reference_std: float, window_means) -> d
             "reference_mean": float(reference_mean), "reference_std": float(reference_std), "windows": int(means.size)}
 
 
+def sensor_spread(reference_std: float, window_means, window_stds) -> dict:
+    """How widely the period's readings spread, as a multiple of training's standard deviation.
+
+    The period's variance is the windows' mean variance plus the variance of their means (the law of
+    total variance, windows weighted alike): the spread of all its readings, comparable with the
+    spread of the rows the model was fitted on. A sensor that turned noisy (a loose transmitter, a
+    vibration that grew) keeps its mean and shows here; an offset shows in `sensor_shift` instead.
+    """
+    means, stds = _finite(window_means), _finite(window_stds)
+    if not means.size or not stds.size:
+        return {"spread_ratio": None, "current_std": None}
+    current = float(np.sqrt(np.mean(stds ** 2) + (means.var() if means.size > 1 else 0.0)))
+    spread = reference_std if reference_std > 0 else 1e-9
+    return {"spread_ratio": current / spread, "current_std": current}
+
+
 def window_peaks(row_scores, rows: int) -> np.ndarray:
     """The highest score of each run of `rows` consecutive rows: what a window of that length reports
     (a sensor verdict's score is its window's peak row)."""

@@ -118,15 +118,22 @@ def image_input_drift(records: list[dict], reference: dict, limits: Thresholds) 
 
 def sensor_input_drift(records: list[dict], reference: dict, limits: Thresholds) -> dict:
     expected = reference.get("inputs", {}).get("sensors", {})
-    means = defaultdict(list)
+    means, stds = defaultdict(list), defaultdict(list)
     for record in records:
         for sensor, values in ((record["detail"].get("input_statistics") or {}).get("sensors") or {}).items():
             means[sensor].append(values["mean"])
+            if values.get("std") is not None:
+                stds[sensor].append(values["std"])
     sensors = {}
     for sensor, stats in expected.items():
         result = drift.sensor_shift(stats["mean"], stats["std"], means.get(sensor, []))
-        result["drifted"] = bool(_enough(limits, result["windows"]) and result["shift_sigma"] is not None
-                                 and result["shift_sigma"] >= limits.sensor_shift_sigma)
+        result.update(drift.sensor_spread(stats["std"], means.get(sensor, []), stds.get(sensor, [])))
+        enough = _enough(limits, result["windows"])
+        result["shifted"] = bool(enough and result["shift_sigma"] is not None and result["shift_sigma"] >= limits.sensor_shift_sigma)
+        # only a wider spread: a period shorter than training's may cover fewer operating points, and so spread less
+        result["spread_out"] = bool(enough and result["spread_ratio"] is not None
+                                    and result["spread_ratio"] >= limits.sensor_spread_ratio)
+        result["drifted"] = result["shifted"] or result["spread_out"]
         sensors[sensor] = result
     drifted = [name for name, result in sensors.items() if result["drifted"]]
     worst = max(sensors, key=lambda k: sensors[k]["shift_sigma"] or 0.0) if sensors else None
@@ -148,9 +155,7 @@ def alarms_of(summary: dict, limits: Thresholds) -> list[dict]:
             moved = ", ".join(f"{k} PSI {inputs['statistics'][k]['psi']:.2f} (median {inputs['statistics'][k]['reference_median']:.4g} → "
                               f"{inputs['statistics'][k]['current_median']:.4g})" for k in inputs["drifted"])
         else:
-            moved = ", ".join(f"{k} {inputs['sensors'][k]['shift_sigma']:.1f} σ off training (mean "
-                              f"{inputs['sensors'][k]['reference_mean']:.4g} → {inputs['sensors'][k]['current_mean']:.4g})"
-                              for k in inputs["drifted"])
+            moved = ", ".join(_sensor_move(k, inputs["sensors"][k]) for k in inputs["drifted"])
         alarms.append({"type": "input_drift", "message": f"drift on class {name}: inputs changed: {moved}",
                        "drifted": inputs["drifted"]})
     rate = summary["anomaly_rate"]
@@ -158,6 +163,15 @@ def alarms_of(summary: dict, limits: Thresholds) -> list[dict]:
         alarms.append({"type": "anomaly_rate", "message": f"class {name}: {rate:.0%} of {summary['verdicts']} verdicts "
                        f"anomalous (limit {limits.anomaly_rate:.0%})"})
     return alarms
+
+
+def _sensor_move(name: str, result: dict) -> str:
+    moves = []
+    if result.get("shifted", result["drifted"]):
+        moves.append(f"{result['shift_sigma']:.1f} σ off training (mean {result['reference_mean']:.4g} → {result['current_mean']:.4g})")
+    if result.get("spread_out"):
+        moves.append(f"spread {result['spread_ratio']:.1f}× training's (std {result['reference_std']:.4g} → {result['current_std']:.4g})")
+    return f"{name} " + " and ".join(moves)
 
 
 def _bucket_start(timestamp: str, since: datetime, minutes: int) -> datetime:

@@ -13,6 +13,12 @@ Defaults and why:
 - `sensor_shift_sigma` 1.0: a sensor whose readings over the period sit a full training standard
   deviation from their training mean has moved (an offset, a recalibration, a different operating
   point); ordinary windows of a stable machine average out within a few tenths.
+- `sensor_spread_ratio` 2.0: a sensor whose readings over the period spread twice as widely as
+  the rows the model was fitted on (standard deviation; the period's is its windows' variance plus
+  the variance of their means) has changed in a way its mean does not show: a transmitter gone
+  noisy, a vibration that grew. Only a wider spread alarms: an hour covers fewer operating points
+  than training's days and may spread less. On the synthetic pump, normal hours of other days give
+  1.0 to 1.3; noise of two training σ added to one sensor gives 2.3 on that sensor alone.
 - `min_samples` 30: fewer verdicts than this in a period are reported but never alarm; below it
   neither PSI nor the KS test can tell drift from chance.
 - Score drift against a small reference. The reference holds the raw scores of the held-out
@@ -54,6 +60,7 @@ class Thresholds:
     input_psi: float = 0.25
     p_value: float = 0.01
     sensor_shift_sigma: float = 1.0
+    sensor_spread_ratio: float = 2.0
     min_samples: int = 30
     min_reference_scores: int = 5
     anomaly_rate: float = 0.2

@@ -20,6 +20,7 @@ import inspection_log  # noqa: E402
 
 DAY = datetime(2026, 11, 30, tzinfo=timezone.utc)
 NORMAL, SHIFTED = (DAY + timedelta(hours=8), DAY + timedelta(hours=9)), (DAY + timedelta(hours=9), DAY + timedelta(hours=10))
+NOISY = (DAY + timedelta(hours=10), DAY + timedelta(hours=11))
 IMAGE_VERSION, SENSOR_VERSION = "ivadas-training-patchcore/1", "ivadas-training-pca/1"
 
 
@@ -66,14 +67,21 @@ def production(tmp_path_factory, demo_data, patchcore_bundle, detector, sensor_d
     offset = sensors.index("pressure")
     offset_by = 3 * sensor_reference["classes"]["pump-1"]["inputs"]["sensors"]["pressure"]["std"]
     starts = [s for s in range(0, 2400 - 64, 48) if not labels[s:s + 64].any()][:40]
+    loose = next(index for index, name in enumerate(sensors) if name != "pressure")
+    loose_std = sensor_reference["classes"]["pump-1"]["inputs"]["sensors"][sensors[loose]]["std"]
+    noise = np.random.default_rng(13)
     assert len(starts) >= 30
     for index, start in enumerate(starts):
         window = values[start:start + 64].copy()
         result = model.predict_window(SensorWindow(window, times[start:start + 64], None), "pump-1", outputs=[])
         record(log, result, SENSOR_VERSION, NORMAL[0], index)
+        noisy = window.copy()
         window[:, offset] += offset_by  # a pressure transmitter recalibrated wrongly
         result = model.predict_window(SensorWindow(window, times[start:start + 64], None), "pump-1", outputs=[])
         record(log, result, SENSOR_VERSION, SHIFTED[0], index)
+        noisy[:, loose] += noise.normal(0, 2.5 * loose_std, 64)  # a loose transmitter: same level, much noisier
+        result = model.predict_window(SensorWindow(noisy, times[start:start + 64], None), "pump-1", outputs=[])
+        record(log, result, SENSOR_VERSION, NOISY[0], index)
     return store
 
 
@@ -96,6 +104,7 @@ def test_normal_traffic_raises_no_alarm(production, tmp_path, capsys):
     assert tiles["input_drift"]["samples"] == 40 and not tiles["input_drift"]["drifted"]
     assert tiles["input_drift"]["statistics"]["brightness"]["psi"] < 0.25
     assert pump["input_drift"]["sensors"]["pressure"]["shift_sigma"] < 1.0 and not pump["input_drift"]["drifted"]
+    assert max(s["spread_ratio"] for s in pump["input_drift"]["sensors"].values()) < 1.5  # well below the alarm's 2
     assert tiles["score_drift"]["samples"] == 40 and not tiles["score_drift"]["drifted"]
     assert (tmp_path / "report.html").is_file()
 
@@ -169,3 +178,13 @@ def test_feedback_markers_of_the_local_store_give_reviewed_precision_and_recall(
     quality = next(g for g in summary["groups"] if g["class_name"] == "tiles")["quality"]
     assert quality["reviewed"] == 3
     assert quality["false_negatives"] + quality["true_positives"] == 1
+
+
+def test_a_noisy_sensor_raises_drift_for_that_sensor_alone(production, tmp_path, capsys):
+    summary, printed = monitor(production, NOISY, tmp_path, capsys)
+    [alarm] = [a for a in summary["alarms"] if a["type"] == "input_drift"]
+    pump = next(g for g in summary["groups"] if g["class_name"] == "pump-1")
+    [loose] = alarm["drifted"]
+    assert loose != "pressure" and pump["input_drift"]["sensors"][loose]["spread_out"]
+    assert not pump["input_drift"]["sensors"][loose]["shifted"]  # its level stayed: the mean alone missed it
+    assert f"{loose} spread" in printed and "drift on class pump-1" in printed

@@ -133,3 +133,38 @@ def test_images_of_another_size_are_input_drift():
                for b in rng.normal(160, 3, 40)]
     found = image_input_drift(records, reference, Thresholds())
     assert sorted(found["drifted"]) == ["height", "width"]
+
+
+def test_sensor_spread_is_the_periods_total_spread_in_training_standard_deviations():
+    # windows of spread 3 around means 1 apart: total variance 9 + 0.25 (the windows' means vary by ±0.5)
+    found = drift.sensor_spread(2.0, [9.5, 10.5], [3.0, 3.0])
+    assert found["current_std"] == pytest.approx(np.sqrt(9.25)) and found["spread_ratio"] == pytest.approx(np.sqrt(9.25) / 2)
+    assert drift.sensor_spread(2.0, [], [])["spread_ratio"] is None
+
+
+def test_a_sensor_gone_noisy_is_input_drift_though_its_mean_stayed():
+    from pipelines.monitoring.monitor import alarms_of, sensor_input_drift
+
+    rng = np.random.default_rng(5)
+    reference = {"inputs": {"sensors": {"pressure": {"mean": 5.0, "std": 1.0}, "flow": {"mean": 50.0, "std": 4.0}}}}
+
+    def windows(pressure_noise: float) -> list[dict]:
+        found = []
+        for _ in range(40):
+            pressure = rng.normal(5.0, 0.8, 64) + rng.normal(0, pressure_noise, 64)
+            flow = rng.normal(50.0, 3.5, 64)
+            found.append({"detail": {"input_statistics": {"sensors": {
+                "pressure": {"mean": float(pressure.mean()), "std": float(pressure.std())},
+                "flow": {"mean": float(flow.mean()), "std": float(flow.std())}}}}})
+        return found
+
+    assert sensor_input_drift(windows(0.0), reference, Thresholds())["drifted"] == []
+    noisy = sensor_input_drift(windows(2.5), reference, Thresholds())
+    assert noisy["drifted"] == ["pressure"]
+    pressure = noisy["sensors"]["pressure"]
+    assert pressure["spread_out"] and not pressure["shifted"] and pressure["spread_ratio"] > 2
+    summary = {"class_name": "pump-1", "score_drift": None, "input_drift": noisy, "anomaly_rate": None, "verdicts": 40}
+    [alarm] = alarms_of(summary, Thresholds())
+    assert "drift on class pump-1" in alarm["message"] and "pressure spread" in alarm["message"]
+    # the knob is per class like the others
+    assert sensor_input_drift(windows(2.5), reference, Thresholds(sensor_spread_ratio=5.0))["drifted"] == []
