@@ -97,7 +97,7 @@ class ImportRecords(JobRecords):
 
 
 def startable(record: dict) -> bool:
-    """An import whose files have all been sent and which was never started, or whose start was refused."""
+    """An import not started yet (its files may still be on their way), or whose start SageMaker refused."""
     return record["status"] == "Uploading" or bool(record.get("retryable"))
 
 

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from api_core import ApiError
 
@@ -97,8 +97,8 @@ def started_already(client, name: str, request: dict) -> bool:
     outputs (the names carry a record's id, so this is the record's own job, started before)."""
     try:
         job = client.describe_processing_job(ProcessingJobName=name)
-    except ClientError:
-        return False  # gone or not readable: the name stays taken, and the 409 says so
+    except (ClientError, BotoCoreError):
+        return False  # gone, not readable or not reachable: the name stays taken, and the 409 says so
     return what_it_does(job) == what_it_does(request)
 
 

@@ -5,6 +5,7 @@ Processing job started from the definition the schedule uses."""
 
 import json
 import re
+from datetime import datetime
 
 import boto3
 import pytest
@@ -156,6 +157,13 @@ def test_a_job_name_fits_sagemakers_limit_with_the_longest_prefix():
 def test_sagemakers_refusals_are_clear_errors(on_aws, code, message, status, error):
     on_aws.add_client_error("create_processing_job", service_error_code=code, service_message=message, http_status_code=400,
                             expected_params={"ProcessingJobName": ANY, **REQUEST})
+    if code == "ResourceInUse":  # the job of that name is not this request (an earlier image's), so not taken as started
+        on_aws.add_response("describe_processing_job", {
+            "ProcessingJobName": "ivadas-dev-monitor-now-x", "ProcessingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:"
+            "processing-job/ivadas-dev-monitor-now-x", "ProcessingJobStatus": "InProgress", "CreationTime": datetime(2026, 12, 1),
+            "ProcessingResources": REQUEST["ProcessingResources"],
+            "AppSpecification": {**REQUEST["AppSpecification"], "ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/training:0"}},
+            {"ProcessingJobName": ANY})
     got, _, body = call("POST", "/monitoring/run")
     answer = json.loads(body)
     assert got == status and answer["error"]["code"] == error
