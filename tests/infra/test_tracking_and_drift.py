@@ -57,6 +57,11 @@ def test_the_pipeline_logs_to_the_server_and_may_use_it(main_template, main_temp
                                                                                for a in _actions(s))]
     assert mlflow and all(s["Resource"] == {"Fn::GetAtt": [server, "TrackingServerArn"]} for s in mlflow)
     assert not any(a.endswith(":*") for s in mlflow for a in _actions(s))
+    # what the steps' client calls (tracking.py: experiment by name or created, run, batches, end, reopen)
+    granted = {a for s in mlflow for a in _actions(s)}
+    assert {"sagemaker-mlflow:GetExperimentByName", "sagemaker-mlflow:CreateExperiment", "sagemaker-mlflow:CreateRun",
+            "sagemaker-mlflow:LogBatch", "sagemaker-mlflow:UpdateRun", "sagemaker-mlflow:GetRun"} <= granted
+    assert "sagemaker-mlflow:AccessUI" not in granted  # the UI is for people; it takes no resource but "*"
 
 
 def _actions(statement) -> list[str]:

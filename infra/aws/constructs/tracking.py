@@ -14,9 +14,10 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 ARTIFACT_PREFIX = "mlflow/"
-#: What the training and evaluation steps do on the server: experiments, runs, their data and artifacts.
+#: What the training and evaluation steps do on the server: experiments, runs, their data and artifacts
+#: (not AccessUI: the jobs have no use for the UI, and it takes no resource but "*").
 TRACKING_ACTIONS = (
-    "sagemaker-mlflow:AccessUI", "sagemaker-mlflow:CreateExperiment", "sagemaker-mlflow:GetExperiment",
+    "sagemaker-mlflow:CreateExperiment", "sagemaker-mlflow:GetExperiment",
     "sagemaker-mlflow:GetExperimentByName", "sagemaker-mlflow:SearchExperiments", "sagemaker-mlflow:CreateRun",
     "sagemaker-mlflow:GetRun", "sagemaker-mlflow:UpdateRun", "sagemaker-mlflow:SearchRuns", "sagemaker-mlflow:LogBatch",
     "sagemaker-mlflow:LogMetric", "sagemaker-mlflow:LogParam", "sagemaker-mlflow:SetTag", "sagemaker-mlflow:LogInputs",
