@@ -24,14 +24,16 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import PurePosixPath
+
+from botocore.exceptions import ClientError
 
 import processing_jobs
 from api_core import ApiError
 from class_datasets import (DOCUMENT_SUFFIXES, IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, MAX_ZIP_BYTES, YAML_SUFFIXES, _limit,
                             _members, _read_member, checked_image, now, open_zip)
-from job_records import JobRecords
+from job_records import JobRecords, seconds_since
 
 IMPORTS = "datasets/imports"  # everything the API writes to the data bucket is under datasets/
 ACTIVE = ("Uploading", "Queued", "Executing")
@@ -44,6 +46,9 @@ MAX_LABEL_BYTES = 1024 * 1024
 #: Upload forms expire after 15 minutes (uploads.EXPIRES_S); an import still waiting for its files
 #: an hour later never gets them
 ABANDONED_AFTER_S = 3600
+#: An import still Queued with no job this long after its start was asked for has no start call
+#: running any more: the API answers within API Gateway's 29 s.
+START_SETTLED_AFTER_S = 300
 WORDS = processing_jobs.JobWords(what="the import", refused="import_unavailable", exists="import_job_exists",
                                  limit_reached="import_limit_reached")
 
@@ -97,8 +102,10 @@ class ImportRecords(JobRecords):
 
 
 def startable(record: dict) -> bool:
-    """An import not started yet (its files may still be on their way), or whose start SageMaker refused."""
-    return record["status"] == "Uploading" or bool(record.get("retryable"))
+    """An import not started yet (its files may still be on their way), whose start SageMaker refused,
+    or whose start never answered (Queued with no job on AWS: asked again, it finds its job if there is one)."""
+    unanswered = record["status"] == "Queued" and record.get("backend", "local") != "local" and not record.get("job_name")
+    return record["status"] == "Uploading" or bool(record.get("retryable")) or unanswered
 
 
 def abandoned(record: dict, at: datetime | None = None) -> bool:
@@ -110,7 +117,7 @@ def abandoned(record: dict, at: datetime | None = None) -> bool:
         since = record["ended_at"]
     else:
         return False
-    return ((at or datetime.now(timezone.utc)) - datetime.fromisoformat(since)).total_seconds() > ABANDONED_AFTER_S
+    return seconds_since(since, at) > ABANDONED_AFTER_S
 
 
 def sweep_abandoned(records: ImportRecords) -> None:
@@ -237,9 +244,31 @@ class SageMakerImports:
         return record
 
     def refresh(self, record: dict, records: ImportRecords) -> dict:
+        if record.get("status") == "Queued" and not record.get("job_name"):
+            return self.settle_unknown_start(record, records)
         if record.get("status") != "Executing" or not record.get("job_name"):
             return record
-        job = self.client.describe_processing_job(ProcessingJobName=record["job_name"])
+        return self.follow(record, records, self.client.describe_processing_job(ProcessingJobName=record["job_name"]))
+
+    def settle_unknown_start(self, record: dict, records: ImportRecords) -> dict:
+        """An import Queued with no job: the call that started it never answered (a timeout, a lost
+        connection). Its job, if SageMaker started it, has the import's name; if none has once the call
+        is surely over, the import is Failed but `retryable`, its files kept, instead of Queued for ever."""
+        name = self.job_name(record)
+        try:
+            job = self.client.describe_processing_job(ProcessingJobName=name)
+        except ClientError as exc:
+            if processing_jobs.error_code(exc) != "ValidationException":  # not "Could not find": ask again later
+                return record
+            if seconds_since(record["updated_at"]) < START_SETTLED_AFTER_S:
+                return record
+            record.update(status="Failed", retryable=True, ended_at=now(), failure_reason="the import's processing job was "
+                          "never started (the request to start it did not finish); start it again")
+            return records.save(record)
+        record.update(status="Executing", job_name=name, started_at=job["CreationTime"].isoformat())
+        return self.follow(records.save(record), records, job)
+
+    def follow(self, record: dict, records: ImportRecords, job: dict) -> dict:
         status = job["ProcessingJobStatus"]
         if status == "Completed":
             body = self.s3.get_object(Bucket=self.artifacts_bucket, Key=self.result_key(record))["Body"].read()

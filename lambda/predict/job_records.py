@@ -9,9 +9,15 @@ the list would show it waiting for ever."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 from api_core import ApiError
 from class_datasets import now
+
+
+def seconds_since(moment: str, at: datetime | None = None) -> float:
+    """Seconds from a record's ISO time (`now()`) to `at`, by default now."""
+    return ((at or datetime.now(timezone.utc)) - datetime.fromisoformat(moment)).total_seconds()
 
 
 class JobRecords:

@@ -122,8 +122,13 @@ def start_import():
     launcher = launcher_from_environment()
     record.update(status="Queued", class_name=request.class_name, anomalous_classes=anomalous, iou=request.iou,
                   backend=launcher.backend, by=caller())
-    # refused by SageMaker: saved Failed with the reason answered, its files kept to start it again
-    record = store.start(record, launcher.start)
+    if launcher.backend == "local":
+        record = store.save(record)  # the worker picks it up
+    else:
+        # Queued before SageMaker is asked: a start that never answers is settled by GET (SageMakerImports.refresh);
+        # a refused one is saved Failed with the reason answered, its files kept to start it again
+        store.save(record)
+        record = store.start(record, launcher.start)
     logger.info("detector import started", extra={"import": record["id"], "class_name": request.class_name})
     return created(record)
 

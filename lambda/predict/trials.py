@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timezone
-
 from botocore.exceptions import ClientError
 
 import processing_jobs
 from api_core import ApiError
 from class_datasets import now
 from image_header import EXTENSIONS
-from job_records import JobRecords
+from job_records import JobRecords, seconds_since
 
 TRIALS = "datasets/trials"
 MAX_TRIAL_IMAGES = 20
@@ -54,10 +52,6 @@ class Trials(JobRecords):
 
     def image(self, trial_id: str, index: int) -> bytes:
         return self.store.get(self.get(trial_id)["images"][index]["key"])
-
-
-def seconds_since(moment: str) -> float:
-    return (datetime.now(timezone.utc) - datetime.fromisoformat(moment)).total_seconds()
 
 
 def run_trial(trials: Trials, record: dict, load_model, score_images) -> dict:

@@ -209,8 +209,8 @@ def test_sagemaker_refusing_the_job_is_an_error_in_words(aws, tmp_path, code, me
 
 
 def test_an_import_whose_start_answer_was_lost_is_started_again_as_its_own_job(aws, tmp_path):
-    """CreateProcessingJob carried out but its answer lost (the API call timed out): the import is
-    still Uploading, and asking again finds its own job under its name instead of a 409 for ever."""
+    """CreateProcessingJob carried out but its answer lost (the API call timed out): asking again finds
+    the import's own job under its name instead of a 409 for ever, and does not start it twice."""
     s3, stub = aws
     graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES)).read_bytes()
     import_id = upload(s3, {"graph": ("thermal.onnx", graph)})
@@ -251,3 +251,58 @@ def test_the_files_of_a_refused_import_nobody_starts_again_go_after_an_hour(aws,
     got, body = call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})
     assert got == 409 and body["error"]["code"] == "import_started"
 
+
+
+def never_answers(**request):
+    """CreateProcessingJob whose answer never comes back (SageMaker may or may not have started the job)."""
+    from botocore.exceptions import ReadTimeoutError
+
+    raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com/")
+
+
+def test_an_import_whose_start_never_answered_is_settled_not_queued_for_ever(aws, tmp_path, monkeypatch):
+    import imports
+    import routes_imports
+
+    s3, stub = aws
+    client = routes_imports.launcher_from_environment().client
+    graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES)).read_bytes()
+    choices = {"class_name": "thermal", "anomalous_classes": ["crack"]}
+    first, second = upload(s3, {"graph": ("thermal.onnx", graph)}), upload(s3, {"graph": ("thermal.onnx", graph)})
+    not_found = "Could not find requested job with name ivadas-training-import-{}"
+    with monkeypatch.context() as cut_off:
+        cut_off.setattr(client, "create_processing_job", never_answers)
+        for import_id in (first, second):
+            got, body = call("POST", "/models/import", {"import_id": import_id, **choices})
+            assert got == 500 and body["error"]["code"] == "internal_error"
+    # within the call's time its job may still appear: Queued
+    stub.add_client_error("describe_processing_job", "ValidationException", not_found.format(first), 400)
+    assert call("GET", f"/models/imports/{first}")[1]["status"] == "Queued"
+    # SageMaker did start the first: found under its name, followed from now on
+    job = expected_job(first, ["crack"])["ProcessingJobName"]
+    stub.add_response("describe_processing_job", describe(job, "InProgress"), {"ProcessingJobName": job})
+    found = call("GET", f"/models/imports/{first}")[1]
+    assert found["status"] == "Executing" and found["job_name"] == job
+    # the second never started: once the call is surely over, Failed, and it may be started again on its files
+    monkeypatch.setattr(imports, "START_SETTLED_AFTER_S", -1)
+    stub.add_client_error("describe_processing_job", "ValidationException", not_found.format(second), 400,
+                          expected_params={"ProcessingJobName": f"ivadas-training-import-{second}"})
+    lost = call("GET", f"/models/imports/{second}")[1]
+    assert lost["status"] == "Failed" and lost["retryable"] and "never started" in lost["failure_reason"]
+    assert uploaded(s3, second) == [f"datasets/imports/{second}/graph.onnx"]
+    start(stub, second, ["crack"])
+    stub.assert_no_pending_responses()
+
+
+def test_an_import_whose_start_never_answered_may_be_asked_again_at_once(aws, tmp_path, monkeypatch):
+    import routes_imports
+
+    s3, stub = aws
+    client = routes_imports.launcher_from_environment().client
+    graph = constant_graph(tmp_path / "thermal.onnx", KNOWN, metadata=ultralytics_metadata(NAMES)).read_bytes()
+    import_id = upload(s3, {"graph": ("thermal.onnx", graph)})
+    with monkeypatch.context() as cut_off:
+        cut_off.setattr(client, "create_processing_job", never_answers)
+        assert call("POST", "/models/import", {"import_id": import_id, "class_name": "thermal", "anomalous_classes": ["crack"]})[0] == 500
+    start(stub, import_id, ["crack"])  # it had not started: started now, once
+    stub.assert_no_pending_responses()

@@ -19,9 +19,11 @@ const TEXTS = {
   import_limit_reached: "SageMaker cannot start the import now: ",
   import_job_exists: "The import could not be started: ",
 };
+const KEPT = "The files are kept: press Import detector to start it again without sending them again.";
 // `pending`: an import whose files were all sent but which did not start (SageMaker refused it, or the
 // request was refused): the same files chosen again start it again without sending them a second time.
-const state = { timer: null, names: null, current: null, pending: null };
+// `sent`: the import whose files the last click sent.
+const state = { timer: null, names: null, current: null, pending: null, sent: null };
 
 function fail(boxId, error) { say(boxId, describeError(error, TEXTS), true); }
 
@@ -136,6 +138,7 @@ async function startImport() {
     } else {
       sent = await upload(files);
     }
+    state.sent = { id: sent, files: chosen };
     state.pending = null;
     const record = await api("/models/import", { method: "POST", body: JSON.stringify({ import_id: sent, class_name: className, anomalous_classes: anomalous }) });
     follow(record.id);
@@ -170,9 +173,10 @@ async function upload(files) {
 async function keepForRetry(id, chosen, error) {
   let record;
   try { record = await api(`/models/imports/${id}`); } catch (err) { return; }
+  if (record.status === "Queued") { follow(id); return; }  // the start did not answer: the API finds out whether it ran
   if (record.status !== "Uploading" && !record.retryable) return;
   state.pending = { id, files: chosen };
-  say("import-status", `${describeError(error, TEXTS)} The files are kept: press Import detector to start it again without sending them again.`, true);
+  say("import-status", `${describeError(error, TEXTS)} ${KEPT}`, true);
 }
 
 function showProgress(value) {
@@ -202,7 +206,8 @@ async function follow(id) {
   }
   $("import-progress").hidden = true;
   if (record.status === "Failed") {
-    say("import-status", `The detector was not imported: ${record.failure_reason}`, true);
+    if (record.retryable && state.sent && state.sent.id === id) state.pending = state.sent;
+    say("import-status", `The detector was not imported: ${record.failure_reason}${record.retryable ? ` ${KEPT}` : ""}`, true);
     $("import-result").append(el("p", { class: "error", id: "import-failure", text: record.failure_reason }));
     return;
   }
