@@ -28,6 +28,10 @@ def cmd_mlflow(args) -> int:
         print("error: the MLflow UI needs the full mlflow package (the training extra has only mlflow-skinny): "
               "pip install 'mlflow>=3.0'", file=sys.stderr)
         return EXIT_USER_ERROR
+    busy = _port_in_use(args.host, args.port)
+    if busy:  # the server would log it among its start-up lines and end with status 0
+        print(f"error: port {args.port} on {args.host} is in use ({busy}); choose another with --port", file=sys.stderr)
+        return EXIT_USER_ERROR
     if not Path(uri[len("sqlite:///"):]).is_file():
         print(f"no runs yet: {uri} is created by the first training (`ivadas pipeline run --local`)", file=sys.stderr)
     print(f"MLflow UI on http://{args.host}:{args.port} over {uri} (Ctrl+C stops it)", flush=True)
@@ -35,6 +39,19 @@ def cmd_mlflow(args) -> int:
         return subprocess.run(command).returncode
     except KeyboardInterrupt:
         return 130
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None when it can."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a listener refuses, TIME_WAIT does not
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def mlflow_command(uri: str, host: str, port: int) -> list[str] | None:

@@ -134,3 +134,13 @@ def test_the_sagemaker_steps_track_to_the_server_and_register_the_run():
     assert '"mlflow_run_id": {"Std:JsonGet": {"Path": "tracking.run_id"' in register
     untracked = {s["Name"]: s for s in json.loads(definition_json(PipelineSettings()))["Steps"]}
     assert "MLFLOW_TRACKING_URI" not in json.dumps(untracked)
+
+
+def test_ivadas_mlflow_on_a_port_in_use_is_one_clear_error(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["mlflow", "--store", str(tmp_path), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: port {port} on 127.0.0.1 is in use" in err and "--port" in err
