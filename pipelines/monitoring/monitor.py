@@ -33,7 +33,7 @@ def monitor(records: list[dict], references, since: datetime, until: datetime,
         groups[(record["class_name"], record["model_kind"], record["model_version"])].append(record)
     minutes = bucket_minutes(since, until)
     summaries = []
-    for (name, kind, version), found in sorted(groups.items()):
+    for (name, kind, version), found in sorted(groups.items(), key=_group_order):
         reference = references(kind, version)
         summaries.append(monitor_group(name, kind, version, found, reference, thresholds.for_class(name), since, minutes))
     alarms = [{**alarm, "class_name": g["class_name"], "model_kind": g["model_kind"], "model_version": g["model_version"]}
@@ -50,6 +50,11 @@ def monitor(records: list[dict], references, since: datetime, until: datetime,
         "alarms": alarms,
         "status": "alarm" if alarms else "ok",
     }
+
+
+def _group_order(item) -> tuple:
+    """Class, kind, version, with what an answer did not name (a captured verdict without a version) last."""
+    return tuple((part is None, str(part)) for part in item[0])
 
 
 def monitor_group(name: str, kind: str, version: str, records: list[dict], reference: dict | None,

@@ -168,3 +168,20 @@ def test_a_sensor_gone_noisy_is_input_drift_though_its_mean_stayed():
     assert "drift on class pump-1" in alarm["message"] and "pressure spread" in alarm["message"]
     # the knob is per class like the others
     assert sensor_input_drift(windows(2.5), reference, Thresholds(sensor_spread_ratio=5.0))["drifted"] == []
+
+
+def test_a_verdict_without_a_model_version_is_its_own_group_not_a_crash(tmp_path):
+    from datetime import datetime, timezone
+
+    from pipelines.monitoring.monitor import monitor
+    from pipelines.monitoring.report import write_report
+
+    since, until = drift_period()
+    records = [{"request_id": str(i), "timestamp": (since.replace(minute=i)).isoformat(), "class_name": "tiles",
+                "model_kind": "patchcore", "model_version": version, "raw_score": 1.0, "anomaly_score": 0.1,
+                "threshold": 0.5, "is_anomaly": False, "detail": {}, "verified_label": None}
+               for i, version in enumerate(["ivadas-training-patchcore/1", None, "ivadas-training-patchcore/1"])]
+    summary = monitor(records, lambda kind, version: None, since, until)
+    assert [(g["model_version"], g["verdicts"]) for g in summary["groups"]] == [("ivadas-training-patchcore/1", 2), (None, 1)]
+    assert datetime.fromisoformat(summary["generated_at"]).tzinfo == timezone.utc
+    assert "patchcore None" in write_report(summary, records, lambda kind, version: None, tmp_path).read_text()
