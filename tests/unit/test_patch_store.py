@@ -71,3 +71,23 @@ def test_a_killed_training_leaves_nothing_in_the_scratch_folder(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     assert list(scratch.iterdir()) == []
+
+
+def test_reading_the_chosen_rows_back_from_disk_does_not_bring_the_file_into_memory(tmp_path):
+    """A 1 % coreset of a 5,000-image class is rows spread over an 18 GB file: reading them must cost
+    their own size, not the pages around each of them."""
+    code = ("import resource, numpy as np\n"
+            "from inference.kinds.patchcore.patch_store import PatchStore\n"
+            "store = PatchStore(32, 0, memory_limit_bytes=1)\n"
+            "for _ in range(8):\n"
+            "    store.append(np.ones((16, 1024, 1024), np.float32))  # 64 MB a batch, 512 MB in all\n"
+            "store.finish()\n"
+            "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+            "before = peak()\n"
+            "rows = store.embedding_rows(np.arange(0, store.rows, 16))  # one row in 16: 32 MB\n"
+            "assert rows.shape == (store.rows // 16, 1024) and (rows == 1).all()\n"
+            "print(peak() - before)\n")
+    env = {**os.environ, "IVADAS_SCRATCH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 32 + 32  # the rows read, and little else
