@@ -161,18 +161,36 @@ def _input_plot(group: dict, records: list[dict], reference: dict, path: Path) -
         ax.hist(expected, bins=20, density=True, alpha=0.55, label="training")
         ax.hist(current, bins=20, density=True, alpha=0.55, label="this period")
         ax.set(xlabel=worst, title=f"{group['class_name']}: {worst} of the images")
+        ax.legend(fontsize=7)
     else:
+        from matplotlib.patches import Patch
+
         names = list(inputs["sensors"])
-        shifts = [inputs["sensors"][n]["shift_sigma"] or 0.0 for n in names]
-        ax.bar(names, shifts, color=["tab:red" if inputs["sensors"][n]["drifted"] else "tab:blue" for n in names])
-        ax.axhline(group["thresholds"]["sensor_shift_sigma"], color="black", linestyle="--", linewidth=0.8, label="alarm")
-        ax.set(ylabel="shift (training σ)", title=f"{group['class_name']}: each sensor against training")
+        positions = np.arange(len(names))
+        legend = []
+        for offset, colour, (label, values, alarmed) in zip((-0.2, 0.2), ("tab:blue", "tab:cyan"),
+                                                            sensor_bars(inputs, group["thresholds"])):
+            ax.bar(positions + offset, values, width=0.4, color=["tab:red" if hit else colour for hit in alarmed])
+            legend.append(Patch(color=colour, label=label))
+        line = ax.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="alarm limit")
+        ax.legend(handles=[*legend, Patch(color="tab:red", label="alarmed"), line], fontsize=7)
+        ax.set_xticks(positions, names)
+        ax.set(ylabel="share of its alarm limit", title=f"{group['class_name']}: each sensor against training (red: alarm)")
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def sensor_bars(inputs: dict, limits: dict) -> list[tuple[str, list[float], list[bool]]]:
+    """Each sensor's level shift and spread, each over its own alarm limit (so 1 is the alarm for both),
+    with whether it alarmed: (label, values, alarmed) per measure, sensors in the summary's order."""
+    sensors = list(inputs["sensors"].values())
+    measures = (("level shift", "shift_sigma", "sensor_shift_sigma", "shifted"),
+                ("spread", "spread_ratio", "sensor_spread_ratio", "spread_out"))
+    return [(f"{label} / {limits.get(limit, 0):g}", [(s.get(key) or 0.0) / limits[limit] if limits.get(limit) else 0.0 for s in sensors],
+             [bool(s.get(hit)) for s in sensors]) for label, key, limit, hit in measures]
 
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2430}h1{margin-bottom:.2rem}

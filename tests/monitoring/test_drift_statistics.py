@@ -185,3 +185,13 @@ def test_a_verdict_without_a_model_version_is_its_own_group_not_a_crash(tmp_path
     assert [(g["model_version"], g["verdicts"]) for g in summary["groups"]] == [("ivadas-training-patchcore/1", 2), (None, 1)]
     assert datetime.fromisoformat(summary["generated_at"]).tzinfo == timezone.utc
     assert "patchcore None" in write_report(summary, records, lambda kind, version: None, tmp_path).read_text()
+
+
+def test_the_sensor_plot_shows_level_and_spread_against_their_alarms():
+    from pipelines.monitoring.report import sensor_bars
+
+    inputs = {"sensors": {"pressure": {"shift_sigma": 3.0, "spread_ratio": 1.1, "shifted": True, "spread_out": False},
+                          "flow": {"shift_sigma": 0.2, "spread_ratio": 2.6, "shifted": False, "spread_out": True}}}
+    level, spread = sensor_bars(inputs, Thresholds().to_dict())
+    assert level == ("level shift / 1", [3.0, 0.2], [True, False])
+    assert spread[0] == "spread / 2" and spread[1] == pytest.approx([0.55, 1.3]) and spread[2] == [False, True]
