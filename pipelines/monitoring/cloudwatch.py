@@ -37,6 +37,8 @@ def metric_data(summary: dict) -> list[dict]:
                 worst("InputDriftPSI", inputs["statistics"][inputs["worst"]]["psi"])
             else:
                 worst("SensorShiftSigma", inputs["sensors"][inputs["worst"]]["shift_sigma"])
+                spreads = [s["spread_ratio"] for s in inputs["sensors"].values() if s.get("spread_ratio") is not None]
+                worst("SensorSpreadRatio", max(spreads) if spreads else None)
         worst("ReviewedPrecision", group["quality"]["precision"])
         worst("ReviewedRecall", group["quality"]["recall"])
     return [{"MetricName": name, "Dimensions": [{"Name": "ClassName", "Value": class_name}], "Value": value,

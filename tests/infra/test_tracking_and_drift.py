@@ -167,10 +167,10 @@ def test_the_drift_row_searches_for_what_the_monitoring_job_publishes(main_templ
                            "input_drift": {"kind": "images", "worst": "brightness", "statistics": {"brightness": {"psi": 0.2}}}},
                           {"class_name": "pump-1", "verdicts": 40, "anomaly_rate": 0.1, "alarms": [], "score_drift": None,
                            "quality": {"precision": None, "recall": None},
-                           "input_drift": {"kind": "sensors", "worst": "pressure", "sensors": {"pressure": {"shift_sigma": 0.3}}}}]}
+                           "input_drift": {"kind": "sensors", "worst": "pressure", "sensors": {"pressure": {"shift_sigma": 0.3, "spread_ratio": 1.1}}}}]}
     published = {(NAMESPACE, tuple(sorted(d["Name"] for d in m["Dimensions"])), m["MetricName"]) for m in metric_data(summary)}
     searches = [s for s in dashboard_searches(main_template_json) if s[0] == NAMESPACE]
-    assert {metric for _, _, metric in searches} >= {DRIFT_METRIC, "InputDriftPSI", "SensorShiftSigma", "AnomalyRate"}
+    assert {metric for _, _, metric in searches} >= {DRIFT_METRIC, "InputDriftPSI", "SensorShiftSigma", "SensorSpreadRatio", "AnomalyRate"}
     for search in searches:
         assert search in published, (search, sorted(published))
 

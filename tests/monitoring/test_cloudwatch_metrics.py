@@ -32,3 +32,11 @@ def test_the_worse_versions_precision_and_recall_are_published(published):
 
 def test_drift_and_anomaly_rate_take_the_worse_version(published):
     assert published[DRIFT_METRIC] == 1.0 and published["AnomalyRate"] == pytest.approx(0.3)
+
+
+def test_a_sensor_assets_widest_spread_is_published():
+    sensors = {"pressure": {"shift_sigma": 3.0, "spread_ratio": 1.1}, "vibration": {"shift_sigma": 0.1, "spread_ratio": 2.4}}
+    summary = {"groups": [{**group("ivadas-training-pca/1", 40, None, None, 0.0, True), "class_name": "pump-1",
+                           "input_drift": {"kind": "sensors", "worst": "pressure", "sensors": sensors}}]}
+    published = {m["MetricName"]: m["Value"] for m in metric_data(summary)}
+    assert published["SensorShiftSigma"] == 3.0 and published["SensorSpreadRatio"] == 2.4

@@ -9,7 +9,7 @@ confirmations from the feedback markers in the data bucket, and each model versi
 reference beside its evaluation, and
 writes `summary.json` and `report.html` to `monitoring/latest/` of the artifacts bucket (the API's
 GET /monitoring and the UI read them). It publishes per-class metrics in `IVADAS/Monitoring`
-(`DriftDetected`, `ScoreDriftPSI`, `InputDriftPSI`, `SensorShiftSigma`, `AnomalyRate`,
+(`DriftDetected`, `ScoreDriftPSI`, `InputDriftPSI`, `SensorShiftSigma`, `SensorSpreadRatio`, `AnomalyRate`,
 `ReviewedPrecision`, `ReviewedRecall`, `Verdicts`); an alarm per configured class and per sensor asset
 named in `driftAlarmAssets`, "drift on class X", watches `DriftDetected` and notifies the alarm topic.
 
@@ -101,7 +101,7 @@ class DriftMonitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Drift detected per class (1 = alarm)", left=[every_class(DRIFT_METRIC)]),
             cloudwatch.GraphWidget(title="Drift size per class", left=[every_class("ScoreDriftPSI"), every_class("InputDriftPSI")],
-                                   right=[every_class("SensorShiftSigma")]),
+                                   right=[every_class("SensorShiftSigma"), every_class("SensorSpreadRatio")]),
             cloudwatch.GraphWidget(title="Anomaly rate and reviewed quality per class",
                                    left=[every_class("AnomalyRate"), every_class("ReviewedPrecision"), every_class("ReviewedRecall")]),
         )
