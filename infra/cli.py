@@ -99,7 +99,12 @@ def cmd_train(args) -> int:
 
     output = Path(args.output or default_bundle(args.model))
     job = TrainingJob(args.model, Path(args.data), _classes(args), _settings(args), output, quiet=args.quiet)
-    report = train(job)
+    run = _start_training_run(job)
+    try:
+        report = train(job)
+    except BaseException:
+        run.finish("FAILED")
+        raise
     for name, entry in report.manifest["classes"].items():
         seconds = report.timings.get(name, {}).get("total_s", 0.0)
         print(f"{name}: threshold {entry['threshold']:.4f} ({entry['calibration']['method']}), {seconds:.1f}s")
@@ -112,7 +117,60 @@ def cmd_train(args) -> int:
     if backbone and backbone["weights"].startswith("random"):
         print("WARNING: the backbone has RANDOM weights: fine for the synthetic demo and tests, near chance on real images. "
               "Put ImageNet weights in the torch hub cache or pass --weights FILE.", file=sys.stderr)
+    _finish_training_run(run, job, report, output)
     return 0
+
+
+def _start_training_run(job):
+    """The training's MLflow run, as a pipeline training's: the kind's experiment, the same parameters and
+    lineage (data, snapshot hash, source revision), in the embedded store under the local artifact store
+    unless MLFLOW_TRACKING_URI says otherwise (set but empty: no tracking). Its id goes into the bundle's
+    lineage; the command names it once the training succeeded (settings a kind refuses leave a FAILED run).
+    Tracking never fails the training: an unusable server is one `tracking:` line."""
+    import time
+
+    from pipelines import tracking
+    from pipelines.local_runner import RunParameters, check_classes, data_fingerprint, source_revision
+
+    uri = os.environ.get(tracking.TRACKING_URI_ENV, tracking.local_tracking_uri(store_dir()))
+    if not uri:
+        return tracking.TrackedRun()
+    # a class missing from the data is a typo, not a training: one error line and no run (as the pipeline does)
+    check_classes(job.data_root, RunParameters(str(job.data_root), tuple(job.classes), job.kind))
+    job.lineage.update(data_uri=str(job.data_root.resolve()), source_revision=source_revision())
+    try:
+        job.lineage["data_snapshot"] = data_fingerprint(job.data_root, job.classes)
+    except OSError:  # an unreadable file: the training names it; the run goes without a snapshot hash
+        pass
+    tags = {**tracking.lineage_tags({**job.lineage, "classes": job.classes}, job.kind), "mlflow.source.name": "ivadas train"}
+    run = tracking.start_run(job.kind, f"{job.kind}-train-{time.strftime('%Y%m%dT%H%M%S')}", tags, uri=uri, announce=False)
+    run.log_params(_training_params(job))
+    if run.run_id:
+        job.lineage[tracking.RUN_ID_KEY] = run.run_id
+    return run
+
+
+def _training_params(job) -> dict:
+    """The parameters a pipeline training logs: the kind's settings, model kind, classes and lineage."""
+    from pipelines.steps.train import LINEAGE_KEYS
+
+    return {**job.hyperparameters, "model_kind": job.kind, "classes": ",".join(job.classes),
+            **{key: value for key, value in job.lineage.items() if key in LINEAGE_KEYS}}
+
+
+def _finish_training_run(run, job, report, bundle: Path) -> None:
+    """The settings the kind resolved, the timings (as the pipeline's training step logs them), the bundle."""
+    from pipelines import tracking
+    from pipelines.steps.train import track_training
+
+    if not run.run_id:
+        return
+    run.log_params(tracking.resolved_settings(report.manifest, _training_params(job)))
+    run.log_artifact(bundle, "bundle")
+    track_training(run, report)
+    if run.active:  # a server lost midway has said so on its `tracking:` line
+        print(f"MLflow run {run.run_id} in experiment {tracking.experiment_name(job.kind)!r} at {run.summary()['tracking_uri']}"
+              + (" (`ivadas mlflow` shows it)" if run.uri.startswith("sqlite:") else ""))
 
 
 def cmd_evaluate(args) -> int:

@@ -159,8 +159,10 @@ def _experiment_id(client, name: str, uri: str) -> str:
         return found.experiment_id
 
 
-def start_run(kind: str, run_name: str, tags: dict | None = None, uri: str | None = None) -> TrackedRun:
-    """A new run in the kind's experiment; an inactive one when tracking is off or unreachable."""
+def start_run(kind: str, run_name: str, tags: dict | None = None, uri: str | None = None,
+              announce: bool = True) -> TrackedRun:
+    """A new run in the kind's experiment; an inactive one when tracking is off or unreachable.
+    `announce=False` leaves naming the run to the caller (a command that prints it once it succeeded)."""
     uri = uri if uri is not None else os.environ.get(TRACKING_URI_ENV, "")
     if not uri:
         return TrackedRun()
@@ -171,7 +173,8 @@ def start_run(kind: str, run_name: str, tags: dict | None = None, uri: str | Non
     except Exception as exc:
         _say(f"MLflow at {_shown_uri(uri)} is not usable ({_reason(exc)}); training goes on without tracking")
         return TrackedRun()
-    _say(f"run {run.info.run_id} in experiment {experiment_name(kind)!r} at {_shown_uri(uri)}")
+    if announce:
+        _say(f"run {run.info.run_id} in experiment {experiment_name(kind)!r} at {_shown_uri(uri)}")
     return TrackedRun(client, run.info.run_id, experiment, uri)
 
 
@@ -202,6 +205,18 @@ def lineage_tags(lineage: dict, kind: str) -> dict:
         "ivadas.execution_id": lineage.get("execution_id", ""),
         "ivadas.classes": ",".join(lineage["classes"]) if isinstance(lineage.get("classes"), list) else lineage.get("classes", ""),
     }
+
+
+def resolved_settings(manifest: dict, logged: dict) -> dict:
+    """The settings the kind resolved (its defaults included) that the run does not hold yet: a run of
+    `ivadas train --model patchcore` names its backbone, weights and image size even when left to defaults.
+    Values already logged are left alone (MLflow refuses to change a parameter)."""
+    found = {key: value for key, value in (manifest.get("config") or {}).items() if value is not None}
+    backbone = manifest.get("backbone") or {}
+    found.update({key: backbone[source] for key, source in (("backbone", "name"), ("weights", "weights")) if backbone.get(source)})
+    written = {str(key) for key in logged}
+    return {key: ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            for key, value in found.items() if key not in written and not isinstance(value, dict)}
 
 
 def evaluation_metrics(report: dict) -> dict:
