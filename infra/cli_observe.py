@@ -68,7 +68,8 @@ def mlflow_command(uri: str, host: str, port: int) -> list[str] | None:
 
 
 def cmd_monitor(args) -> int:
-    """One monitoring pass over the local stack's inspection log: summary.json and report.html."""
+    """One monitoring pass over the local stack's inspection log and data capture (either may be absent,
+    not both): summary.json and report.html."""
     from datetime import datetime, timezone
 
     from pipelines.monitoring.job import run_local

@@ -1,8 +1,8 @@
 """`python -m infra.local.serve_monitor`: the monitoring job on a schedule, as EventBridge Scheduler starts
 the SageMaker Processing job on AWS: every `MONITOR_INTERVAL_S` seconds (and when the API asks for a
 run by leaving `MONITORING_STORE/run-requested`), one pass over the last `MONITOR_LOOKBACK_HOURS` of
-the inspection log into `MONITORING_STORE/latest/`, until SIGTERM. A failed pass is logged and the
-next one runs on time."""
+the inspection log and the data capture into `MONITORING_STORE/latest/`, until SIGTERM. A failed pass
+is logged and the next one runs on time."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ POLL_S = 1.0
 
 
 def one_pass(store: Path, output: Path, lookback_hours: float) -> None:
-    from pipelines.monitoring.job import run_local
+    from pipelines.monitoring.job import NothingToMonitor, run_local
 
     until = datetime.now(timezone.utc)
-    database = store / "inspections" / "inspections.sqlite"
-    if not database.is_file():
-        print("monitor: no inspection yet", flush=True)
+    try:  # the inspection log, or only the capture of requests made straight to the endpoints
+        result = run_local(store, output, until - timedelta(hours=lookback_hours), until)
+    except NothingToMonitor:
+        print("monitor: no inspection and no captured request yet", flush=True)
         return
-    result = run_local(store, output, until - timedelta(hours=lookback_hours), until)
     print(f"monitor: {result.summary['verdicts']} verdicts, {len(result.summary['alarms'])} alarm(s)", flush=True)
     for alarm in result.summary["alarms"]:
         print(f"alarm: {alarm['message']}", flush=True)

@@ -36,18 +36,41 @@ def run(records: list[dict], references, since: datetime, until: datetime, outpu
     return MonitorRun(summary, write_report(summary, records, references, output))
 
 
+class NothingToMonitor(FileNotFoundError):
+    """A local store with neither an inspection log nor any captured request: no pass can say anything."""
+
+
 def run_local(store: Path, output: Path, since: datetime, until: datetime, thresholds_file=None,
               database: Path | None = None) -> MonitorRun:
     """Over the local stack's inspection log, the capture files under the store's `data-capture/`
-    (laid out as on S3) if any, and the local registry."""
+    (laid out as on S3) if any, and the local registry. A store whose endpoints were only called
+    directly has capture but no log yet: the pass runs over the capture alone. A log named by the
+    caller (`database`) must exist."""
     from pipelines.monitoring.references import LocalReferences
 
+    capture_root = store / capture.CAPTURE_PREFIX
+    log_required = database is not None
     database = database or store / "inspections" / "inspections.sqlite"
     thresholds = (ThresholdConfig.load(thresholds_file) if thresholds_file
                   else ThresholdConfig.load(store / "monitoring.json", optional=True))
-    records = verdicts.attach_feedback(verdicts.read_sqlite(database, since, until), verdicts.folder_feedback(store))
-    captured = capture.read_source(store / capture.CAPTURE_PREFIX, since, until)
+    try:
+        logged = verdicts.read_sqlite(database, since, until)
+    except FileNotFoundError:
+        if log_required:
+            raise
+        if not has_capture(capture_root):
+            raise NothingToMonitor(f"nothing to monitor in {store} yet: no inspection log ({database}) and no data "
+                                   f"capture ({capture_root}); the local stack writes both (`ivadas up`, then inspect "
+                                   "images from the UI or the API, or call an endpoint)") from None
+        logged = []
+    records = verdicts.attach_feedback(logged, verdicts.folder_feedback(store))
+    captured = capture.read_source(capture_root, since, until)
     return run(capture.merge(records, captured.records), LocalReferences(store), since, until, output, thresholds)
+
+
+def has_capture(root: Path) -> bool:
+    """Whether any endpoint request was ever captured under `root` (in any period)."""
+    return root.is_dir() and next(root.glob("/".join(["*"] * capture.LEVELS + ["*", "*", "*", "*", "*.jsonl"])), None) is not None
 
 
 def main() -> int:

@@ -94,3 +94,37 @@ def test_the_sample_is_the_capture_percentage(tmp_path):
     writer = DataCapture(tmp_path, {"e": "k"}, percent=20, sample=lambda: next(draws))
     written = [writer.record("e", "application/json", b"{}", "application/json", b"{}") for _ in range(100)]
     assert sum(path is not None for path in written) == 20
+
+
+def test_a_store_whose_endpoints_were_only_called_directly_is_monitored(runtime, capsys):
+    from infra.cli import main
+    from infra.local.serve_monitor import one_pass
+
+    client, store = runtime
+    for level in (80, 90, 100):
+        client.invoke_endpoint(EndpointName="ivadas-patchcore", ContentType="image/png", Body=png(level),
+                               CustomAttributes="class_name=tiles")
+    assert not (store / "inspections").exists()  # no call went through the API: no inspection log yet
+    assert main(["monitor", "--store", str(store), "--output", str(store / "report")]) == 0
+    assert "3 verdicts (3 from data capture)" in capsys.readouterr().out
+    summary = json.loads((store / "report" / "summary.json").read_text())
+    assert summary["verdicts"] == 3 and summary["sources"] == {"data_capture": 3}
+    one_pass(store, store / "scheduled", 24)  # the local stack's scheduled pass
+    assert json.loads((store / "scheduled" / "summary.json").read_text())["verdicts"] == 3
+    assert "monitor: 3 verdicts" in capsys.readouterr().out
+    # a log the user names must exist, capture or not
+    assert main(["monitor", "--store", str(store), "--inspections", str(store / "elsewhere.sqlite")]) == 2
+    assert "no inspection log at" in capsys.readouterr().err
+
+
+def test_a_store_with_neither_log_nor_capture_is_one_clear_error(tmp_path, capsys):
+    from infra.cli import main
+    from infra.local.serve_monitor import one_pass
+
+    (tmp_path / "data-capture").mkdir()  # capture configured, nothing captured yet
+    assert main(["monitor", "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: nothing to monitor") and err.count("\n") == 1, err
+    one_pass(tmp_path, tmp_path / "scheduled", 24)
+    assert "monitor: no inspection and no captured request yet" in capsys.readouterr().out
+    assert not (tmp_path / "scheduled").exists()
