@@ -27,8 +27,6 @@ import uuid
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from botocore.exceptions import ClientError
-
 import processing_jobs
 from api_core import ApiError
 from class_datasets import (DOCUMENT_SUFFIXES, IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, MAX_ZIP_BYTES, YAML_SUFFIXES, _limit,
@@ -46,9 +44,6 @@ MAX_LABEL_BYTES = 1024 * 1024
 #: Upload forms expire after 15 minutes (uploads.EXPIRES_S); an import still waiting for its files
 #: an hour later never gets them
 ABANDONED_AFTER_S = 3600
-#: An import still Queued with no job this long after its start was asked for has no start call
-#: running any more: the API answers within API Gateway's 29 s.
-START_SETTLED_AFTER_S = 300
 WORDS = processing_jobs.JobWords(what="the import", refused="import_unavailable", exists="import_job_exists",
                                  limit_reached="import_limit_reached")
 
@@ -255,13 +250,10 @@ class SageMakerImports:
         connection). Its job, if SageMaker started it, has the import's name; if none has once the call
         is surely over, the import is Failed but `retryable`, its files kept, instead of Queued for ever."""
         name = self.job_name(record)
-        try:
-            job = self.client.describe_processing_job(ProcessingJobName=name)
-        except ClientError as exc:
-            if processing_jobs.error_code(exc) != "ValidationException":  # not "Could not find": ask again later
-                return record
-            if seconds_since(record["updated_at"]) < START_SETTLED_AFTER_S:
-                return record
+        outcome, job = processing_jobs.unanswered_start(self.client, name, seconds_since(record["updated_at"]))
+        if outcome == "unknown":
+            return record
+        if outcome == "never":
             record.update(status="Failed", retryable=True, ended_at=now(), failure_reason="the import's processing job was "
                           "never started (the request to start it did not finish); start it again")
             return records.save(record)

@@ -102,6 +102,23 @@ def started_already(client, name: str, request: dict) -> bool:
     return what_it_does(job) == what_it_does(request)
 
 
+#: A record still Queued with no job this long after its start was asked for has no start call
+#: running any more: the API answers within API Gateway's 29 s.
+START_SETTLED_AFTER_S = 300
+
+
+def unanswered_start(client, name: str, queued_for_s: float) -> tuple[str, dict | None]:
+    """What became of a start whose call never answered (a timeout, a lost connection), asked by the
+    job's name: ("started", the job), ("never", None) once the call has surely ended without a job,
+    or ("unknown", None) while that cannot be told yet (too early, or SageMaker not answering)."""
+    try:
+        return "started", client.describe_processing_job(ProcessingJobName=name)
+    except ClientError as exc:
+        if error_code(exc) != "ValidationException":  # not "Could not find": ask again later
+            return "unknown", None
+        return ("never" if queued_for_s >= START_SETTLED_AFTER_S else "unknown"), None
+
+
 def what_it_does(job: dict) -> tuple:
     app = job.get("AppSpecification", {})
     return (app.get("ImageUri"), app.get("ContainerEntrypoint"), app.get("ContainerArguments"),

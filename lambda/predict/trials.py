@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from botocore.exceptions import ClientError
 
 import processing_jobs
 from api_core import ApiError
@@ -23,9 +22,6 @@ from job_records import JobRecords, seconds_since
 
 TRIALS = "datasets/trials"
 MAX_TRIAL_IMAGES = 20
-#: A trial still Queued this long after it was made has no start call running any more: the API
-#: answers within API Gateway's 29 s.
-START_SETTLED_AFTER_S = 300
 WORDS = processing_jobs.JobWords(what="the trial", refused="trial_unavailable", exists="trial_job_exists",
                                  limit_reached="trial_limit_reached")
 
@@ -142,13 +138,10 @@ class SageMakerTrials:
         connection). Its job, if SageMaker started it, has the trial's name; if none has, the trial is
         Failed once the call is surely over, instead of Queued for ever."""
         name = self.job_name(record)
-        try:
-            job = self.client.describe_processing_job(ProcessingJobName=name)
-        except ClientError as exc:
-            if processing_jobs.error_code(exc) != "ValidationException":  # not "Could not find": ask again later
-                return record
-            if seconds_since(record["created_at"]) < START_SETTLED_AFTER_S:
-                return record
+        outcome, job = processing_jobs.unanswered_start(self.client, name, seconds_since(record["created_at"]))
+        if outcome == "unknown":
+            return record
+        if outcome == "never":
             record.update(status="Failed", ended_at=now(), failure_reason="the trial's processing job was never started (the "
                           "request to start it did not finish); run the trial again")
             return record

@@ -261,7 +261,7 @@ def never_answers(**request):
 
 
 def test_an_import_whose_start_never_answered_is_settled_not_queued_for_ever(aws, tmp_path, monkeypatch):
-    import imports
+    import processing_jobs
     import routes_imports
 
     s3, stub = aws
@@ -284,7 +284,7 @@ def test_an_import_whose_start_never_answered_is_settled_not_queued_for_ever(aws
     found = call("GET", f"/models/imports/{first}")[1]
     assert found["status"] == "Executing" and found["job_name"] == job
     # the second never started: once the call is surely over, Failed, and it may be started again on its files
-    monkeypatch.setattr(imports, "START_SETTLED_AFTER_S", -1)
+    monkeypatch.setattr(processing_jobs, "START_SETTLED_AFTER_S", -1)
     stub.add_client_error("describe_processing_job", "ValidationException", not_found.format(second), 400,
                           expected_params={"ProcessingJobName": f"ivadas-training-import-{second}"})
     lost = call("GET", f"/models/imports/{second}")[1]
