@@ -25,6 +25,7 @@ from inference.kinds.patchcore.config import ModelConfig, preprocessing_of
 from inference.kinds.patchcore.extractor import FeatureExtractor
 from inference.kinds.patchcore.memory_bank import MemoryBank
 from inference.kinds.patchcore.model import ClassModel
+from inference.runtime import single_threaded_blas
 from inference.vision.backbone import BackboneSpec, OnnxBackbone
 from inference.vision.image_model import ImageModel, RawResult
 from inference.vision.preprocessing import Preprocessing
@@ -108,10 +109,11 @@ class PatchScorer:
 
     def score(self, images, with_maps: bool = True) -> list[RawResult]:
         results = []
-        for image in images:
-            views, layout = self.extractor.views(image)
-            embeddings, _ = self.extractor.embed_views(views)
-            results.append(self.model.score_views(embeddings, layout, with_maps))
+        with single_threaded_blas():
+            for image in images:
+                views, layout = self.extractor.views(image)
+                embeddings, _ = self.extractor.embed_views(views)
+                results.append(self.model.score_views(embeddings, layout, with_maps))
         return results
 
 
