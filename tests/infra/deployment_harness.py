@@ -190,6 +190,20 @@ class FifoQueue:
         return heads[:batch]
 
 
+def lambda_context(function_name: str, memory_mb: int = 1024, remaining_ms: int = 29_000):
+    """A Lambda context as the runtime passes it, for a handler called in-process."""
+    class LambdaContext:
+        memory_limit_in_mb, aws_request_id = memory_mb, "request"
+        invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
+
+        @staticmethod
+        def get_remaining_time_in_millis():
+            return remaining_ms
+
+    LambdaContext.function_name = function_name
+    return LambdaContext()
+
+
 class Context:
     function_name = "ivadas-deploy"
     memory_limit_in_mb = 256

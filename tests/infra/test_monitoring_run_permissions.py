@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.infra.deployment_harness import Resolver, lambda_environment
+from tests.infra.deployment_harness import Resolver, lambda_context, lambda_environment
 from tests.infra.iam_replay import CallRecorder, authorizations, permitted, request, role_statements
 from tests.infra.strict_aws import ACCOUNT, REGION
 
@@ -22,13 +22,7 @@ sys.path.insert(0, str(ROOT / "lambda" / "predict"))
 PREDICT = "predict_app.handler"
 
 
-class Context:
-    function_name, memory_limit_in_mb, aws_request_id = "ivadas-predict", 1024, "request"
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ivadas-predict"
-
-    @staticmethod
-    def get_remaining_time_in_millis():
-        return 29_000
+PREDICT_CONTEXT = lambda_context("ivadas-predict")
 
 
 def as_engineer(method: str, path: str) -> dict:
@@ -73,7 +67,7 @@ def test_run_now_needs_nothing_the_role_does_not_allow(main_template_json, repla
     import predict_app
 
     recorder, definition = replay
-    response = predict_app.handler(as_engineer("POST", "/monitoring/run"), Context())
+    response = predict_app.handler(as_engineer("POST", "/monitoring/run"), PREDICT_CONTEXT)
     assert response["statusCode"] == 202, response["body"]
     job_name = json.loads(response["body"])["job_name"]
     [create] = [c for c in recorder.calls if c.operation == "CreateProcessingJob"]

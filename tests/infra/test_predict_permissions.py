@@ -16,7 +16,7 @@ import pytest
 from botocore.response import StreamingBody
 from moto import mock_aws
 
-from tests.infra.deployment_harness import Resolver, lambda_environment
+from tests.infra.deployment_harness import Resolver, lambda_context, lambda_environment
 from tests.infra.iam_replay import (CallRecorder, authorizations, bucket_policy_statements, denied_by, permitted, request,
                                     role_statements)
 from tests.infra.strict_aws import ACCOUNT, REGION
@@ -28,13 +28,7 @@ PREDICT = "predict_app.handler"
 IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
 
 
-class Context:
-    function_name, memory_limit_in_mb, aws_request_id = "ivadas-predict", 1024, "request"
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ivadas-predict"
-
-    @staticmethod
-    def get_remaining_time_in_millis():
-        return 29_000
+PREDICT_CONTEXT = lambda_context("ivadas-predict")
 
 
 def artifacts_bucket(template: dict, logical_id: bool = False):
@@ -109,9 +103,9 @@ def test_an_inspection_and_the_history_need_nothing_the_role_does_not_allow(main
     import predict_app
 
     recorder, bucket_keys, table_keys, table = world
-    response = predict_app.handler(as_inspector("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE}), Context())
+    response = predict_app.handler(as_inspector("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE}), PREDICT_CONTEXT)
     assert response["statusCode"] == 200, response["body"]
-    response = predict_app.handler(as_inspector("GET", "/inspections"), Context())
+    response = predict_app.handler(as_inspector("GET", "/inspections"), PREDICT_CONTEXT)
     assert response["statusCode"] == 200 and len(json.loads(response["body"])["inspections"]) == 1
     operations = {(c.service, c.operation) for c in recorder.calls}
     assert {("sagemaker-runtime", "InvokeEndpoint"), ("s3", "PutObject"), ("dynamodb", "PutItem"), ("dynamodb", "Query")} <= operations
@@ -135,7 +129,7 @@ def test_the_kept_image_is_written_with_the_inspection_key_the_bucket_insists_on
     bucket, project_key, bucket_id = artifacts_bucket(main_template_json, logical_id=True)
     key = inspection_key(main_template_json)
     assert key != project_key and set(table_keys.values()) == {key}  # the inspection log is under it too
-    response = predict_app.handler(as_inspector("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE}), Context())
+    response = predict_app.handler(as_inspector("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE}), PREDICT_CONTEXT)
     assert response["statusCode"] == 200, response["body"]
     [put] = [c for c in recorder.calls if c.operation == "PutObject"]
     assert put.params["Key"].startswith("inspections/") and put.params["SSEKMSKeyId"] == key
