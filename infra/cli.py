@@ -100,11 +100,8 @@ def cmd_train(args) -> int:
     output = Path(args.output or default_bundle(args.model))
     job = TrainingJob(args.model, Path(args.data), _classes(args), _settings(args), output, quiet=args.quiet)
     run = _start_training_run(job)
-    try:
+    with run.failed_on_error():
         report = train(job)
-    except BaseException:
-        run.finish("FAILED")
-        raise
     for name, entry in report.manifest["classes"].items():
         seconds = report.timings.get(name, {}).get("total_s", 0.0)
         print(f"{name}: threshold {entry['threshold']:.4f} ({entry['calibration']['method']}), {seconds:.1f}s")

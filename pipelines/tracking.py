@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
@@ -112,6 +113,15 @@ class TrackedRun:
 
     def finish(self, status: str = "FINISHED") -> None:
         self._call("close the run", lambda: self.client.set_terminated(self.run_id, status))
+
+    @contextmanager
+    def failed_on_error(self):
+        """A block whose error (or interruption) ends the run FAILED before it goes on up."""
+        try:
+            yield self
+        except BaseException:
+            self.finish("FAILED")
+            raise
 
     def summary(self) -> dict:
         """What `evaluation.json` and the registry keep: the run's id (empty when nothing was tracked)."""

@@ -49,11 +49,8 @@ def main(argv=None) -> None:
     split_manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"classes": {}}
     job = training_job(hyperparameters(), split_manifest)
     run = start_tracking(job)
-    try:
+    with run.failed_on_error():
         report = train(job)
-    except BaseException:
-        run.finish("FAILED")
-        raise
     track_training(run, report)
     output = output_data_dir()
     output.mkdir(parents=True, exist_ok=True)

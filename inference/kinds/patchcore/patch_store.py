@@ -5,7 +5,7 @@ Both stay in RAM while they fit in half the memory limit (always, without one). 
 go to files of float32 rows in a scratch folder (`$IVADAS_SCRATCH`, else the system's temporary
 folder), and every later view streams there. The files have no name (`tempfile.TemporaryFile`):
 the system frees their space when the training ends, however it ends, so a killed training
-leaves no gigabytes behind. They are read back in pieces: they are read back in pieces: the projection whole
+leaves no gigabytes behind. They are read back in pieces: the projection whole
 into RAM when it fits in half the limit, else row blocks mapped from its file; positions for
 SoftPatch; the chosen rows for the bank. Every value is computed
 the same way in either case (the projection batch by batch as the embeddings arrive), so what
@@ -192,7 +192,6 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
         part = parts.pop()
         joined[start : start + len(part)] = part
         start += len(part)
-        del part
     return joined
 
 
