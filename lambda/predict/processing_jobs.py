@@ -45,12 +45,13 @@ class JobWords:
 
 def job_name(prefix: str, unique: str) -> str:
     """`<prefix><unique>` cut to SageMaker's limit. The prefix stays whole (the API's role may start
-    jobs of that prefix only, `<prefix>*`); the unique part gives up its end."""
+    jobs of that prefix only, `<prefix>*`); the unique part gives up its end, and a hyphen the cut
+    leaves last (SageMaker's names end on a letter or digit)."""
     room = JOB_NAME_LIMIT - len(prefix)
     if room < MIN_UNIQUE:
         raise ValueError(f"the job name prefix {prefix!r} leaves {room} of SageMaker's {JOB_NAME_LIMIT} characters; "
                          f"names need at least {MIN_UNIQUE} of their own")
-    return prefix + unique[:room]
+    return prefix + unique[:room].rstrip("-")
 
 
 def timestamped_name(prefix: str, now: datetime | None = None) -> str:
@@ -114,9 +115,16 @@ def unanswered_start(client, name: str, queued_for_s: float) -> tuple[str, dict 
     try:
         return "started", client.describe_processing_job(ProcessingJobName=name)
     except ClientError as exc:
-        if error_code(exc) != "ValidationException":  # not "Could not find": ask again later
+        if not job_not_found(exc):  # throttled, denied, another refusal: ask again later
             return "unknown", None
         return ("never" if queued_for_s >= START_SETTLED_AFTER_S else "unknown"), None
+
+
+def job_not_found(exc: ClientError) -> bool:
+    """DescribeProcessingJob's "no such job": documented as ResourceNotFound, answered by SageMaker as a
+    ValidationException "Could not find requested job with name ..."."""
+    code, message = error_code(exc), exc.response.get("Error", {}).get("Message", "")
+    return code == "ResourceNotFound" or (code == "ValidationException" and "Could not find" in message)
 
 
 def what_it_does(job: dict) -> tuple:

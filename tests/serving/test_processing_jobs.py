@@ -184,3 +184,24 @@ def test_a_taken_name_whose_job_cannot_be_read_stays_a_409(sagemaker, starter):
     with pytest.raises(ApiError) as refused:
         start(client)
     assert refused.value.status == 409 and refused.value.code == codes["exists"]
+
+
+@pytest.mark.parametrize("code, message, settled", [
+    ("ValidationException", "Could not find requested job with name ivadas-x-trial-1", "never"),
+    ("ResourceNotFound", "Resource not found", "never"),  # the code the API reference documents
+    ("ValidationException", "1 validation error detected: Value at 'processingJobName' failed", "unknown"),
+    ("ThrottlingException", "Rate exceeded", "unknown"),
+])
+def test_only_a_missing_job_settles_an_unanswered_start(code, message, settled):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    for queued_for_s, expected in ((0, "unknown"), (processing_jobs.START_SETTLED_AFTER_S, settled)):
+        with Stubber(client) as stub:
+            stub.add_client_error("describe_processing_job", code, message, 400,
+                                  expected_params={"ProcessingJobName": "ivadas-x-trial-1"})
+            assert processing_jobs.unanswered_start(client, "ivadas-x-trial-1", queued_for_s) == (expected, None)
+
+
+def test_a_cut_never_leaves_a_name_ending_on_a_hyphen():
+    prefix = "p" * (processing_jobs.JOB_NAME_LIMIT - 16)  # room for 16: the cut falls on the id's hyphen
+    name = processing_jobs.job_name(prefix, "20261202T021500-0a1b2c3d")
+    assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name), name
