@@ -213,9 +213,11 @@ def update_web_acl(wafv2, accepted, only_if_different: bool = False) -> list[str
             if rule["Name"] == os.environ["WEB_ACL_RULE"]:
                 rule["Statement"] = {"NotStatement": {"Statement": either}}
         try:
-            wafv2.update_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"], DefaultAction=acl["DefaultAction"],
-                                 Rules=acl["Rules"], VisibilityConfig=acl["VisibilityConfig"], LockToken=answer["LockToken"],
-                                 **({"Description": acl["Description"]} if acl.get("Description") else {}))
+            # UpdateWebACL replaces the whole specification: every setting the ACL has goes back as it was
+            # (an empty one is left out: an empty Description, say, is refused)
+            settable = wafv2.meta.service_model.operation_model("UpdateWebACL").input_shape.members
+            kept = {key: value for key, value in acl.items() if key in settable and value not in (None, "", [], {})}
+            wafv2.update_web_acl(**{**kept, "Scope": "REGIONAL", "Rules": acl["Rules"], "LockToken": answer["LockToken"]})
             return values
         except wafv2.exceptions.WAFOptimisticLockException:
             if attempt == LOCK_ATTEMPTS:

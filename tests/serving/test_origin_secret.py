@@ -355,3 +355,17 @@ def test_a_web_acl_already_accepting_the_wanted_values_is_not_written(stubbed_wa
     rotate, wafv2, stubber = stubbed_waf
     _get(stubber, "token-1", ["pending", "current"])
     assert rotate.update_web_acl(wafv2, ["current", "pending"], only_if_different=True) is None
+
+
+def test_the_web_acl_s_other_settings_are_written_back_as_they_were(stubbed_waf):
+    """UpdateWebACL replaces the whole specification: what the rotation does not change must go back unchanged."""
+    from botocore.stub import ANY
+
+    rotate, wafv2, stubber = stubbed_waf
+    answer = acl_answer("token-1", ["old"])
+    settings = {"Description": "origin secret", "TokenDomains": ["example.com"],
+                "CustomResponseBodies": {"refused": {"ContentType": "APPLICATION_JSON", "Content": '{"error": {}}'}}}
+    answer["WebACL"].update(settings)
+    stubber.add_response("get_web_acl", answer, {"Name": "ivadas-dev-api-origin", "Id": "acl-id", "Scope": "REGIONAL"})
+    stubber.add_response("update_web_acl", {"NextLockToken": "token-2"}, {**_update_params("token-1"), **settings})
+    assert rotate.update_web_acl(wafv2, ["current"]) == ["current"]
