@@ -93,10 +93,15 @@ def predict(remaining_ms: int) -> tuple[int, dict, float]:
 def test_a_model_slower_than_the_lambda_gets_a_json_504_before_the_lambda_ends(slow_endpoint):
     slow_endpoint.delay = 9.0
     remaining_s = 6.0
-    status, body, elapsed = predict(int(remaining_s * 1000))
+    status, body, _ = predict(int(remaining_s * 1000))
     assert status == 504 and body["error"]["code"] == "endpoint_timeout"
-    # answered with the reserve still left: time to write the 504 and its metrics
-    assert elapsed <= remaining_s - endpoint_client.RESPONSE_RESERVE_S + 0.5, elapsed
+    # the call was given only what leaves the reserve (time to write the 504 and its metrics) after a
+    # connection attempt: 6 s - 2.5 s - 2 s, in botocore's whole seconds; the clock of a loaded test
+    # machine is not what is asserted
+    read_timeouts = [client.meta.config.read_timeout for client in endpoint_client._runtimes.values()]
+    assert read_timeouts == [1]
+    assert read_timeouts[0] + endpoint_client.CONNECT_TIMEOUT_S + endpoint_client.RESPONSE_RESERVE_S <= remaining_s
+    assert body["error"]["message"] == "the patchcore endpoint did not answer within 1 s"
     assert len(slow_endpoint.requests) == 1
 
 
