@@ -20,6 +20,7 @@ IAM checks for it, with the request context keys a condition can test, following
 - CreateProcessingJob: sagemaker:CreateProcessingJob on the job (its ARN spells the name in lower
   case), iam:PassRole of its RoleArn with `iam:PassedToService` = sagemaker.amazonaws.com, and
   sagemaker:AddTags on the job when the request carries tags;
+- DescribeProcessingJob: sagemaker:DescribeProcessingJob on the job (lower case, as above);
 - SSM GetParameter (a String parameter): ssm:GetParameter on the parameter.
 
 `permitted` is IAM's evaluation of identity policies for one request: an explicit Deny wins, else
@@ -154,6 +155,9 @@ def authorizations(call: Call, kms_key_of_bucket: dict[str, str], kms_key_of_tab
         checks = [Authorization("sagemaker:CreateProcessingJob", job),
                   Authorization("iam:PassRole", p["RoleArn"], (("iam:PassedToService", "sagemaker.amazonaws.com"),))]
         return checks + ([Authorization("sagemaker:AddTags", job)] if p.get("Tags") else [])
+    if call.service == "sagemaker" and call.operation == "DescribeProcessingJob":
+        return [Authorization("sagemaker:DescribeProcessingJob",
+                              f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{p['ProcessingJobName'].lower()}")]
     if call.service == "ssm" and call.operation == "GetParameter":
         return [Authorization("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{p['Name'].lstrip('/')}")]
     raise AssertionError(f"no IAM model for {call.service}:{call.operation}; add one before trusting the replay")

@@ -78,6 +78,26 @@ def test_run_now_needs_nothing_the_role_does_not_allow(main_template_json, repla
     assert sorted(str(check) for check in needed if not permitted(statements, check)) == []
 
 
+def test_a_start_whose_answer_was_lost_is_recognised_as_its_own_job(main_template_json, replay):
+    """botocore resends a CreateProcessingJob whose answer was lost; SageMaker refuses the second as
+    ResourceInUse. The Lambda then reads the job back to see it is its own: a 202, not a 409."""
+    import predict_app
+
+    recorder, definition = replay
+    recorder.answers["sagemaker.CreateProcessingJob"] = lambda params: (
+        400, {"Error": {"Code": "ResourceInUse", "Message": f"Job {params['ProcessingJobName']} already exists"}})
+    recorder.answers["sagemaker.DescribeProcessingJob"] = lambda params: (
+        200, {**definition["request"], "ProcessingJobName": params["ProcessingJobName"], "ProcessingJobStatus": "InProgress",
+              "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{params['ProcessingJobName']}",
+              "CreationTime": 0})
+    response = predict_app.handler(as_engineer("POST", "/monitoring/run"), PREDICT_CONTEXT)
+    assert response["statusCode"] == 202, response["body"]
+    assert [c.operation for c in recorder.calls if c.service == "sagemaker"] == ["CreateProcessingJob", "DescribeProcessingJob"]
+    statements = role_statements(main_template_json, PREDICT)
+    needed = {check for call in recorder.calls for check in authorizations(call, {}, {})}
+    assert sorted(str(check) for check in needed if not permitted(statements, check)) == []
+
+
 def test_the_role_starts_only_monitoring_jobs_and_passes_only_their_role(main_template_json, replay):
     _, definition = replay
     statements = role_statements(main_template_json, PREDICT)

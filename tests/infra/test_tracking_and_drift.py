@@ -206,9 +206,11 @@ def test_the_api_may_start_monitoring_jobs_and_pass_only_the_jobs_role(main_temp
     starter = next(v for k, v in main_template_json["Resources"].items() if k.startswith("DriftMonitoringRunStarter"))
     assert starter["Properties"]["Roles"] == [{"Ref": function["Properties"]["Role"]["Fn::GetAtt"][0]}]
     by_action = {a: s for s in starter["Properties"]["PolicyDocument"]["Statement"] for a in _actions(s)}
-    assert set(by_action) == {"ssm:GetParameter", "sagemaker:CreateProcessingJob", "iam:PassRole"}
+    assert set(by_action) == {"ssm:GetParameter", "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob",
+                              "iam:PassRole"}
     assert logical in json.dumps(by_action["ssm:GetParameter"]["Resource"])
-    assert by_action["sagemaker:CreateProcessingJob"]["Resource"].endswith(":processing-job/ivadas-dev-monitor-*")
+    for action in ("sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"):
+        assert by_action[action]["Resource"].endswith(":processing-job/ivadas-dev-monitor-*")
     job_role = next(k for k in main_template_json["Resources"] if k.startswith("DriftMonitoringJobRole"))
     assert by_action["iam:PassRole"]["Resource"] == {"Fn::GetAtt": [job_role, "Arn"]}
     assert by_action["iam:PassRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}

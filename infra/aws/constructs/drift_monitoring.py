@@ -124,11 +124,12 @@ class DriftMonitoring(Construct):
 
     def _start_runs(self, function) -> None:
         """POST /monitoring/run starts the job now: the definition's parameter read, jobs under this
-        deployment's monitoring prefix created, and only the job's role passed, to SageMaker only."""
+        deployment's monitoring prefix created (and read back, when a start whose answer was lost is
+        refused as ResourceInUse), and only the job's role passed, to SageMaker only."""
         function.add_environment("MONITORING_JOB_PARAMETER", self.job_definition.parameter_name)
         self.run_starter = iam.Policy(self, "RunStarter", statements=[
             iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.job_definition.parameter_arn]),
-            iam.PolicyStatement(actions=["sagemaker:CreateProcessingJob"],
+            iam.PolicyStatement(actions=["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"],
                                 resources=[f"{self.sagemaker_arn}:processing-job/{self.job_prefix}*"]),
             iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.role.role_arn],
                                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
