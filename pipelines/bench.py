@@ -21,13 +21,15 @@ SPEED_BACKBONES = (("resnet18", False), ("wide_resnet50_2", False), ("wide_resne
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "memory", "peer", "all", "sensors", "monitoring"),
+    parser.add_argument("--suite", choices=("quality", "int8", "speed", "load", "memory", "peer", "all", "sensors", "monitoring",
+                                                 "noise"),
                         default="all",
                         help="int8 compares INT8 recipes with FP32 features; load runs the local stack under load (loopback only); "
                              "memory trains one class of 200 to 5,000 images for wall time and peak memory (not part of all); "
                              "sensors runs the sensor kinds on SKAB and C-MAPSS (not part of all); monitoring measures input "
                              "statistics, a monitoring pass and MLflow tracking (not part of all); peer sets IVADAS against "
-                             "anomalib's PatchCore from --peer-venv on the same images (not part of all)")
+                             "anomalib's PatchCore from --peer-venv on the same images (not part of all); noise measures what SoftPatch's "
+                             "noise filters find in --contamination and what the bank gains (not part of all)")
     parser.add_argument("--data", help="MVTec-layout dataset for the quality suite")
     parser.add_argument("--classes", help="classes of --data (default: all)")
     parser.add_argument("--onnx-backbone", help="ONNX feature extractor for the quality suite (layer2, layer3 outputs)")
@@ -85,6 +87,10 @@ def run_bench(args) -> None:
         sections.append(args.load_bench(args))
     if args.suite == "memory":
         sections.append(_memory_section(args, workdir))
+    if args.suite == "noise":
+        from pipelines.vision.noise_bench import run_noise_bench
+
+        sections.append(run_noise_bench(args, workdir))
     if args.suite == "monitoring":
         from pipelines.monitoring.bench import run_monitoring_bench
 
@@ -241,7 +247,8 @@ QUALITY_VARIANTS = (
     ("exact PatchCore (full bank)", {"kind": "patchcore", "coreset_ratio": 1.0}, False),
     ("PatchCore (1 % coreset)", {"kind": "patchcore"}, False),
     ("SoftPatch (1 % coreset)", {"kind": "softpatch"}, False),
-    ("SoftPatch, LOF discriminator (1 % coreset)", {"kind": "softpatch", "noise_method": "lof"}, False),
+    ("SoftPatch, the paper's patch filter (LOF, τ = 0.15, soft weights)",
+     {"kind": "softpatch", "noise_images": 0.0, "noise_method": "lof", "noise_fraction": 0.15, "soft_weights": True}, False),
     ("PatchCore INT8 backbone", {"kind": "patchcore"}, True),
     ("Autoencoder (level 3, 128 px)", {"kind": "autoencoder", "level": 3, "image_size": 128}, False),
     # PatchCore as published (Roth et al.): layers 2+3, 1 % coreset, images resized to 256 and centre-cropped
@@ -900,7 +907,7 @@ def _budget(budget) -> str:
 def bench_command(args) -> str:
     """The command line that reproduces this run (the options that differ from their defaults)."""
     parts = [f"ivadas bench --suite {args.suite}"]
-    if args.suite in ("quality", "int8", "all") and args.data:
+    if args.suite in ("quality", "int8", "all", "noise") and args.data:
         parts.append(f"--data {args.data} --onnx-backbone {args.onnx_backbone}")
         for option, default in (("classes", None), ("variants", None), ("seeds", "0,1,2"), ("splits", "heldout,all"),
                                 ("train_limit", 200), ("test_limit", 0), ("quality_image_size", 224),

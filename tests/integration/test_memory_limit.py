@@ -18,9 +18,13 @@ def _bank(bundle):
     return bank.embeddings, bank.weights
 
 
+PAPERS_FILTER = {"noise_images": 0.0, "noise_fraction": 0.15, "soft_weights": True}
+
+
 @pytest.mark.parametrize("settings", [{"kind": "patchcore"}, {"kind": "softpatch"},
-                                      {"kind": "softpatch", "noise_method": "lof"}],
-                         ids=["patchcore", "softpatch", "softpatch-lof"])
+                                      {"kind": "softpatch", "noise_method": "gaussian", **PAPERS_FILTER},
+                                      {"kind": "softpatch", "noise_method": "lof", **PAPERS_FILTER}],
+                         ids=["patchcore", "softpatch", "softpatch-gaussian", "softpatch-lof"])
 def test_a_tiny_memory_limit_builds_the_same_bank_bit_for_bit(settings, demo_data, tmp_path, monkeypatch, tmpdir):
     """1 MB for 10,800 training patches: the embeddings and their projection stream to files, the
     coreset reads its points back from there in blocks, SoftPatch reads a few positions at a time."""
@@ -53,7 +57,7 @@ def test_a_tiny_memory_limit_builds_the_same_bank_bit_for_bit(settings, demo_dat
         if limit == 0:
             assert not file_reads  # no limit: everything in RAM
     assert sum(file_reads) >= 0.85 * 10_800  # every candidate patch read back from the file at least once
-    if settings["kind"] == "softpatch":
+    if settings.get("soft_weights"):  # the paper's filter scores every position across the images
         assert chunks[0] == 64 and 1 <= chunks[1] < 20  # a few positions at a time under the limit
     assert list((tmp_path / "scratch").iterdir()) == []  # the streamed files are gone
     assert banks[0][0].shape == (540, 384)

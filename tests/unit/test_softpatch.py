@@ -74,3 +74,76 @@ def test_positions_per_chunk_fit_the_budget():
     assert positions_per_chunk(5000, 128, "gaussian", 1 << 34) == POSITION_CHUNK  # never more than without a limit
     assert positions_per_chunk(5000, 128, "gaussian", 1) == 1  # never less than one position
     assert positions_per_chunk(200, 128, "lof", 64 << 20) > positions_per_chunk(5000, 128, "lof", 64 << 20)
+
+
+def _with_defect_images(images=30, positions=9, dim=8, defects=(4, 21), seed=5):
+    rng = np.random.default_rng(seed)
+    embeddings = rng.normal(size=(images, positions, dim)).astype(np.float32)
+    for image, position in zip(defects, (2, 7)):  # each defect unlike any other patch, and unlike the other
+        embeddings[image, position] += rng.normal(size=dim).astype(np.float32) * 3 + 10 * (1 + image % 2)
+    return embeddings
+
+
+def _config(**settings):
+    from inference.kinds.patchcore.config import ModelConfig
+
+    return ModelConfig(**{"kind": "softpatch", "coreset_ratio": 0.2, "coreset_projection_dim": 8, **settings})
+
+
+def test_images_the_other_half_finds_unlike_it_score_highest():
+    from inference.kinds.patchcore.model import image_noise_scores
+    from inference.kinds.patchcore.patch_store import store_of
+
+    embeddings = _with_defect_images()
+    scores = image_noise_scores(store_of(embeddings, 8, 0), _config())
+    assert set(np.argsort(-scores)[:2].tolist()) == {4, 21}
+    again = image_noise_scores(store_of(embeddings, 8, 0), _config())
+    assert np.array_equal(scores, again)  # the halves are drawn with the seed
+
+
+def test_images_to_keep_leaves_out_the_highest_scores_of_their_share():
+    from inference.kinds.patchcore.model import images_to_keep
+
+    scores = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.5, 0.4, 0.6, 0.7, 0.0])
+    assert np.flatnonzero(~images_to_keep(scores, 0.2)).tolist() == [1, 3]
+    assert images_to_keep(scores, 0.05).all()  # less than one image of ten: none left out
+
+
+def test_softpatch_defaults_leave_out_the_defect_images_and_keep_no_weights():
+    from inference.kinds.patchcore.model import noise_filter
+    from inference.kinds.patchcore.patch_store import store_of
+
+    embeddings = _with_defect_images()
+    keep, weights = noise_filter(store_of(embeddings, 8, 0), _config(noise_images=0.1))  # 3 of 30 images
+    kept_images = keep.reshape(30, 9).all(axis=1)
+    assert keep.reshape(30, 9).all(axis=1).tolist() == keep.reshape(30, 9).any(axis=1).tolist()  # whole images
+    assert not kept_images[4] and not kept_images[21] and kept_images.sum() == 27
+    assert weights is None
+
+
+def test_the_papers_filter_can_still_be_asked_for():
+    from inference.kinds.patchcore.model import noise_filter
+    from inference.kinds.patchcore.patch_store import store_of
+
+    store = store_of(_with_defect_images(), 8, 0)
+    keep, weights = noise_filter(store, _config(noise_images=0.0, noise_method="lof", noise_fraction=0.02, soft_weights=True))
+    assert keep.sum() == pytest.approx(270 * 0.98, abs=1) and not keep[4 * 9 + 2] and not keep[21 * 9 + 7]
+    assert weights.shape == (270,)
+    keep, weights = noise_filter(store, _config(noise_images=0.0))
+    assert keep.all() and weights is None  # nothing asked for, nothing removed
+    assert noise_filter(store, _config(kind="patchcore")) == (None, None)
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.6])
+def test_noise_images_outside_zero_to_a_half_is_refused(value):
+    with pytest.raises(ValueError, match="noise_images"):
+        _config(noise_images=value)
+
+
+def test_soft_weights_and_noise_images_are_hyperparameters():
+    from pipelines.kinds.patchcore.training import SettingError, model_config
+
+    config = model_config("softpatch", {"soft_weights": "True", "noise_images": "0.1"})
+    assert config.soft_weights is True and config.noise_images == 0.1
+    with pytest.raises(SettingError, match="soft_weights"):
+        model_config("softpatch", {"soft_weights": "yes"})

@@ -1,10 +1,13 @@
 """One class's anomaly model: memory bank, calibration, scoring. Shared by PatchCore and SoftPatch.
 
-The two kinds differ only in how the bank is built (SoftPatch drops noisy patches and keeps soft
-weights) and in scoring (SoftPatch multiplies each patch distance by its neighbour's weight).
+The two kinds differ only in how the bank is built (SoftPatch leaves out the training images, and on
+request the patches, that look like defects) and, when SoftPatch keeps the paper's soft weights, in
+scoring (each patch distance multiplied by its nearest entry's weight).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -89,17 +92,69 @@ def build_memory_bank(patches: PatchStore | np.ndarray, config: ModelConfig, pro
 
 
 def noise_filter(patches: PatchStore, config: ModelConfig, progress=None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """SoftPatch's keep-mask and soft weights of every patch (None, None for PatchCore), computed in
-    chunks of positions that fit half of the store's memory limit."""
+    """SoftPatch's keep-mask and soft weights of every patch (None, None for PatchCore).
+
+    Left out: the images `image_noise_scores` finds most anomalous (`noise_images`), and the patches
+    the paper's filter finds noisiest at their position (`noise_fraction`). The weights are the
+    paper's outlier scores when `soft_weights` is on, else None. `progress` counts images scored,
+    then positions."""
     patches.finish()
     if config.kind != "softpatch":
         return None, None
+    keep, weights = np.ones(patches.rows, bool), None
+    if config.noise_images > 0:
+        scores = image_noise_scores(patches, config, progress)
+        keep &= np.repeat(images_to_keep(scores, config.noise_images), patches.positions)
+    if config.noise_fraction > 0 or config.soft_weights:
+        noisy_patches, factors = patch_noise(patches, config, progress)
+        keep &= noisy_patches
+        weights = factors if config.soft_weights else None
+    return keep, weights
+
+
+def patch_noise(patches: PatchStore, config: ModelConfig, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's filter: keep-mask of the `1 - noise_fraction` patches least unusual at their position
+    among all images, and every patch's outlier factor; in chunks of positions that fit half of the
+    store's memory limit."""
     chunk = POSITION_CHUNK
     if patches.limit is not None:
         chunk = positions_per_chunk(patches.views, patches.projected_dim, config.noise_method, patches.limit // 2)
     factors = outlier_factors(patches.projected_positions, patches.views, patches.positions, config.noise_method,
                               config.lof_k, chunk, progress)
     return noise_mask_and_weights(relative_to_image(factors), config.noise_fraction)
+
+
+def image_noise_scores(patches: PatchStore, config: ModelConfig, progress=None) -> np.ndarray:
+    """Every training image's PatchCore score against a bank of the other half of the images (halves
+    drawn with the seed): a defect among the "good" images is unlike the other half, as a test defect
+    is unlike the bank. Each half's bank is the coreset of its own patches, at the size of the whole."""
+    views, positions = patches.views, patches.positions
+    scores = np.zeros(views)
+    if views < 2:
+        return scores
+    order = np.random.default_rng(config.seed).permutation(views)
+    halves = (order[::2], order[1::2])
+    plain = replace(config, kind="patchcore")
+    for bank_half, scored_half in (halves, halves[::-1]):
+        in_bank = np.zeros(views, bool)
+        in_bank[bank_half] = True
+        # the grid only places an anomaly map, and no map is made here
+        model = ClassModel(coreset_bank(patches, plain, np.repeat(in_bank, positions)), plain, (positions, 1))
+        for image in scored_half:
+            rows = np.arange(image * positions, (image + 1) * positions)
+            scores[image] = model.score(patches.embedding_rows(rows), with_map=False).raw_score
+            if progress is not None:
+                progress(1)
+    return scores
+
+
+def images_to_keep(scores: np.ndarray, share: float) -> np.ndarray:
+    """Keep-mask of the images but the `floor(share × images)` with the highest scores."""
+    keep = np.ones(len(scores), bool)
+    left_out = int(share * len(scores))
+    if left_out:
+        keep[np.argsort(-scores, kind="stable")[:left_out]] = False
+    return keep
 
 
 def coreset_bank(patches: PatchStore, config: ModelConfig, keep: np.ndarray | None = None,

@@ -86,9 +86,10 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
         started = time.perf_counter()
         keep = weights = None
         if config.kind == "softpatch":
-            with Step(f"{data.name}: noise", store.positions, "position", quiet) as step:
+            with Step(f"{data.name}: noise", _noise_steps(config, store), "step", quiet) as step:
                 keep, weights = noise_filter(store, config, step.update)
-                step.detail = f"{int((~keep).sum())} of {len(keep)} patches left out"
+                left_out = int(store.views - keep.reshape(store.views, -1).any(axis=1).sum())
+                step.detail = f"{left_out} of {store.views} images and {int((~keep).sum())} of {len(keep)} patches left out"
         with Step(f"{data.name}: coreset", coreset_size(store.rows, config.coreset_ratio), "entry", quiet) as step:
             bank = coreset_bank(store, config, keep, weights, step.update)
         timings["patches"], timings["streamed_mb"] = store.rows, store.streamed_bytes / 2**20
@@ -99,6 +100,12 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
     timings["calibration_s"] = time.perf_counter() - started
     trained = TrainedClass(data.name, model, score_stats, {**split.to_dict(), "problems": data.problems}, intensity)
     return trained, timings
+
+
+def _noise_steps(config: ModelConfig, store: PatchStore) -> int:
+    """What SoftPatch's noise filter counts: images scored by the other half, then positions."""
+    images = store.views if config.noise_images > 0 and store.views >= 2 else 0
+    return images + (store.positions if config.noise_fraction > 0 or config.soft_weights else 0)
 
 
 def _grid(extractor: FeatureExtractor) -> tuple[int, int]:
@@ -185,9 +192,10 @@ def train_bundle(
     return TrainingReport(manifest, timings, {name: d.problems for name, d in datasets.items() if d.problems})
 
 
-FLOAT_SETTINGS = ("coreset_ratio", "noise_fraction", "normal_quantile", "tile_overlap")
+FLOAT_SETTINGS = ("coreset_ratio", "noise_fraction", "noise_images", "normal_quantile", "tile_overlap")
 INT_SETTINGS = ("image_size", "seed", "tile_size", "memory_limit_mb")
 TEXT_SETTINGS = ("noise_method", "preprocessing")
+YES_NO_SETTINGS = ("soft_weights",)
 #: Hyperparameters that choose the backbone rather than the model (see `backbone_source`).
 BACKBONE_SETTINGS = ("backbone", "weights", "layers", "mean", "std", "int8")
 
@@ -209,6 +217,11 @@ def model_config(kind: str, hp: dict[str, str]) -> ModelConfig:
     for key in TEXT_SETTINGS:
         if key in hp:
             values[key] = hp[key]
+    for key in YES_NO_SETTINGS:
+        if key in hp:
+            if hp[key].lower() not in ("true", "false"):
+                raise SettingError(f"hyperparameter {key}={hp[key]!r} is not true or false")
+            values[key] = hp[key].lower() == "true"
     return ModelConfig.from_dict(values)
 
 
@@ -228,7 +241,7 @@ def backbone_source(hp: dict[str, str]) -> tuple[BackboneSource, bool]:
 
 
 def train(job: TrainingJob) -> TrainingReport:
-    known = set(FLOAT_SETTINGS + INT_SETTINGS + TEXT_SETTINGS + BACKBONE_SETTINGS)
+    known = set(FLOAT_SETTINGS + INT_SETTINGS + TEXT_SETTINGS + YES_NO_SETTINGS + BACKBONE_SETTINGS)
     unknown = sorted(set(job.hyperparameters) - known)
     if unknown:
         raise SettingError(f"{job.kind} has no setting(s) {unknown}; it knows {sorted(known)}")

@@ -1,0 +1,100 @@
+"""`ivadas bench --suite noise`: each rule removes what it says, is measured against the moved anomalies it
+should find, and the suite runs end to end from the command line."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.kinds.patchcore.config import ModelConfig
+from inference.kinds.patchcore.config import DEFAULT_CONFIG
+from pipelines.vision.noise_bench import MOVED_PREFIX, RULES, measure_rule
+
+IMAGES, POSITIONS, DIM, MOVED = 40, 16, 8, 4
+
+
+@dataclass
+class Sample:
+    path: Path
+    is_anomaly: bool = False
+
+
+def _embeddings(rng, count, defect=False):
+    images = rng.normal(size=(count, POSITIONS, DIM)).astype(np.float32)
+    if defect:  # every defect a different, far-away patch
+        for i in range(count):
+            images[i, rng.integers(POSITIONS)] += rng.normal(size=DIM).astype(np.float32) * 4 + 8
+    return images
+
+
+@pytest.fixture(scope="module")
+def contaminated():
+    rng = np.random.default_rng(0)
+    fit = np.concatenate([_embeddings(rng, IMAGES - MOVED), _embeddings(rng, MOVED, defect=True)])
+    samples = [Sample(Path(f"good-{i}.png")) for i in range(IMAGES - MOVED)]
+    samples += [Sample(Path(f"{MOVED_PREFIX}crack-{i}.png"), True) for i in range(MOVED)]
+    tests = np.concatenate([_embeddings(rng, 10), _embeddings(rng, 10, defect=True)])
+    test_samples = [Sample(Path(f"t{i}.png"), i >= 10) for i in range(20)]
+    return fit, samples, {"evaluation": (tests, test_samples)}
+
+
+def _rule(label_start):
+    return next(rule for label, (rule, _) in RULES.items() if label.startswith(label_start))
+
+
+CONFIG = ModelConfig(kind="patchcore", coreset_ratio=0.25, coreset_projection_dim=8, seed=0)
+
+
+def test_the_oracle_leaves_out_exactly_the_moved_images(contaminated):
+    fit, samples, parts = contaminated
+    row = measure_rule(_rule("oracle"), fit, samples, parts, CONFIG)
+    assert row["removed"] == pytest.approx(MOVED / IMAGES)
+    assert row["moved_share_of_removed"] == 1.0 and row["moved_rows_removed"] == 1.0
+    assert row["detection_auroc"] == 1.0
+
+
+def test_softpatch_defaults_find_the_moved_images_and_leave_out_their_share(contaminated):
+    fit, samples, parts = contaminated
+    row = measure_rule(_rule("SoftPatch defaults"), fit, samples, parts, CONFIG)
+    assert row["detection_auroc"] == 1.0  # each moved defect is unlike anything in the other half
+    assert row["removed"] == int(DEFAULT_CONFIG.noise_images * IMAGES) / IMAGES
+    assert row["moved_rows_removed"] == 1.0
+
+
+def test_softpatch_former_defaults_remove_their_fixed_fraction_with_soft_weights(contaminated):
+    fit, samples, parts = contaminated
+    row = measure_rule(_rule("SoftPatch's former"), fit, samples, parts, CONFIG)
+    assert row["removed"] == pytest.approx(0.15, abs=1 / (IMAGES * POSITIONS))
+    assert row["detection_auroc"] is None and row["evaluation"] is not None
+
+
+def test_leaving_the_moved_anomalies_out_gives_a_better_bank_than_keeping_them(contaminated):
+    fit, samples, parts = contaminated
+    kept = measure_rule(_rule("PatchCore"), fit, samples, parts, CONFIG)
+    left_out = measure_rule(_rule("oracle"), fit, samples, parts, CONFIG)
+    assert kept["removed"] == 0.0 and kept["moved_share_of_removed"] is None
+    assert left_out["evaluation"] >= kept["evaluation"]
+
+
+def test_the_lof_fence_removes_the_planted_patches_among_few_others(contaminated):
+    fit, samples, parts = contaminated
+    row = measure_rule(_rule("LOF"), fit, samples, parts, CONFIG)
+    assert 0 < row["removed"] < 0.05
+    assert row["moved_rows_removed"] >= 1 / POSITIONS  # each moved image's one defect patch, at least
+    assert row["moved_share_of_removed"] > 4 * MOVED / IMAGES  # the moved images are a tenth of the data
+
+
+def test_the_suite_runs_from_the_command_line(demo_data, backbone, tmp_path):
+    from infra.cli import main
+
+    output = tmp_path / "noise.md"
+    code = main(["bench", "--suite", "noise", "--data", str(demo_data), "--classes", "tiles", "--onnx-backbone",
+                 str(backbone[0]), "--quality-image-size", "64", "--seeds", "0", "--contamination", "0,0.34",
+                 "--train-limit", "20", "--workdir", str(tmp_path / "work"), "--output", str(output)])
+    assert code == 0
+    text = output.read_text()
+    assert "## What the noise filters find" in text and "--suite noise" in text
+    for label in RULES:
+        assert f"| 34% | {label} |" in text
+    assert "| 0% | oracle" not in text  # nothing was moved: no oracle
