@@ -147,3 +147,23 @@ def test_soft_weights_and_noise_images_are_hyperparameters():
     assert config.soft_weights is True and config.noise_images == 0.1
     with pytest.raises(SettingError, match="soft_weights"):
         model_config("softpatch", {"soft_weights": "yes"})
+
+
+def test_tiles_of_one_image_are_scored_and_left_out_together():
+    """With tiles, an image is several views: the halves split images (an overlapping tile of the same
+    defect in the other half would hide it), an image scores as its worst tile, and all its tiles go."""
+    from inference.kinds.patchcore.model import image_noise_scores, noise_filter
+    from inference.kinds.patchcore.patch_store import store_of
+
+    rng = np.random.default_rng(3)
+    image_of_view = np.repeat(np.arange(12), 3)  # 12 images of 3 tiles
+    embeddings = rng.normal(size=(36, 9, 8)).astype(np.float32)
+    embeddings[3 * 7 + 1, 4] += 12.0  # a defect in the middle tile of image 7
+    store = store_of(embeddings, 8, 0)
+    scores = image_noise_scores(store, _config(), image_of_view=image_of_view)
+    assert scores.shape == (12,) and int(np.argmax(scores)) == 7
+    keep, _ = noise_filter(store, _config(noise_images=0.1), image_of_view=image_of_view)  # 1 of 12 images
+    kept_views = keep.reshape(36, 9).all(axis=1)
+    assert np.flatnonzero(~kept_views).tolist() == [21, 22, 23]
+    with pytest.raises(ValueError, match="views numbered"):
+        image_noise_scores(store, _config(), image_of_view=np.arange(10))

@@ -54,12 +54,16 @@ class FeatureExtractor:
         """Embeddings `[V, H*W, D]` of every view of every image, in order, and the patch grid `(H, W)`."""
         return self.embed_views(np.concatenate([self.views(image)[0] for image in images]))
 
-    def embed_batches(self, images: Iterable[Image.Image]) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
-        """Embeddings of the views of `images`, `batch_size` views at a time (bounded memory for big folders)."""
+    def embed_batches(self, images: Iterable[Image.Image], views_per_image: list[int] | None = None
+                      ) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
+        """Embeddings of the views of `images`, `batch_size` views at a time (bounded memory for big folders);
+        how many views each image gave is appended to `views_per_image` when one is passed."""
         pending: list[np.ndarray] = []
         count = 0
         for image in images:
             views = self.views(image)[0]
+            if views_per_image is not None:
+                views_per_image.append(len(views))
             pending.append(views)
             count += len(views)
             while count >= self.batch_size:

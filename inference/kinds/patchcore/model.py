@@ -91,20 +91,24 @@ def build_memory_bank(patches: PatchStore | np.ndarray, config: ModelConfig, pro
     return coreset_bank(patches, config, keep, weights, progress)
 
 
-def noise_filter(patches: PatchStore, config: ModelConfig, progress=None) -> tuple[np.ndarray | None, np.ndarray | None]:
+def noise_filter(patches: PatchStore, config: ModelConfig, progress=None,
+                 image_of_view: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """SoftPatch's keep-mask and soft weights of every patch (None, None for PatchCore).
 
     Left out: the images `image_noise_scores` finds most anomalous (`noise_images`), and the patches
     the paper's filter finds noisiest at their position (`noise_fraction`). The weights are the
-    paper's outlier scores when `soft_weights` is on, else None. `progress` counts images scored,
-    then positions."""
+    paper's outlier scores when `soft_weights` is on, else None. `image_of_view` numbers the image
+    each view came from (tiles: several views per image; default: one each). `progress` counts
+    views scored, then positions."""
     patches.finish()
     if config.kind != "softpatch":
         return None, None
     keep, weights = np.ones(patches.rows, bool), None
     if config.noise_images > 0:
-        scores = image_noise_scores(patches, config, progress)
-        keep &= np.repeat(images_to_keep(scores, config.noise_images), patches.positions)
+        image_of_view = np.arange(patches.views) if image_of_view is None else np.asarray(image_of_view)
+        scores = image_noise_scores(patches, config, progress, image_of_view)
+        kept_images = images_to_keep(scores, config.noise_images)
+        keep &= np.repeat(kept_images[image_of_view], patches.positions)
     if config.noise_fraction > 0 or config.soft_weights:
         noisy_patches, factors = patch_noise(patches, config, progress)
         keep &= noisy_patches
@@ -124,25 +128,31 @@ def patch_noise(patches: PatchStore, config: ModelConfig, progress=None) -> tupl
     return noise_mask_and_weights(relative_to_image(factors), config.noise_fraction)
 
 
-def image_noise_scores(patches: PatchStore, config: ModelConfig, progress=None) -> np.ndarray:
+def image_noise_scores(patches: PatchStore, config: ModelConfig, progress=None,
+                       image_of_view: np.ndarray | None = None) -> np.ndarray:
     """Every training image's PatchCore score against a bank of the other half of the images (halves
-    drawn with the seed): a defect among the "good" images is unlike the other half, as a test defect
-    is unlike the bank. Each half's bank is the coreset of its own patches, at the size of the whole."""
+    drawn with the seed; an image's score is its worst view's, as in serving): a defect among the
+    "good" images is unlike the other half, as a test defect is unlike the bank. Each half's bank is
+    the coreset of its own patches, at the size of the whole. `image_of_view`: see `noise_filter`."""
     views, positions = patches.views, patches.positions
-    scores = np.zeros(views)
-    if views < 2:
+    image_of_view = np.arange(views) if image_of_view is None else np.asarray(image_of_view)
+    if len(image_of_view) != views:
+        raise ValueError(f"{len(image_of_view)} views numbered for a store of {views}")
+    images = int(image_of_view.max()) + 1 if views else 0
+    scores = np.zeros(images)
+    if images < 2:
         return scores
-    order = np.random.default_rng(config.seed).permutation(views)
+    order = np.random.default_rng(config.seed).permutation(images)
     halves = (order[::2], order[1::2])
     plain = replace(config, kind="patchcore")
     for bank_half, scored_half in (halves, halves[::-1]):
-        in_bank = np.zeros(views, bool)
-        in_bank[bank_half] = True
+        in_bank = np.isin(image_of_view, bank_half)
         # the grid only places an anomaly map, and no map is made here
         model = ClassModel(coreset_bank(patches, plain, np.repeat(in_bank, positions)), plain, (positions, 1))
-        for image in scored_half:
-            rows = np.arange(image * positions, (image + 1) * positions)
-            scores[image] = model.score(patches.embedding_rows(rows), with_map=False).raw_score
+        for view in np.flatnonzero(~in_bank):
+            rows = np.arange(view * positions, (view + 1) * positions)
+            score = model.score(patches.embedding_rows(rows), with_map=False).raw_score
+            scores[image_of_view[view]] = max(scores[image_of_view[view]], score)
             if progress is not None:
                 progress(1)
     return scores

@@ -76,7 +76,9 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
     with PatchStore(config.coreset_projection_dim, config.seed, memory_limit_bytes(config)) as store:
         started = time.perf_counter()
         with Step(f"{data.name}: embed", len(split.fit), "image", quiet) as step:
-            for embeddings, _ in extractor.embed_batches(image for _, image in read_images(split.fit, data, white_level, step)):
+            views_per_image: list[int] = []  # tiles: several views per image
+            for embeddings, _ in extractor.embed_batches((image for _, image in read_images(split.fit, data, white_level, step)),
+                                                         views_per_image):
                 store.append(embeddings)
             step.detail = f"{store.views} views, {store.rows} patches" + (" streamed to disk" if store.on_disk else "")
         if store.views < 1:
@@ -86,10 +88,13 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
         started = time.perf_counter()
         keep = weights = None
         if config.kind == "softpatch":
-            with Step(f"{data.name}: noise", _noise_steps(config, store), "step", quiet) as step:
-                keep, weights = noise_filter(store, config, step.update)
-                left_out = int(store.views - keep.reshape(store.views, -1).any(axis=1).sum())
-                step.detail = f"{left_out} of {store.views} images and {int((~keep).sum())} of {len(keep)} patches left out"
+            with Step(f"{data.name}: noise", _noise_steps(config, store, len(views_per_image)), "step", quiet) as step:
+                image_of_view = np.repeat(np.arange(len(views_per_image)), views_per_image)
+                keep, weights = noise_filter(store, config, step.update, image_of_view)
+                kept_views = keep.reshape(store.views, -1).any(axis=1)
+                left_out = len(views_per_image) - len(np.unique(image_of_view[kept_views]))
+                step.detail = (f"{left_out} of {len(views_per_image)} images and {int((~keep).sum())} of {len(keep)} "
+                               "patches left out")
         with Step(f"{data.name}: coreset", coreset_size(store.rows, config.coreset_ratio), "entry", quiet) as step:
             bank = coreset_bank(store, config, keep, weights, step.update)
         timings["patches"], timings["streamed_mb"] = store.rows, store.streamed_bytes / 2**20
@@ -102,10 +107,10 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
     return trained, timings
 
 
-def _noise_steps(config: ModelConfig, store: PatchStore) -> int:
-    """What SoftPatch's noise filter counts: images scored by the other half, then positions."""
-    images = store.views if config.noise_images > 0 and store.views >= 2 else 0
-    return images + (store.positions if config.noise_fraction > 0 or config.soft_weights else 0)
+def _noise_steps(config: ModelConfig, store: PatchStore, images: int) -> int:
+    """What SoftPatch's noise filter counts: views scored by the other half's images, then positions."""
+    views = store.views if config.noise_images > 0 and images >= 2 else 0
+    return views + (store.positions if config.noise_fraction > 0 or config.soft_weights else 0)
 
 
 def _grid(extractor: FeatureExtractor) -> tuple[int, int]:
