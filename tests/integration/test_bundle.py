@@ -141,3 +141,17 @@ def test_schema_1_bundles_still_serve(patchcore_bundle, tmp_path, demo_data, det
     model = load_bundle(old)
     data = (demo_data / "tiles/test/hole/000.png").read_bytes()
     assert model.predict_bytes(data, "tiles", outputs=())["raw_score"] == detector.predict_bytes(data, "tiles", outputs=())["raw_score"]
+
+
+def test_a_softpatch_bundle_from_before_the_image_filter_serves_with_the_soft_weights_it_was_trained_with(
+        softpatch_bundle, tmp_path):
+    """Settings a bundle does not store were those of the code that trained it, not today's defaults."""
+    def without_newer_settings(manifest):
+        for key in ("soft_weights", "noise_images"):
+            manifest["config"].pop(key)
+
+    older = repack(softpatch_bundle[0], tmp_path / "older.tar.gz", edit_manifest(without_newer_settings))
+    config = load_bundle(older).model_for("tiles").model.config
+    assert config.soft_weights is True and config.noise_images == 0.0
+    current = load_bundle(softpatch_bundle[0]).model_for("tiles").model.config
+    assert current.soft_weights is False and current.noise_images == 0.2  # what trained it, stored

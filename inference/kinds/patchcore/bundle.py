@@ -117,10 +117,14 @@ class PatchScorer:
         return results
 
 
+#: What a bundle trained before a setting was stored was made with, whatever the default is now:
+#: every image resized; SoftPatch with the paper's soft weights and no image filter.
+SETTINGS_OF_OLDER_BUNDLES = {"preprocessing": "resize", "soft_weights": True, "noise_images": 0.0}
+
+
 def load(root: Path, manifest: dict, threads: int | None = None) -> ImageModel:
     try:
-        # bundles from before the preprocessing modes were stored were all resized, whatever the default is now
-        config = ModelConfig.from_dict({"preprocessing": "resize", **manifest["config"]})
+        config = ModelConfig.from_dict({**SETTINGS_OF_OLDER_BUNDLES, **manifest["config"]})
         spec = BackboneSpec.from_dict(manifest["backbone"])
         preprocessing = Preprocessing.from_dict(manifest.get("preprocessing") or {"image_size": config.image_size})
     except (KeyError, TypeError, ValueError) as exc:
