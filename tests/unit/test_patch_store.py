@@ -48,6 +48,9 @@ def test_rows_in_ram_and_on_disk_are_the_rows_appended():
             store.finish()
             assert store.on_disk == (where == "disk")
             np.testing.assert_array_equal(store.embedding_rows(indices), every_row[indices])
+            run = np.arange(17, 17 + 40)  # one view's patches: a run of rows, read at once from disk
+            np.testing.assert_array_equal(store.embedding_rows(run), every_row[run])
+            np.testing.assert_array_equal(store.embedding_rows(run[:1]), every_row[run[:1]])
             assert store.rows == len(every_row)
 
 

@@ -97,9 +97,11 @@ def noise_filter(patches: PatchStore, config: ModelConfig, progress=None,
 
     Left out: the images `image_noise_scores` finds most anomalous (`noise_images`), and the patches
     the paper's filter finds noisiest at their position (`noise_fraction`). The weights are the
-    paper's outlier scores when `soft_weights` is on, else None. `image_of_view` numbers the image
-    each view came from (tiles: several views per image; default: one each). `progress` counts
-    views scored, then positions."""
+    paper's outlier scores when `soft_weights` is on, else None. With both, the patch filter's τ is a
+    share of every patch, those of the images left out included (the paper's SoftPatch alone:
+    `noise_images=0`). `image_of_view` numbers the image each view came from (tiles: several views
+    per image; default: one each). `progress` counts the two half banks' entries and the views they
+    score, then positions."""
     patches.finish()
     if config.kind != "softpatch":
         return None, None
@@ -148,13 +150,15 @@ def image_noise_scores(patches: PatchStore, config: ModelConfig, progress=None,
     for bank_half, scored_half in (halves, halves[::-1]):
         in_bank = np.isin(image_of_view, bank_half)
         # the grid only places an anomaly map, and no map is made here
-        model = ClassModel(coreset_bank(patches, plain, np.repeat(in_bank, positions)), plain, (positions, 1))
+        model = ClassModel(coreset_bank(patches, plain, np.repeat(in_bank, positions), progress=progress), plain,
+                           (positions, 1))
         for view in np.flatnonzero(~in_bank):
             rows = np.arange(view * positions, (view + 1) * positions)
             score = model.score(patches.embedding_rows(rows), with_map=False).raw_score
             scores[image_of_view[view]] = max(scores[image_of_view[view]], score)
             if progress is not None:
                 progress(1)
+        del model  # one half's bank at a time
     return scores
 
 

@@ -159,8 +159,12 @@ class PatchStore:
             return _gathered(self._embedding_parts, indices, self.dim)
         # Read row by row, in file order: mapping the file instead would fault in the pages around every
         # chosen row (read-ahead), and a 1 % coreset spread over an 18 GB file touches nearly all of them.
-        out = np.empty((len(indices), self.dim), np.float32)
         descriptor, row_bytes = self._files["embeddings"].fileno(), self.dim * 4
+        if len(indices) > 1 and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
+            # a run of rows (one view's patches): one read
+            data = os.pread(descriptor, row_bytes * len(indices), int(indices[0]) * row_bytes)
+            return np.frombuffer(data, np.float32).reshape(len(indices), self.dim).copy()
+        out = np.empty((len(indices), self.dim), np.float32)
         for position in np.argsort(indices, kind="stable"):
             row = os.pread(descriptor, row_bytes, int(indices[position]) * row_bytes)
             out[position] = np.frombuffer(row, np.float32)

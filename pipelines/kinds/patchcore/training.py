@@ -108,9 +108,12 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
 
 
 def _noise_steps(config: ModelConfig, store: PatchStore, images: int) -> int:
-    """What SoftPatch's noise filter counts: views scored by the other half's images, then positions."""
-    views = store.views if config.noise_images > 0 and images >= 2 else 0
-    return views + (store.positions if config.noise_fraction > 0 or config.soft_weights else 0)
+    """What SoftPatch's noise filter counts: the entries of the two half banks and the views each half's
+    bank scores, then positions."""
+    halves = 0
+    if config.noise_images > 0 and images >= 2:
+        halves = 2 * coreset_size(store.rows, config.coreset_ratio) + store.views
+    return halves + (store.positions if config.noise_fraction > 0 or config.soft_weights else 0)
 
 
 def _grid(extractor: FeatureExtractor) -> tuple[int, int]:
