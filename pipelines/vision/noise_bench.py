@@ -84,11 +84,18 @@ RULES: dict[str, tuple[Callable, bool]] = {  # label: (rule, only on contaminate
 
 
 class EmbeddingCache:
-    """Every image's patch embeddings, computed once per class into a file of the workdir."""
+    """Every image's patch embeddings, computed once per class into a file of the workdir, named after
+    what makes them (backbone, its weights, image size, embedding), so another run never reads them."""
 
     def __init__(self, workdir: Path, extractor):
+        import hashlib
+
         self.workdir = workdir
         self.extractor = extractor
+        spec = extractor.backbone.spec
+        made_by = [spec.name, spec.weights, list(spec.layers), extractor.image_size, extractor.patch_size,
+                   extractor.embedding_dim, extractor.preprocessing.to_dict()]
+        self.key = hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:12]
         self.rows: dict[str, dict[str, int]] = {}
         self.arrays: dict[str, np.ndarray] = {}
 
@@ -98,8 +105,8 @@ class EmbeddingCache:
         from pipelines.progress import progress
 
         paths = sorted({str(s.path.resolve()) for s in samples})
-        index_file = self.workdir / f"noise-{name}.json"
-        array_file = self.workdir / f"noise-{name}.npy"
+        index_file = self.workdir / f"noise-{self.key}-{name}.json"
+        array_file = self.workdir / f"noise-{self.key}-{name}.npy"
         if index_file.exists() and array_file.exists():
             index = json.loads(index_file.read_text())
             if set(paths) <= set(index):

@@ -98,3 +98,14 @@ def test_the_suite_runs_from_the_command_line(demo_data, backbone, tmp_path):
     for label in RULES:
         assert f"| 34% | {label} |" in text
     assert "| 0% | oracle" not in text  # nothing was moved: no oracle
+
+
+def test_cached_embeddings_are_named_after_what_made_them(backbone, tmp_path):
+    from pipelines.kinds.patchcore.training import build_extractor
+    from pipelines.vision.noise_bench import EmbeddingCache
+
+    def key(**settings):
+        return EmbeddingCache(tmp_path, build_extractor(*backbone, ModelConfig(**settings))).key
+
+    assert key(image_size=64) == key(image_size=64)
+    assert len({key(image_size=64), key(image_size=96), key(image_size=64, patch_size=1)}) == 3
