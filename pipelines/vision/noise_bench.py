@@ -214,16 +214,11 @@ def _draws(args, workdir: Path, classes: list[str], seeds: list[int], fractions:
     return draws
 
 
-def _mean_spread(values: list) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "n/a"
-    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
-
-
 def noise_tables(results: list[dict], classes: list[str], seeds: list[int], args) -> str:
     """Markdown: per contamination and rule, what was removed and the bank's AUROC, mean ± spread over
     the seeds of the class mean; and each rule against PatchCore on the same draw, in points."""
+    from pipelines.bench import _spread
+
     lines = [
         "## What the noise filters find",
         "",
@@ -256,9 +251,9 @@ def noise_tables(results: list[dict], classes: list[str], seeds: list[int], args
                     base = float(np.mean(values))
                 return None if ours is None or base is None else 100 * (ours - base)
 
-            cells = [_mean_spread([r[key] for r in rows]) for key in ("removed", "moved_share_of_removed",
+            cells = [_spread([r[key] for r in rows]) for key in ("removed", "moved_share_of_removed",
                                                                       "moved_rows_removed", "detection_auroc")]
-            aucs = [_mean_spread([class_mean(part, s) for s in seeds]) for part in ("validation", "evaluation")]
+            aucs = [_spread([class_mean(part, s) for s in seeds]) for part in ("validation", "evaluation")]
             gains = [g for g in (gain(s) for s in seeds) if g is not None]
             difference = "" if rule == reference else (f"{np.mean(gains):+.2f} ± {np.std(gains, ddof=1):.2f}"
                                                        if len(gains) > 1 else f"{gains[0]:+.2f}" if gains else "n/a")
