@@ -14,6 +14,7 @@ from infra.cli import main
 from pipelines import tracking
 from pipelines.local_runner import read_runs
 from pipelines.registry import LocalRegistry
+from tests.pipeline.mlflow_artifacts import artifact_paths
 
 GROUP = "ivadas-training-patchcore"
 
@@ -39,13 +40,6 @@ def client(tracked_store):
     return MlflowClient(tracking.local_tracking_uri(tracked_store))
 
 
-def _artifacts(client, run_id, path=None):
-    found = []
-    for item in client.list_artifacts(run_id, path):
-        found += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
-    return found
-
-
 def test_the_registered_version_names_the_run_that_holds_its_metrics_and_artifacts(tracked_store, client, demo_data):
     [version] = LocalRegistry(tracked_store).list(GROUP)
     run_id = version.metadata[tracking.RUN_ID_KEY]
@@ -64,7 +58,7 @@ def test_the_registered_version_names_the_run_that_holds_its_metrics_and_artifac
     assert run.data.tags["mlflow.source.git.commit"] == version.metadata["source_revision"]
     assert len(run.data.tags["ivadas.data_snapshot"]) == 20  # the data fingerprint the steps' cache keys use
     assert record["tracking"]["run_id"] == run_id
-    artifacts = _artifacts(client, run_id)
+    artifacts = artifact_paths(client, run_id)
     assert "bundle/model.tar.gz" in artifacts
     assert {"evaluation/evaluation.json", "evaluation/roc_tiles.png", "evaluation/histogram_tiles.png"} <= set(artifacts)
     # the artifacts live under the store, not in a working directory's mlruns

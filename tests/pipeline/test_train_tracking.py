@@ -11,6 +11,7 @@ import pytest
 
 from infra.cli import main
 from pipelines import tracking
+from tests.pipeline.mlflow_artifacts import artifact_paths
 
 GROUP = "ivadas-training-patchcore"
 
@@ -42,13 +43,6 @@ def client(trained):
     return MlflowClient(tracking.local_tracking_uri(home / "store"))
 
 
-def _artifacts(client, run_id, path=None):
-    found = []
-    for item in client.list_artifacts(run_id, path):
-        found += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
-    return found
-
-
 def test_ivadas_train_is_a_run_in_the_kinds_experiment_with_its_parameters_timings_and_bundle(trained, client, demo_data):
     home, bundle, printed = trained
     experiment = client.get_experiment_by_name(GROUP)
@@ -65,7 +59,7 @@ def test_ivadas_train_is_a_run_in_the_kinds_experiment_with_its_parameters_timin
     assert "layers" in params  # a setting left to the kind's default is still named
     assert run.data.tags["mlflow.source.name"] == "ivadas train"
     assert run.data.metrics["tiles.train.total_s"] > 0
-    assert "bundle/m.tar.gz" in _artifacts(client, run.info.run_id)
+    assert "bundle/m.tar.gz" in artifact_paths(client, run.info.run_id)
     assert run.info.artifact_uri.startswith((home / "store" / "mlflow" / "artifacts").resolve().as_uri())
 
 
