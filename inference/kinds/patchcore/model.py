@@ -106,16 +106,26 @@ def noise_filter(patches: PatchStore, config: ModelConfig, progress=None,
     if config.kind != "softpatch":
         return None, None
     keep, weights = np.ones(patches.rows, bool), None
-    if config.noise_images > 0:
-        image_of_view = np.arange(patches.views) if image_of_view is None else np.asarray(image_of_view)
+    image_of_view = np.arange(patches.views) if image_of_view is None else np.asarray(image_of_view)
+    if filters_images(config, images=len(np.unique(image_of_view))):
         scores = image_noise_scores(patches, config, progress, image_of_view)
         kept_images = images_to_keep(scores, config.noise_images)
         keep &= np.repeat(kept_images[image_of_view], patches.positions)
-    if config.noise_fraction > 0 or config.soft_weights:
+    if filters_patches(config):
         noisy_patches, factors = patch_noise(patches, config, progress)
         keep &= noisy_patches
         weights = factors if config.soft_weights else None
     return keep, weights
+
+
+def filters_images(config: ModelConfig, images: int) -> bool:
+    """Whether SoftPatch's image filter runs: asked for, and at least two images to split in halves."""
+    return config.kind == "softpatch" and config.noise_images > 0 and images >= 2
+
+
+def filters_patches(config: ModelConfig) -> bool:
+    """Whether the paper's patch filter runs: patches to remove, or soft weights to keep."""
+    return config.kind == "softpatch" and (config.noise_fraction > 0 or config.soft_weights)
 
 
 def patch_noise(patches: PatchStore, config: ModelConfig, progress=None) -> tuple[np.ndarray, np.ndarray]:

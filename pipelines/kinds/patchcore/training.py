@@ -22,7 +22,8 @@ from inference.errors import DatasetError, IvadasError
 from inference.kinds.patchcore.bundle import PatchScorer, TrainedClass, contents
 from inference.kinds.patchcore.config import DEFAULT_CONFIG, ModelConfig, preprocessing_of
 from inference.kinds.patchcore.extractor import FeatureExtractor
-from inference.kinds.patchcore.model import ClassModel, coreset_bank, memory_limit_bytes, noise_filter
+from inference.kinds.patchcore.model import (ClassModel, coreset_bank, filters_images, filters_patches,
+                                             memory_limit_bytes, noise_filter)
 from inference.kinds.patchcore.patch_store import PatchStore
 from inference.kinds.patchcore.sampler import coreset_size
 from inference.vision.backbone import BackboneSpec, OnnxBackbone
@@ -110,10 +111,8 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
 def _noise_steps(config: ModelConfig, store: PatchStore, images: int) -> int:
     """What SoftPatch's noise filter counts: the entries of the two half banks and the views each half's
     bank scores, then positions."""
-    halves = 0
-    if config.noise_images > 0 and images >= 2:
-        halves = 2 * coreset_size(store.rows, config.coreset_ratio) + store.views
-    return halves + (store.positions if config.noise_fraction > 0 or config.soft_weights else 0)
+    halves = 2 * coreset_size(store.rows, config.coreset_ratio) + store.views if filters_images(config, images) else 0
+    return halves + (store.positions if filters_patches(config) else 0)
 
 
 def _grid(extractor: FeatureExtractor) -> tuple[int, int]:
