@@ -724,8 +724,6 @@ def memory_table(rows: list[dict], skipped: list[str], args) -> str:
 
 # -------------------------------------------------------------------------------------- peer
 
-#: run with the peer virtualenv's Python; imports anomalib, nothing of IVADAS
-PEER_SCRIPT = Path(__file__).with_name("peer_anomalib.py")
 #: (row, IVADAS measurement, peer measurement, budget of IVADAS / peer)
 PEER_BUDGETS = (
     ("training one class, 200 images (s)", "train_s", "train_s", 0.2),
@@ -775,59 +773,59 @@ def _peer_ours_train(data_root: str, name: str, workdir: str, int8: bool) -> dic
             "bank": report.manifest["classes"][name]["entries"], "timings": report.timings[name]}
 
 
-def _peer_ours_latency(bundles: dict[str, str], name: str, paths: list[str], runs: int, warmup: int) -> dict:
-    """Single image, encoded bytes → verdict, and → verdict with heatmap PNG and regions, for every bundle;
-    the four ways take turns on each query so that they share whatever else the machine is doing."""
+#: queries each side answers before the other takes its turn, and the pause after a turn, in which the
+#: threads of the side that just worked go to sleep before the other starts
+TURN_QUERIES, TURN_PAUSE_S = 10, 0.5
+
+
+def _latency_taking_turns(bundles: dict[str, str], name: str, paths: list[str], runs: int, warmup: int,
+                          peer_python: Path, train_dir: Path, queries: Path, workdir: Path) -> dict:
+    """anomalib trains in its own process; then it and IVADAS answer the same single-image queries (encoded
+    bytes → answer) in turns of `TURN_QUERIES`, so that both share whatever else the machine is doing over
+    the whole measurement. Within IVADAS's turn its four ways (FP32 and INT8; verdict, and with heatmap
+    PNG and regions) take turns on each query. `{"ivadas": p50/p95 per way, "anomalib": its training
+    measurements and p50/p95}`."""
     import numpy as np
 
     import inference  # noqa: F401
     from inference.model import load_model
 
-    payloads = [Path(p).read_bytes() for p in paths]
-    detectors = {precision: load_model(bundle) for precision, bundle in bundles.items()}
-    ways = {f"{precision}_{way}": (detector, outputs) for precision, detector in detectors.items()
-            for way, outputs in (("verdict", ()), ("full", None))}
+    from pipelines.peer_process import PeerProcess
 
-    def call(detector, outputs, data):
-        if outputs is None:
-            detector.predict_bytes(data, name)  # the default outputs: heatmap and regions
-        else:
-            detector.predict_bytes(data, name, outputs=outputs)
+    with PeerProcess(peer_python, train_dir, queries, workdir) as peer:
+        trained = peer.trained()  # trained before anything of IVADAS's is loaded
+        payloads = [Path(p).read_bytes() for p in paths]
+        detectors = {precision: load_model(bundle) for precision, bundle in bundles.items()}
+        ways = {f"{precision}_{way}": (detector, outputs) for precision, detector in detectors.items()
+                for way, outputs in (("verdict", ()), ("full", None))}
+        ours = {key: [] for key in ways}
 
-    for i in range(warmup):
-        for detector, outputs in ways.values():
-            call(detector, outputs, payloads[i % len(payloads)])
-    times = {key: [] for key in ways}
-    for i in range(runs):
-        for key, (detector, outputs) in ways.items():
-            started = time.perf_counter()
-            call(detector, outputs, payloads[i % len(payloads)])
-            times[key].append((time.perf_counter() - started) * 1000)
+        def our_turn(rows: list[int], times: dict | None) -> None:
+            for row in rows:
+                for key, (detector, outputs) in ways.items():
+                    started = time.perf_counter()
+                    if outputs is None:
+                        detector.predict_bytes(payloads[row % len(payloads)], name)  # default outputs: heatmap and regions
+                    else:
+                        detector.predict_bytes(payloads[row % len(payloads)], name, outputs=outputs)
+                    if times is not None:
+                        times[key].append((time.perf_counter() - started) * 1000)
+
+        our_turn(list(range(warmup)), None)
+        peer.time(list(range(warmup)))
+        theirs = []
+        for start in range(0, runs, TURN_QUERIES):
+            rows = list(range(start, min(start + TURN_QUERIES, runs)))
+            our_turn(rows, ours)
+            time.sleep(TURN_PAUSE_S)
+            theirs += peer.time(rows)
+            time.sleep(TURN_PAUSE_S)
     result = {}
-    for key, values in times.items():
+    for key, values in ours.items():
         result[f"{key}_p50_ms"] = float(np.percentile(values, 50))
         result[f"{key}_p95_ms"] = float(np.percentile(values, 95))
-    return result
-
-
-def _peer_run(peer_python: Path, train_dir: Path, queries: Path, workdir: Path, runs: int, warmup: int) -> dict:
-    """anomalib's PatchCore in its own virtualenv and process; its JSON result."""
-    import os
-    import subprocess
-
-    output = workdir / "peer-anomalib.json"
-    output.unlink(missing_ok=True)
-    command = [str(peer_python), str(PEER_SCRIPT), "--train-dir", str(train_dir), "--queries", str(queries),
-               "--output", str(output), "--workdir", str(workdir / "peer-anomalib"), "--image-size", "256",
-               "--coreset-ratio", "0.01", "--runs", str(runs), "--warmup", str(warmup)]
-    # the peer's own environment: nothing of IVADAS's on its path
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PYTHONNOUSERSITE"] = "1"
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
-    if done.returncode != 0 or not output.exists():
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]  # a Python failure ends with its exception
-        raise ValueError(f"the peer failed (exit {done.returncode}) in {peer_python.parent.parent}: {last}")
-    return json.loads(output.read_text())
+    peer_latency = {"p50_ms": float(np.percentile(theirs, 50)), "p95_ms": float(np.percentile(theirs, 95)), "runs": len(theirs)}
+    return {"ivadas": result, "anomalib": {**trained, **peer_latency}}
 
 
 def _peer_section(args, workdir: Path, peer_python: Path) -> str:
@@ -846,13 +844,12 @@ def _peer_section(args, workdir: Path, peer_python: Path) -> str:
     ours = isolated(_peer_ours_train, str(data), name, str(workdir), False)
     ours_int8 = isolated(_peer_ours_train, str(data), name, str(workdir), True)
     ours["peak_train_mb"] = ours.pop("peak_rss_mb")  # the training process's alone; latency runs in its own
-    print("peer: IVADAS latency ...", flush=True)
-    latency = isolated(_peer_ours_latency, {"fp32": ours["bundle"], "int8": ours_int8["bundle"]}, name, paths,
-                       args.speed_queries, 5)
-    ours.update({key: value for key, value in latency.items() if key != "peak_rss_mb"})
     load.append(os.getloadavg()[0])
-    print("peer: anomalib training and latency ...", flush=True)
-    peer = _peer_run(peer_python, train_dir, queries, workdir, args.speed_queries, 5)
+    print("peer: anomalib training, then IVADAS and anomalib answering queries in turns ...", flush=True)
+    latency = isolated(_latency_taking_turns, {"fp32": ours["bundle"], "int8": ours_int8["bundle"]}, name, paths,
+                       args.speed_queries, 5, peer_python, train_dir, queries, workdir)
+    ours.update(latency["ivadas"])
+    peer = latency["anomalib"]
     load.append(os.getloadavg()[0])
     (workdir / "peer-results.json").write_text(json.dumps({"ivadas": ours, "anomalib": peer, "load": load}, indent=1))
     return peer_table(ours, peer, {"class": name, "train_images": len(list(train_dir.iterdir())),
@@ -873,7 +870,9 @@ def peer_table(ours: dict, peer: dict, run: dict) -> str:
         f"{peer.get('torch_threads', '?')} threads; wide_resnet50_2, layers 2+3, its pre-processor at 256 px without "
         "a crop, 1 % coreset, `Engine.fit` on every image, no validation, Lightning's checkpoint written). Both "
         "backbones have random weights (none can be downloaded here). Latency: single image, encoded bytes → "
-        f"answer, p50 of {run['queries']} queries over the {run['queried_images']} test images after 5 warm-up; "
+        f"answer, p50 of {run['queries']} queries over the {run['queried_images']} test images after 5 warm-up, "
+        f"IVADAS and anomalib (each trained, in its own process) answering the same queries in turns of "
+        f"{TURN_QUERIES}; "
         "anomalib's torch model always computes its score and anomaly map (no heatmap image, no regions), so every "
         "IVADAS latency is set against that one number. Peak memory: the training process's peak resident memory "
         "(`ru_maxrss`), measured before any query.",
@@ -891,7 +890,7 @@ def peer_table(ours: dict, peer: dict, run: dict) -> str:
         lines.append(f"| {label} | {_g(mine)} | {_g(theirs)} | {ratio:.2f} | {_budget(budget)} | {status} |")
     load = run.get("load") or []
     if load:
-        lines += ["", "1-minute load average (2 cores) at the start, between IVADAS and anomalib, and at the end: "
+        lines += ["", "1-minute load average (2 cores) at the start, after IVADAS's training, and at the end: "
                   + " → ".join(f"{value:.1f}" for value in load) + "."]
     return "\n".join(lines)
 

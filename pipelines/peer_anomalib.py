@@ -6,6 +6,16 @@ brings (torch, torchvision, PIL). Writes one JSON object with training time, pea
 training and single-image latency, for the bench to set against IVADAS on the same images.
 
     PEER/bin/python pipelines/peer_anomalib.py --train-dir DIR --queries FILE --output result.json
+
+With `--serve` it times no queries of its own: after training it prints its training measurements on
+one line and then answers the bench's timing requests on stdin, so that the bench can let IVADAS and
+the peer take turns in blocks of queries and both share whatever else the machine is doing. Lines of
+the exchange start with `PROTOCOL` (anomalib and Lightning print lines of their own):
+
+    peer:  PROTOCOL {"train_s": ..., "peak_train_mb": ..., ...}     once trained
+    bench: {"queries": [3, 4, 5]}                                     rows of --queries (modulo their count)
+    peer:  PROTOCOL {"ms": [..., ..., ...]}                          each query's time
+    bench: {"done": true}                                             or end of input: the peer exits
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import io
 import json
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +41,12 @@ def _arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--backbone", default="wide_resnet50_2")
     parser.add_argument("--runs", type=int, default=60, help="timed queries")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--serve", action="store_true", help="after training, time the queries the bench asks for on stdin")
     return parser.parse_args(argv)
+
+
+#: Start of every line of the exchange with the bench.
+PROTOCOL = "IVADAS-PEER "
 
 
 def _peak_rss_mb() -> float:
@@ -60,13 +76,12 @@ def train(args) -> tuple[object, float]:
     return model, time.perf_counter() - started
 
 
-def latency(model, paths: list[str], runs: int, warmup: int) -> dict:
+def predictor(model):
     """Single image, encoded bytes → score and anomaly map (the torch model always computes both)."""
     import numpy as np
     import torch
     from PIL import Image
 
-    payloads = [Path(p).read_bytes() for p in paths]
     transform = model.pre_processor.transform
     torch_model = model.model.eval()
 
@@ -78,14 +93,39 @@ def latency(model, paths: list[str], runs: int, warmup: int) -> dict:
             output = torch_model(batch)
         return float(output.pred_score.max()), output.anomaly_map
 
+    return predict
+
+
+def timed_ms(predict, data: bytes) -> float:
+    started = time.perf_counter()
+    predict(data)
+    return (time.perf_counter() - started) * 1000
+
+
+def latency(predict, payloads: list[bytes], runs: int, warmup: int) -> dict:
+    """p50 and p95 of `runs` queries after `warmup`, on their own."""
+    import numpy as np
+
     for i in range(warmup):
         predict(payloads[i % len(payloads)])
-    times = []
-    for i in range(runs):
-        started = time.perf_counter()
-        predict(payloads[i % len(payloads)])
-        times.append((time.perf_counter() - started) * 1000)
+    times = [timed_ms(predict, payloads[i % len(payloads)]) for i in range(runs)]
     return {"p50_ms": statistics.median(times), "p95_ms": float(np.percentile(times, 95)), "runs": runs}
+
+
+def serve(predict, payloads: list[bytes], requests, answer) -> None:
+    """Time the queries each request names until `{"done": true}` or the end of `requests` (lines of
+    JSON); `answer` gets each request's `{"ms": [...]}`."""
+    for line in requests:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        if request.get("done"):
+            return
+        answer({"ms": [timed_ms(predict, payloads[i % len(payloads)]) for i in request["queries"]]})
+
+
+def _say(message: dict) -> None:
+    print(PROTOCOL + json.dumps(message), flush=True)
 
 
 def main(argv=None) -> int:
@@ -95,11 +135,15 @@ def main(argv=None) -> int:
     args = _arguments(argv)
     model, train_s = train(args)
     training_peak = _peak_rss_mb()  # before any query: the peak of training alone
-    queries = [line for line in Path(args.queries).read_text().splitlines() if line.strip()]
+    payloads = [Path(line).read_bytes() for line in Path(args.queries).read_text().splitlines() if line.strip()]
     result = {"anomalib": anomalib.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
               "train_s": train_s, "train_images": sum(1 for p in Path(args.train_dir).iterdir() if p.is_file()),
-              "bank": int(model.model.memory_bank.shape[0]), "peak_train_mb": training_peak,
-              **latency(model, queries, args.runs, args.warmup)}
+              "bank": int(model.model.memory_bank.shape[0]), "peak_train_mb": training_peak}
+    if args.serve:
+        _say(result)
+        serve(predictor(model), payloads, sys.stdin, _say)
+        return 0
+    result.update(latency(predictor(model), payloads, args.runs, args.warmup))
     Path(args.output).write_text(json.dumps(result, indent=1))
     return 0
 

@@ -1,6 +1,8 @@
 """The benchmark's quality tables: seeds drawn honestly, spread computed right, INT8 compared seed by seed."""
 
+import json
 from argparse import Namespace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,28 +175,79 @@ def test_peer_suite_refuses_a_missing_or_wrong_virtualenv_with_exit_2(tmp_path, 
     assert not (tmp_path / "b.md").exists()  # nothing written
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def _fake_peer_venv(root, exit_code=0):
-    """A 'virtualenv' whose python answers as the peer script does: a JSON file at --output."""
+    """A 'virtualenv' whose python answers as `peer_anomalib.py --serve` does, with the script's own
+    exchange (`serve`) around a model that takes 1 ms; it writes every request it gets to requests.log."""
+    import sys
+
     python = root / "bin" / "python"
     python.parent.mkdir(parents=True)
-    python.write_text("#!/bin/sh\n"
-                      "while [ $# -gt 0 ]; do [ \"$1\" = --output ] && out=$2; shift; done\n"
-                      f"[ {exit_code} -ne 0 ] && echo 'ModuleNotFoundError: No module named anomalib' >&2 && exit {exit_code}\n"
-                      "echo '{\"train_s\": 300.0, \"p50_ms\": 250.0, \"peak_train_mb\": 5000.0}' > \"$out\"\n")
+    python.write_text(f"""#!{sys.executable}
+import json, sys, time
+sys.path.insert(0, {str(REPO)!r})
+if {exit_code}:
+    print("Lightning says hello")
+    sys.exit("ModuleNotFoundError: No module named anomalib")
+from pipelines import peer_anomalib
+args = sys.argv[1:]
+assert "--serve" in args
+queries = open(args[args.index("--queries") + 1]).read().split()
+print("GPU available: False, used: False")  # lines of its own on stdout, as Lightning prints
+peer_anomalib._say({{"train_s": 300.0, "peak_train_mb": 5000.0}})
+log = open({str(root / "requests.log")!r}, "w")
+def logged(lines):
+    for line in lines:
+        log.write(line); log.flush()
+        yield line
+peer_anomalib.serve(lambda data: time.sleep(0.001), [q.encode() for q in queries], logged(sys.stdin), peer_anomalib._say)
+""")
     python.chmod(0o755)
     return python
 
 
-def test_peer_result_comes_back_from_the_peer_process(tmp_path):
-    from pipelines.bench import _peer_run
+def test_the_peer_trains_then_times_the_queries_it_is_asked_for(tmp_path):
+    from pipelines.peer_process import PeerProcess
 
     python = _fake_peer_venv(tmp_path / "venv")
     queries = tmp_path / "queries.txt"
-    queries.write_text("a.png\n")
-    assert _peer_run(python, tmp_path, queries, tmp_path, 3, 1) == {"train_s": 300.0, "p50_ms": 250.0, "peak_train_mb": 5000.0}
+    queries.write_text("a.png\nb.png\n")
+    with PeerProcess(python, tmp_path, queries, tmp_path) as peer:
+        assert peer.trained() == {"train_s": 300.0, "peak_train_mb": 5000.0}
+        times = peer.time([0, 1, 2])
+        assert len(times) == 3 and all(t >= 1.0 for t in times)
+    assert (tmp_path / "venv" / "requests.log").read_text().splitlines() == ['{"queries": [0, 1, 2]}', '{"done": true}']
+
+
+def test_a_peer_that_fails_says_why(tmp_path):
+    from pipelines.peer_process import PeerProcess
+
     broken = _fake_peer_venv(tmp_path / "broken", exit_code=1)
+    queries = tmp_path / "queries.txt"
+    queries.write_text("a.png\n")
     with pytest.raises(ValueError, match="the peer failed \\(exit 1\\).*No module named anomalib"):
-        _peer_run(broken, tmp_path, queries, tmp_path, 3, 1)
+        with PeerProcess(broken, tmp_path, queries, tmp_path) as peer:
+            peer.trained()
+
+
+def test_ivadas_and_the_peer_answer_the_same_queries_in_turns(tmp_path, patchcore_bundle, demo_data):
+    from pipelines.bench import TURN_QUERIES, _latency_taking_turns
+
+    bundle, _ = patchcore_bundle
+    python = _fake_peer_venv(tmp_path / "venv")
+    paths = sorted(str(p) for p in (demo_data / "tiles" / "test").rglob("*.png"))
+    queries = tmp_path / "queries.txt"
+    queries.write_text("\n".join(paths) + "\n")
+    runs = TURN_QUERIES * 2 + 3
+    result = _latency_taking_turns({"fp32": str(bundle)}, "tiles", paths, runs, 2, python, tmp_path, queries, tmp_path)
+    assert result["anomalib"]["train_s"] == 300.0 and result["anomalib"]["runs"] == runs
+    assert set(result["ivadas"]) == {"fp32_verdict_p50_ms", "fp32_verdict_p95_ms", "fp32_full_p50_ms", "fp32_full_p95_ms"}
+    asked = [json.loads(line) for line in (tmp_path / "venv" / "requests.log").read_text().splitlines()]
+    assert asked == [{"queries": [0, 1]}, {"queries": list(range(TURN_QUERIES))},
+                     {"queries": list(range(TURN_QUERIES, 2 * TURN_QUERIES))},
+                     {"queries": list(range(2 * TURN_QUERIES, runs))}, {"done": True}]
 
 
 def test_peer_table_gives_ratios_against_the_budgets():
