@@ -39,6 +39,11 @@ class FolderStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def size(self, key: str) -> int | None:
+        """Bytes of the object, None when there is none."""
+        path = self._path(key)
+        return path.stat().st_size if path.is_file() else None
+
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,15 +94,31 @@ class S3Store:
         return self.s3.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
     def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    def size(self, key: str) -> int | None:
+        """Bytes of the object, None when there is none."""
         from botocore.exceptions import ClientError
 
         try:
-            self.s3.head_object(Bucket=self.bucket, Key=self._key(key))
-            return True
+            return self.s3.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise
+
+    def download_url(self, key: str, seconds: int, content_type: str) -> str:
+        """A link that reads the object for `seconds`, signed with this client's credentials (SigV4,
+        which objects encrypted with KMS require), served as `content_type` whatever it was stored as."""
+        import boto3
+        from botocore.config import Config
+
+        # this client's endpoint, in the bucket's region where the API runs: a link through another
+        # region's would be redirected, and a redirected signed request no longer matches its signature
+        signer = boto3.client("s3", region_name=self.s3.meta.region_name, endpoint_url=self.s3.meta.endpoint_url,
+                              config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+        return signer.generate_presigned_url("get_object", ExpiresIn=seconds, Params={
+            "Bucket": self.bucket, "Key": self._key(key), "ResponseContentType": content_type})
 
     def put(self, key: str, data: bytes) -> None:
         extra = {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": self.kms_key} if self.kms_key else {})}

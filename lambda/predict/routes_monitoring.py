@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from botocore.exceptions import ClientError
 
 import processing_jobs
-from api_core import ApiError, logger
+from api_core import MAX_BODY_BYTES, ApiError, logger
 
 router = APIGatewayRouter()
 SUMMARY_KEY, REPORT_KEY = "latest/summary.json", "latest/report.html"
@@ -46,10 +46,15 @@ def monitoring_store():
     return _store
 
 
-def _read(key: str) -> bytes | None:
+def _configured_store():
     store = monitoring_store()
     if store is None:
         raise ApiError(404, "monitoring_not_configured", "monitoring is not set up in this deployment")
+    return store
+
+
+def _read(key: str) -> bytes | None:
+    store = _configured_store()
     if not store.exists(key):
         return None
     return store.get(key)
@@ -63,17 +68,38 @@ def latest_summary():
     return {"summary": json.loads(body)}
 
 
+#: How long a link to a report too large to answer with lasts.
+REPORT_LINK_SECONDS = 300
+REPORT_TYPE = "text/html; charset=utf-8"
+
+
 @router.get("/monitoring/report")
 def latest_report():
     """The page itself, or `{"html": ...}` for a caller that accepts only JSON (the UI, which signs its
-    API calls and shows the page in a frame)."""
-    body = _read(REPORT_KEY)
-    if body is None:
+    API calls and places the page in its own). A page too large for a Lambda answer (each class and
+    model version adds its plots) comes as a link to the object instead, valid `REPORT_LINK_SECONDS`:
+    a redirect (303) for a browser, `{"url", "expires_in", "bytes"}` for the UI."""
+    store = _configured_store()
+    size = store.size(REPORT_KEY)
+    if size is None:
         raise ApiError(404, "no_report", "no monitoring report yet: the scheduled job (or `ivadas monitor`) writes the first")
     headers = {key.lower(): value for key, value in (router.current_event.headers or {}).items()}
-    if "application/json" in headers.get("accept", "") and "text/html" not in headers.get("accept", ""):
-        return {"html": body.decode("utf-8")}
-    return Response(200, content_types.TEXT_HTML, body.decode("utf-8"))
+    wants_json = "application/json" in headers.get("accept", "") and "text/html" not in headers.get("accept", "")
+    linkable = hasattr(store, "download_url")  # S3; a folder is the local stack's, which answers any size
+    if not linkable or size <= MAX_BODY_BYTES:
+        html = store.get(REPORT_KEY).decode("utf-8")
+        body = json.dumps({"html": html}) if wants_json else html
+        if not linkable or _fits_a_lambda_answer(body):
+            return Response(200, content_types.APPLICATION_JSON if wants_json else REPORT_TYPE, body)
+    url = store.download_url(REPORT_KEY, REPORT_LINK_SECONDS, REPORT_TYPE)
+    if wants_json:
+        return {"url": url, "expires_in": REPORT_LINK_SECONDS, "bytes": size}
+    return Response(303, content_types.TEXT_PLAIN, f"the report is {size} bytes: {url}", headers={"Location": url})
+
+
+def _fits_a_lambda_answer(body: str) -> bool:
+    """Whether `body` stays within Lambda's response limit once placed, as a JSON string, in the answer."""
+    return len(json.dumps(body).encode("utf-8")) <= MAX_BODY_BYTES
 
 
 @router.post("/monitoring/run")

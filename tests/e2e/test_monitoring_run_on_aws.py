@@ -69,3 +69,45 @@ def test_run_now_on_aws_says_which_processing_job_started(browser, site):  # noq
         page.screenshot(path=str(OUTPUT / "monitoring_run_on_aws.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_report_too_large_for_the_api_opens_from_its_link_in_a_new_tab(browser, site):  # noqa: F811
+    """On AWS a report past Lambda's answer limit comes as a short-lived signed link to its object (the
+    route's answer, tests/serving/test_monitoring_api.py): the page offers it, the user's click opens it."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    signed = f"{site}/stand-in-bucket/monitoring/latest/report.html?X-Amz-Expires=300&X-Amz-Signature=abc"
+
+    def api(route):
+        path = route.request.url[len(site):]
+        if path == "/monitoring/report":
+            return route.fulfill(status=200, content_type="application/json",
+                                 body=json.dumps({"url": signed, "expires_in": 300, "bytes": 7 * 1048576}))
+        if path.startswith("/monitoring"):
+            return route.fulfill(status=200, content_type="application/json",
+                                 body=json.dumps({"summary": None, "message": "no monitoring run yet"}))
+        return route.fulfill(status=503, content_type="application/json",
+                             body=json.dumps({"error": {"code": "model_unavailable", "message": "not part of this test"}}))
+
+    context.route(signed, lambda route: route.fulfill(status=200, content_type="text/html; charset=utf-8",
+                                                      body="<html><body><h1 id='status'>ALARM</h1></body></html>"))
+    page.route(f"{site}/config.json", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({"apiBaseUrl": "", "environment": "aws"})))
+    page.route(lambda url: url.startswith(site) and API.search(url[len(site):]) is not None, api)
+    try:
+        page.goto(site + "/#monitoring")
+        page.wait_for_selector("body[data-ready=true]")
+        page.click("#monitoring-open-report")
+        link = page.wait_for_selector("#monitoring-report-link", timeout=10_000)
+        text = page.inner_text("#monitoring-report")
+        assert "7.0 MB" in text and "5 minutes" in text
+        assert link.get_attribute("href") == signed and link.get_attribute("target") == "_blank"
+        assert page.is_hidden("#monitoring-error")
+        with context.expect_page() as opened:
+            link.click()
+        report = opened.value
+        report.wait_for_load_state()
+        assert report.url == signed and report.inner_text("#status") == "ALARM"
+        page.screenshot(path=str(OUTPUT / "monitoring_report_link.png"), full_page=True)
+    finally:
+        context.close()

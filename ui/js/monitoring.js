@@ -146,14 +146,35 @@ async function openReport() {
     // as JSON, so that the call goes through the API helper like every other (and its sign-in); the page's
     // own content is placed here rather than in a frame, which the site's content security policy refuses
     const report = await api("/monitoring/report", { headers: { Accept: "application/json", "Content-Type": "application/json" } });
-    const parsed = new DOMParser().parseFromString(report.html, "text/html");
     const box = $("monitoring-report");
-    box.replaceChildren(...parsed.body.childNodes);
+    if (report.url) {
+      box.replaceChildren(reportLink(report));
+    } else {
+      const parsed = new DOMParser().parseFromString(report.html, "text/html");
+      box.replaceChildren(...parsed.body.childNodes);
+    }
     box.hidden = false;
     box.scrollIntoView({ block: "start" });
   } catch (error) {
     showError(error, "monitoring-error");
   }
+}
+
+// a report too large for an API answer comes as a short-lived link to it: opened by the user's click, in a tab
+// of its own (the site's content security policy keeps other origins out of this page)
+function reportLink(report) {
+  const paragraph = document.createElement("p");
+  const link = document.createElement("a");
+  link.href = report.url;
+  link.target = "_blank";
+  link.rel = "noopener noreferrer";
+  link.id = "monitoring-report-link";
+  link.textContent = "Open the report in a new tab";
+  const megabytes = (report.bytes / 1048576).toFixed(1);
+  const minutes = Math.round(report.expires_in / 60);
+  paragraph.append(`The report is ${megabytes} MB, too large to show on this page. `, link,
+    ` (the link works for ${minutes} minutes; open the report again for a new one).`);
+  return paragraph;
 }
 
 export function initMonitoring() {
