@@ -7,6 +7,7 @@ sensor feed and the API read `sensors/<asset>/...` the same way wherever they ru
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 
 
@@ -110,15 +111,18 @@ class S3Store:
     def download_url(self, key: str, seconds: int, content_type: str) -> str:
         """A link that reads the object for `seconds`, signed with this client's credentials (SigV4,
         which objects encrypted with KMS require), served as `content_type` whatever it was stored as."""
+        return self._signer.generate_presigned_url("get_object", ExpiresIn=seconds, Params={
+            "Bucket": self.bucket, "Key": self._key(key), "ResponseContentType": content_type})
+
+    @cached_property
+    def _signer(self):
         import boto3
         from botocore.config import Config
 
         # this client's endpoint, in the bucket's region where the API runs: a link through another
         # region's would be redirected, and a redirected signed request no longer matches its signature
-        signer = boto3.client("s3", region_name=self.s3.meta.region_name, endpoint_url=self.s3.meta.endpoint_url,
-                              config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
-        return signer.generate_presigned_url("get_object", ExpiresIn=seconds, Params={
-            "Bucket": self.bucket, "Key": self._key(key), "ResponseContentType": content_type})
+        return boto3.client("s3", region_name=self.s3.meta.region_name, endpoint_url=self.s3.meta.endpoint_url,
+                            config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
 
     def put(self, key: str, data: bytes) -> None:
         extra = {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": self.kms_key} if self.kms_key else {})}

@@ -78,7 +78,9 @@ def latest_report():
     """The page itself, or `{"html": ...}` for a caller that accepts only JSON (the UI, which signs its
     API calls and places the page in its own). A page too large for a Lambda answer (each class and
     model version adds its plots) comes as a link to the object instead, valid `REPORT_LINK_SECONDS`:
-    a redirect (303) for a browser, `{"url", "expires_in", "bytes"}` for the UI."""
+    `{"url", "expires_in", "bytes"}` for the UI, a redirect (303) for an HTTP client that asks for the
+    page (the link carries its own signature: a client that follows it must not send the API's
+    Authorization header along, which S3 refuses)."""
     store = _configured_store()
     size = store.size(REPORT_KEY)
     if size is None:

@@ -143,6 +143,19 @@ def test_a_report_that_fits_is_answered_whole_from_s3(s3_store):
     assert len(json.dumps(response)) < 6 * 1024 * 1024
 
 
+def test_a_report_under_the_limit_that_escaping_takes_over_it_comes_as_a_link(s3_store):
+    """The limit counts the answer as Lambda sends it: a page of quotes and non-ASCII text grows when it
+    is escaped into JSON (twice for the UI's {"html": ...})."""
+    from api_core import MAX_BODY_BYTES
+
+    line = '<p class="note">score → 0.93</p>\n'
+    page = "<html><body>" + line * ((MAX_BODY_BYTES - 100_000) // len(line.encode())) + "</body></html>"
+    assert len(page.encode()) < MAX_BODY_BYTES and len(json.dumps(json.dumps({"html": page}))) > MAX_BODY_BYTES
+    s3_store.put_object(Bucket="ivadas-artifacts", Key="monitoring/latest/report.html", Body=page.encode())
+    status, _, body = call("GET", "/monitoring/report", {"Accept": "application/json"})
+    assert status == 200 and json.loads(body)["url"].startswith("https://ivadas-artifacts.s3.eu-west-1.amazonaws.com/")
+
+
 def test_the_local_stack_answers_a_large_report_whole(store):
     (store / "latest").mkdir(parents=True)
     page = _report_of(7)
