@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from functools import lru_cache
@@ -41,6 +42,16 @@ def has_local_nvme(instance_type: str) -> bool:
     return family in LOCAL_NVME_FAMILIES or bool(STORAGE_D.match(family))
 
 
+def _parsed(value, name: str):
+    """A structured setting as `-c` gives it (JSON text) or as cdk.json does (already parsed)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} is not JSON: {exc}") from None
+
+
 class Station(BaseModel):
     """An inspection station's API key and usage plan (POST /predict on the station API)."""
 
@@ -70,6 +81,10 @@ class IvadasConfig(BaseModel):
     training_instance_type: str = "ml.m5.2xlarge"
     processing_instance_type: str = "ml.m5.xlarge"
     endpoint_instance_type: str = "ml.c6i.xlarge"
+    #: Per model kind, an endpoint instance type other than `endpoint_instance_type` (a sensor kind scores
+    #: a window with far less than a vision backbone needs):
+    #: -c 'ivadas:endpointInstanceTypes={"pca": "ml.m5.large", "softpatch": "ml.c6i.2xlarge"}'
+    endpoint_instance_types: dict[str, str] = Field(default_factory=dict)
     endpoint_min_instances: int = Field(default=1, ge=1, le=20)
     endpoint_max_instances: int = Field(default=4, ge=1, le=20)
     # Blue/green deployment of a newly approved version (deploy Lambda, UpdateEndpoint).
@@ -115,15 +130,10 @@ class IvadasConfig(BaseModel):
     @field_validator("drift_thresholds", mode="before")
     @classmethod
     def known_thresholds(cls, value) -> dict:
-        import json
-
         from pipelines.monitoring.thresholds import ThresholdConfig
 
-        if isinstance(value, str):  # `-c 'ivadas:driftThresholds={"classes": {"tiles": {"input_psi": 0.4}}}'`
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"driftThresholds is not JSON: {exc}") from None
+        # `-c 'ivadas:driftThresholds={"classes": {"tiles": {"input_psi": 0.4}}}'`
+        value = _parsed(value, "driftThresholds")
         ThresholdConfig.from_dict(value)  # unknown names and non-numbers stop synth with the reason
         return value
 
@@ -131,10 +141,7 @@ class IvadasConfig(BaseModel):
     @classmethod
     def station_settings(cls, value):
         """Stations from context: a JSON list (or its text) of {name, quotaPerDay, ratePerSecond}."""
-        import json
-
-        if isinstance(value, str):
-            value = json.loads(value)
+        value = _parsed(value, "stations")
         camel = {"quotaPerDay": "quota_per_day", "ratePerSecond": "rate_per_second"}
         return tuple({camel.get(k, k): v for k, v in item.items()} if isinstance(item, dict) else item for item in value)
 
@@ -188,6 +195,18 @@ class IvadasConfig(BaseModel):
             raise ValueError(f"{value!r} is not an instance type SageMaker real-time endpoints offer (e.g. ml.c6i.xlarge)")
         return value
 
+    @field_validator("endpoint_instance_types", mode="before")
+    @classmethod
+    def instance_type_per_kind(cls, value) -> dict:
+        value = _parsed(value, "endpointInstanceTypes")
+        if not isinstance(value, dict):
+            raise ValueError("endpointInstanceTypes maps model kinds to instance types, e.g. {\"pca\": \"ml.m5.large\"}")
+        for kind, instance_type in value.items():
+            if kind not in MODEL_KINDS:
+                raise ValueError(f"endpointInstanceTypes: {kind!r} is not a model kind; choose among {list(MODEL_KINDS)}")
+            cls.hosting_instance_type(instance_type)
+        return value
+
     @field_validator("alarm_email")
     @classmethod
     def email(cls, value: str) -> str:
@@ -237,10 +256,12 @@ class IvadasConfig(BaseModel):
     def model_package_group(self, kind: str) -> str:
         return model_package_group(self.pipeline_name, kind)
 
-    @property
-    def endpoint_volume_kms_supported(self) -> bool:
-        """Whether the endpoint's storage volume can take our KMS key (not on local-NVMe instance types)."""
-        return not has_local_nvme(self.endpoint_instance_type)
+    def endpoint_instance_type_of(self, kind: str) -> str:
+        return self.endpoint_instance_types.get(kind, self.endpoint_instance_type)
+
+    def endpoint_volume_kms_supported(self, kind: str) -> bool:
+        """Whether the kind's endpoint storage volume can take our KMS key (not on local-NVMe instance types)."""
+        return not has_local_nvme(self.endpoint_instance_type_of(kind))
 
     @property
     def deploy_lambda_timeout_seconds(self) -> int:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import boto3
@@ -61,12 +61,20 @@ class Target(BaseModel):
     group: str
     endpoint: str
     alarms: list[str] = []
+    instance_type: str  # the kind's own (endpointInstanceTypes) or the deployment's
+    volume_key: bool  # whether that instance type takes a KMS key for its volume (not on local NVMe)
 
 
 @dataclass(frozen=True)
 class Settings:
     targets: dict[str, Target]
     hosting: Hosting
+
+    def hosting_of(self, kind: str) -> Hosting:
+        """How `kind` is hosted: its instance type, with the volume key only where that type takes one."""
+        target = self.targets[kind]
+        return replace(self.hosting, instance_type=target.instance_type,
+                       volume_kms_key=self.hosting.volume_kms_key if target.volume_key else "")
 
     def kind_of_group(self, group: str) -> str | None:
         return next((kind for kind, t in self.targets.items() if t.group == group), None)
@@ -79,7 +87,7 @@ class Settings:
 def settings() -> Settings:
     env = os.environ
     hosting = Hosting(
-        role_arn=env["SAGEMAKER_ROLE_ARN"], instance_type=env.get("ENDPOINT_INSTANCE_TYPE", "ml.c6i.xlarge"),
+        role_arn=env["SAGEMAKER_ROLE_ARN"],
         min_instances=int(env.get("ENDPOINT_MIN_INSTANCES", "1")), max_instances=int(env.get("ENDPOINT_MAX_INSTANCES", "4")),
         invocations_per_instance=float(env.get("TARGET_INVOCATIONS_PER_INSTANCE", "600")),
         capture_uri=env.get("DATA_CAPTURE_URI", ""), capture_kms_key=env.get("DATA_CAPTURE_KMS_KEY_ID", ""),
@@ -166,10 +174,10 @@ def reconcile(kind: str, c: Clients, s: Settings) -> dict:
         return {**result, **stop_serving(target, endpoint, c)}
     result["served_version"] = approvals.version_id(desired)
     if endpoint is not None and serving == desired["ModelPackageArn"]:
-        if endpoints.capture_key_changes(c.sagemaker, endpoint, s.hosting):
+        if endpoints.capture_key_changes(c.sagemaker, endpoint, s.hosting_of(kind)):
             # the same version again, on a config whose data capture names the deployment's key
             return {**result, **deploy(kind, target, endpoint, desired, c, s), "reason": "the data capture key changed"}
-        registered = endpoints.ensure_autoscaling(c.autoscaling, s.hosting, target.endpoint)
+        registered = endpoints.ensure_autoscaling(c.autoscaling, s.hosting_of(kind), target.endpoint)
         return {**result, "action": "none", "reason": "the endpoint serves the served version"
                 + ("; auto-scaling registered" if registered else "")}
     return {**result, **deploy(kind, target, endpoint, desired, c, s)}
@@ -241,7 +249,7 @@ def stop_serving(target: Target, endpoint: dict | None, c: Clients) -> dict:
 
 
 def deploy(kind: str, target: Target, endpoint: dict | None, package: dict, c: Clients, s: Settings) -> dict:
-    h = s.hosting
+    h = s.hosting_of(kind)
     metrics = endpoints.evaluation_summary(package, c.s3, logger)
     model = endpoints.ensure_model(c.sagemaker, endpoints.model_request(h, kind, target.endpoint, package, metrics))
     fleet = endpoints.fleet_size(h, endpoint)

@@ -86,6 +86,15 @@ def lambda_environment(template: dict, handler: str) -> dict[str, str]:
     return {k: resolve(v) for k, v in function["Properties"]["Environment"]["Variables"].items()}
 
 
+def hosted_on(template: dict, instance_type: str, volume_key: bool = True, kinds: tuple[str, ...] | None = None) -> dict:
+    """The deploy Lambda's environment with `kinds` (default: every kind) on another instance type, as
+    `endpointInstanceTypes` would set it."""
+    targets = json.loads(lambda_environment(template, "deploy_app.handler")["DEPLOY_TARGETS"])
+    for kind in kinds or tuple(targets):
+        targets[kind].update(instance_type=instance_type, volume_key=volume_key)
+    return {"DEPLOY_TARGETS": json.dumps(targets)}
+
+
 def role_statements(template: dict, handler: str) -> list[dict]:
     """Every statement of the policies attached to a function's role, intrinsics resolved."""
     resolve = Resolver(template)

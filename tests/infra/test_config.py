@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from infra.app import FEATURE_FLAG_CHOICES, feature_flags
 from infra.aws.config import IvadasConfig, has_local_nvme
-from tests.infra.deployment_harness import World
+from tests.infra.deployment_harness import World, hosted_on
 
 GROUP = "ivadas-dev-training-patchcore"
 
@@ -63,7 +63,7 @@ def test_the_default_kind_of_each_modality_and_the_feed_settings():
 ])
 def test_local_nvme_instance_types_take_no_volume_key(instance_type, nvme):
     assert has_local_nvme(instance_type) is nvme
-    assert IvadasConfig(endpoint_instance_type=instance_type).endpoint_volume_kms_supported is not nvme
+    assert IvadasConfig(endpoint_instance_type=instance_type).endpoint_volume_kms_supported("patchcore") is not nvme
 
 
 def serving_template(config: IvadasConfig) -> dict:
@@ -80,15 +80,70 @@ def serving_template(config: IvadasConfig) -> dict:
     return aws_cdk.assertions.Template.from_stack(stack).to_json()
 
 
+class _Context:
+    """The CDK context, camelCase under ivadas:, as `-c` sets it (strings)."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def try_get_context(self, key):
+        return self.values.get(key)
+
+
+def _deploy_environment(template: dict) -> dict:
+    return next(r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+                and r["Properties"]["Handler"] == "deploy_app.handler")["Properties"]["Environment"]["Variables"]
+
+
+def test_a_kind_can_have_an_instance_type_of_its_own(main_template_json, monkeypatch):
+    """`endpointInstanceTypes`: a sensor kind on a small instance, an image kind on a local-NVMe one (which
+    takes no volume key), the rest on the deployment's type with the key."""
+    config = IvadasConfig.from_context(_Context({"ivadas:account": "123456789012",
+                                                 "ivadas:endpointInstanceTypes": '{"pca": "ml.m5.large", "softpatch": "ml.g5.xlarge"}'}))
+    assert config.endpoint_instance_type_of("pca") == "ml.m5.large" and config.endpoint_instance_type_of("patchcore") == "ml.c6i.xlarge"
+    deploy = _deploy_environment(serving_template(config))
+    targets = json.loads(deploy["DEPLOY_TARGETS"])
+    assert (targets["pca"]["instance_type"], targets["pca"]["volume_key"]) == ("ml.m5.large", True)
+    assert (targets["softpatch"]["instance_type"], targets["softpatch"]["volume_key"]) == ("ml.g5.xlarge", False)
+    assert (targets["patchcore"]["instance_type"], targets["patchcore"]["volume_key"]) == ("ml.c6i.xlarge", True)
+    assert "ENDPOINT_VOLUME_KMS_KEY_ID" in deploy  # the kinds that take it
+
+    # the deploy Lambda: patchcore on a local-NVMe type while the key is there for the others
+    world = World(main_template_json, monkeypatch, env=hosted_on(main_template_json, "ml.g5.2xlarge", volume_key=False,
+                                                                 kinds=("patchcore",)))
+    assert world.env["ENDPOINT_VOLUME_KMS_KEY_ID"]
+    from pipelines.registry import APPROVED, SageMakerRegistry
+
+    registry = SageMakerRegistry(client=world.console)
+    registry.register(GROUP, "s3://artifacts/model-1.tar.gz", {}, {}, image_uri="ivadas-endpoint:1")
+    registry.set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
+    world.settle()
+    config = world.fake.configs[world.fake.endpoints["ivadas-dev-patchcore"]["EndpointConfigName"]]
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.g5.2xlarge" and "KmsKeyId" not in config
+    assert world.app.settings().hosting_of("pca").volume_kms_key == world.env["ENDPOINT_VOLUME_KMS_KEY_ID"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ('{"resnet": "ml.m5.large"}', "'resnet' is not a model kind"),
+    ('{"pca": "ml.m5.huge"}', "real-time endpoints offer"),
+    ('["pca"]', "maps model kinds to instance types"),
+    ("{pca: ml.m5.large}", "not JSON"),
+])
+def test_a_wrong_instance_type_per_kind_stops_synth_with_the_reason(value, message):
+    with pytest.raises(ValidationError, match=message):
+        IvadasConfig.from_context(_Context({"ivadas:endpointInstanceTypes": value}))
+
+
 def test_the_volume_key_is_left_out_on_local_nvme_and_endpoints_still_come_up(main_template_json, monkeypatch):
     g5 = serving_template(IvadasConfig(account="123456789012", endpoint_instance_type="ml.g5.xlarge"))
-    deploy = next(r for r in g5["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
-                  and r["Properties"]["Handler"] == "deploy_app.handler")["Properties"]["Environment"]["Variables"]
-    assert deploy["ENDPOINT_INSTANCE_TYPE"] == "ml.g5.xlarge" and "ENDPOINT_VOLUME_KMS_KEY_ID" not in deploy
+    deploy = _deploy_environment(g5)
+    targets = json.loads(deploy["DEPLOY_TARGETS"])
+    assert {(t["instance_type"], t["volume_key"]) for t in targets.values()} == {("ml.g5.xlarge", False)}
+    assert "ENDPOINT_VOLUME_KMS_KEY_ID" not in deploy
     assert "kms:CreateGrant" not in json.dumps(g5)  # nothing to grant: SageMaker encrypts NVMe in hardware
     assert "InspectionKey" in json.dumps(deploy["DATA_CAPTURE_KMS_KEY_ID"])  # captured requests: the inspection key still
 
-    world = World(main_template_json, monkeypatch, env={"ENDPOINT_INSTANCE_TYPE": "ml.g5.xlarge"})
+    world = World(main_template_json, monkeypatch, env=hosted_on(main_template_json, "ml.g5.xlarge", volume_key=False))
     monkeypatch.delenv("ENDPOINT_VOLUME_KMS_KEY_ID")
     world.app.settings.cache_clear()
     from pipelines.registry import APPROVED, SageMakerRegistry

@@ -11,7 +11,7 @@ import pytest
 
 import pipelines.registry as registry_module
 from pipelines.registry import APPROVED, REJECTED, SageMakerRegistry
-from tests.infra.deployment_harness import World, allowed, role_statements
+from tests.infra.deployment_harness import World, allowed, hosted_on, role_statements
 
 import approvals  # noqa: E402  (lambda/deploy, put on sys.path by the harness)
 
@@ -173,7 +173,7 @@ def test_an_instance_type_change_deregisters_autoscaling_and_registers_it_again(
     registry(first).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
     first.settle()
     assert f"endpoint/{ENDPOINT}/variant/AllTraffic" in first.fake.targets
-    larger = World(main_template_json, monkeypatch, fake=first.fake, env={"ENDPOINT_INSTANCE_TYPE": "ml.c6i.2xlarge"})
+    larger = World(main_template_json, monkeypatch, fake=first.fake, env=hosted_on(main_template_json, "ml.c6i.2xlarge"))
     larger.routed = first.routed
     registry(larger).set_status(GROUP, 2, APPROVED, "reviewed", by="qa")
     larger.settle()

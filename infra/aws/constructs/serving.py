@@ -123,12 +123,18 @@ class Serving(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letters, max_receive_count=config.deploy_queue_max_receives))
         return queue, dead_letters
 
+    def _any_volume_key(self, config) -> bool:
+        """Whether some kind's endpoint volume takes the project key (none does when every kind is on local NVMe)."""
+        return any(config.endpoint_volume_kms_supported(kind) for kind in self.endpoint_names)
+
     def _deploy_function(self, config, storage, powertools_version: int) -> lambda_.Function:
         targets_env = {kind: {"group": config.model_package_group(kind), "endpoint": name,
-                              "alarms": rollback_alarm_names(name)} for kind, name in self.endpoint_names.items()}
+                              "alarms": rollback_alarm_names(name), "instance_type": config.endpoint_instance_type_of(kind),
+                              "volume_key": config.endpoint_volume_kms_supported(kind)}
+                       for kind, name in self.endpoint_names.items()}
         environment = {
             "DEPLOY_TARGETS": json.dumps(targets_env, separators=(",", ":")),
-            "SAGEMAKER_ROLE_ARN": self.model_role.role_arn, "ENDPOINT_INSTANCE_TYPE": config.endpoint_instance_type,
+            "SAGEMAKER_ROLE_ARN": self.model_role.role_arn,
             "ENDPOINT_MIN_INSTANCES": str(config.endpoint_min_instances),
             "ENDPOINT_MAX_INSTANCES": str(config.endpoint_max_instances),
             "CANARY_PERCENT": str(config.canary_percent), "CANARY_WAIT_SECONDS": str(config.canary_wait_seconds),
@@ -137,7 +143,7 @@ class Serving(Construct):
             "DATA_CAPTURE_KMS_KEY_ID": storage.inspection_key.key_arn,  # the requests are inspection data
             "POWERTOOLS_SERVICE_NAME": DEPLOY_SERVICE, "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
-        if config.endpoint_volume_kms_supported:  # CreateEndpointConfig refuses a KmsKeyId on local-NVMe types
+        if self._any_volume_key(config):  # CreateEndpointConfig refuses a KmsKeyId on local-NVMe types
             environment["ENDPOINT_VOLUME_KMS_KEY_ID"] = storage.key.key_arn
         function = lambda_.Function(
             self, "DeployFunction", runtime=lambda_.Runtime.PYTHON_3_11, architecture=lambda_.Architecture.X86_64,
@@ -188,7 +194,7 @@ class Serving(Construct):
         add(iam.PolicyStatement(
             actions=["iam:CreateServiceLinkedRole"], resources=[f"arn:{stack.partition}:iam::{stack.account}:role/{AUTOSCALING_SLR}"],
             conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}))
-        if self.config.endpoint_volume_kms_supported:
+        if self._any_volume_key(self.config):
             # CreateEndpoint and UpdateEndpoint with a KmsKeyId: SageMaker creates a grant on the caller's behalf.
             add(iam.PolicyStatement(actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[storage.key.key_arn],
                                     conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
