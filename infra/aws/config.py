@@ -204,6 +204,8 @@ class IvadasConfig(BaseModel):
         for kind, instance_type in value.items():
             if kind not in MODEL_KINDS:
                 raise ValueError(f"endpointInstanceTypes: {kind!r} is not a model kind; choose among {list(MODEL_KINDS)}")
+            if not isinstance(instance_type, str):
+                raise ValueError(f"endpointInstanceTypes: {kind!r} needs an instance type like ml.m5.large, got {instance_type!r}")
             cls.hosting_instance_type(instance_type)
         return value
 

@@ -61,8 +61,10 @@ class Target(BaseModel):
     group: str
     endpoint: str
     alarms: list[str] = []
-    instance_type: str  # the kind's own (endpointInstanceTypes) or the deployment's
-    volume_key: bool  # whether that instance type takes a KMS key for its volume (not on local NVMe)
+    #: the kind's instance type (endpointInstanceTypes, else endpointInstanceType); None: ENDPOINT_INSTANCE_TYPE's
+    instance_type: str | None = None
+    #: whether that type takes a KMS key for its volume (not on local NVMe); None: wherever the key is given
+    volume_key: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ class Settings:
     def hosting_of(self, kind: str) -> Hosting:
         """How `kind` is hosted: its instance type, with the volume key only where that type takes one."""
         target = self.targets[kind]
-        return replace(self.hosting, instance_type=target.instance_type,
-                       volume_kms_key=self.hosting.volume_kms_key if target.volume_key else "")
+        return replace(self.hosting, instance_type=target.instance_type or self.hosting.instance_type,
+                       volume_kms_key="" if target.volume_key is False else self.hosting.volume_kms_key)
 
     def kind_of_group(self, group: str) -> str | None:
         return next((kind for kind, t in self.targets.items() if t.group == group), None)
@@ -87,7 +89,7 @@ class Settings:
 def settings() -> Settings:
     env = os.environ
     hosting = Hosting(
-        role_arn=env["SAGEMAKER_ROLE_ARN"],
+        role_arn=env["SAGEMAKER_ROLE_ARN"], instance_type=env.get("ENDPOINT_INSTANCE_TYPE", "ml.c6i.xlarge"),
         min_instances=int(env.get("ENDPOINT_MIN_INSTANCES", "1")), max_instances=int(env.get("ENDPOINT_MAX_INSTANCES", "4")),
         invocations_per_instance=float(env.get("TARGET_INVOCATIONS_PER_INSTANCE", "600")),
         capture_uri=env.get("DATA_CAPTURE_URI", ""), capture_kms_key=env.get("DATA_CAPTURE_KMS_KEY_ID", ""),
@@ -177,6 +179,9 @@ def reconcile(kind: str, c: Clients, s: Settings) -> dict:
         if endpoints.capture_key_changes(c.sagemaker, endpoint, s.hosting_of(kind)):
             # the same version again, on a config whose data capture names the deployment's key
             return {**result, **deploy(kind, target, endpoint, desired, c, s), "reason": "the data capture key changed"}
+        if endpoints.instance_type_changes(c.sagemaker, endpoint, s.hosting_of(kind)):
+            # the same version again, on the instance type the deployment now names for this kind
+            return {**result, **deploy(kind, target, endpoint, desired, c, s), "reason": "the instance type changed"}
         registered = endpoints.ensure_autoscaling(c.autoscaling, s.hosting_of(kind), target.endpoint)
         return {**result, "action": "none", "reason": "the endpoint serves the served version"
                 + ("; auto-scaling registered" if registered else "")}

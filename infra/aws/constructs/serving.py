@@ -134,7 +134,7 @@ class Serving(Construct):
                        for kind, name in self.endpoint_names.items()}
         environment = {
             "DEPLOY_TARGETS": json.dumps(targets_env, separators=(",", ":")),
-            "SAGEMAKER_ROLE_ARN": self.model_role.role_arn,
+            "SAGEMAKER_ROLE_ARN": self.model_role.role_arn, "ENDPOINT_INSTANCE_TYPE": config.endpoint_instance_type,
             "ENDPOINT_MIN_INSTANCES": str(config.endpoint_min_instances),
             "ENDPOINT_MAX_INSTANCES": str(config.endpoint_max_instances),
             "CANARY_PERCENT": str(config.canary_percent), "CANARY_WAIT_SECONDS": str(config.canary_wait_seconds),
