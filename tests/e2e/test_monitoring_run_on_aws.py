@@ -37,25 +37,33 @@ def site():
     server.shutdown()
 
 
-def test_run_now_on_aws_says_which_processing_job_started(browser, site):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _page_on_aws(context, site: str, answers: dict) -> tuple[object, list]:
+    """A page of the site whose API answers as deployed on AWS: `answers` maps (method, path) to (status,
+    JSON body); other monitoring calls find no run yet, the rest is not part of the test. Also the
+    (method, path) of every call it made."""
     page = context.new_page()
     asked = []
 
     def api(route):
-        path = route.request.url[len(site):]
-        asked.append((route.request.method, path))
-        if path == "/monitoring/run" and route.request.method == "POST":
-            return route.fulfill(status=202, content_type="application/json", body=json.dumps({"status": "started", "job_name": JOB}))
-        if path.startswith("/monitoring"):
-            return route.fulfill(status=200, content_type="application/json",
-                                 body=json.dumps({"summary": None, "message": "no monitoring run yet"}))
-        return route.fulfill(status=503, content_type="application/json",
-                             body=json.dumps({"error": {"code": "model_unavailable", "message": "not part of this test"}}))
+        key = (route.request.method, route.request.url[len(site):])
+        asked.append(key)
+        if key in answers:
+            status, body = answers[key]
+        elif key[1].startswith("/monitoring"):
+            status, body = 200, {"summary": None, "message": "no monitoring run yet"}
+        else:
+            status, body = 503, {"error": {"code": "model_unavailable", "message": "not part of this test"}}
+        return route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
 
     page.route(f"{site}/config.json", lambda route: route.fulfill(
         status=200, content_type="application/json", body=json.dumps({"apiBaseUrl": "", "environment": "aws"})))
     page.route(lambda url: url.startswith(site) and API.search(url[len(site):]) is not None, api)
+    return page, asked
+
+
+def test_run_now_on_aws_says_which_processing_job_started(browser, site):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page, asked = _page_on_aws(context, site, {("POST", "/monitoring/run"): (202, {"status": "started", "job_name": JOB})})
     try:
         page.goto(site + "/#monitoring")
         page.wait_for_selector("body[data-ready=true]")
@@ -75,28 +83,14 @@ def test_a_report_too_large_for_the_api_opens_from_its_link_in_a_new_tab(browser
     """On AWS a report past Lambda's answer limit comes as a short-lived signed link to its object (the
     route's answer, tests/serving/test_monitoring_api.py): the page offers it, the user's click opens it."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
     # the object's own origin, as S3 signs it: the page links there, its content security policy aside
     signed = ("https://ivadas-artifacts.s3.eu-west-1.amazonaws.com/monitoring/latest/report.html"
               "?response-content-type=text%2Fhtml%3B%20charset%3Dutf-8&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300"
               "&X-Amz-Signature=abc")
-
-    def api(route):
-        path = route.request.url[len(site):]
-        if path == "/monitoring/report":
-            return route.fulfill(status=200, content_type="application/json",
-                                 body=json.dumps({"url": signed, "expires_in": 300, "bytes": 7 * 1048576}))
-        if path.startswith("/monitoring"):
-            return route.fulfill(status=200, content_type="application/json",
-                                 body=json.dumps({"summary": None, "message": "no monitoring run yet"}))
-        return route.fulfill(status=503, content_type="application/json",
-                             body=json.dumps({"error": {"code": "model_unavailable", "message": "not part of this test"}}))
-
     context.route(signed, lambda route: route.fulfill(status=200, content_type="text/html; charset=utf-8",
                                                       body="<html><body><h1 id='status'>ALARM</h1></body></html>"))
-    page.route(f"{site}/config.json", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({"apiBaseUrl": "", "environment": "aws"})))
-    page.route(lambda url: url.startswith(site) and API.search(url[len(site):]) is not None, api)
+    page, _ = _page_on_aws(context, site, {("GET", "/monitoring/report"): (
+        200, {"url": signed, "expires_in": 300, "bytes": 7 * 1048576})})
     try:
         page.goto(site + "/#monitoring")
         page.wait_for_selector("body[data-ready=true]")

@@ -21,11 +21,16 @@ SUMMARY = {"status": "alarm", "alarms": [{"class_name": "tiles", "type": "input_
            "groups": [], "verdicts": 40}
 
 
-def call(method, path, headers=None):
+def respond(method, path, headers=None) -> tuple[dict, dict]:
+    """The handler's whole answer (as Lambda returns it) and its headers."""
     event = api_event(method, path, {} if method == "POST" else None)
     event["headers"].update(headers or {})
     response = predict_app.handler(event, Context())
-    headers = response.get("headers") or {k: v[0] for k, v in response.get("multiValueHeaders", {}).items()}
+    return response, response.get("headers") or {k: v[0] for k, v in response.get("multiValueHeaders", {}).items()}
+
+
+def call(method, path, headers=None):
+    response, headers = respond(method, path, headers)
     return response["statusCode"], headers.get("Content-Type"), response["body"]
 
 
@@ -71,28 +76,6 @@ def test_without_monitoring_every_route_says_so(monkeypatch):
         assert status == 404 and json.loads(body)["error"]["code"] == "monitoring_not_configured"
 
 
-def test_on_aws_the_summary_comes_from_s3(monkeypatch):
-    monkeypatch.setenv("ACCESS_CONTROL", "open")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("MONITORING_STORE", "s3://ivadas-artifacts/monitoring")
-    monkeypatch.setattr(routes_monitoring, "_store", None)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="ivadas-artifacts")
-        status, _, body = call("GET", "/monitoring")
-        assert status == 200 and json.loads(body)["summary"] is None
-        s3.put_object(Bucket="ivadas-artifacts", Key="monitoring/latest/summary.json", Body=json.dumps(SUMMARY))
-        status, _, body = call("GET", "/monitoring")
-        assert status == 200 and json.loads(body)["summary"]["status"] == "alarm"
-
-
-def _report_of(megabytes: float) -> str:
-    """A report page of about that size: plots embedded as base64, as the monitoring job writes them."""
-    plot = "A" * 60_000
-    count = int(megabytes * 1024 * 1024 / len(plot)) + 1
-    return "<html><body>" + "".join(f'<img src="data:image/png;base64,{plot}" alt="rate_{i}">' for i in range(count)) + "</body></html>"
-
-
 @pytest.fixture
 def s3_store(monkeypatch):
     monkeypatch.setenv("ACCESS_CONTROL", "open")
@@ -105,14 +88,27 @@ def s3_store(monkeypatch):
         yield s3
 
 
+def test_on_aws_the_summary_comes_from_s3(s3_store):
+    status, _, body = call("GET", "/monitoring")
+    assert status == 200 and json.loads(body)["summary"] is None
+    s3_store.put_object(Bucket="ivadas-artifacts", Key="monitoring/latest/summary.json", Body=json.dumps(SUMMARY))
+    status, _, body = call("GET", "/monitoring")
+    assert status == 200 and json.loads(body)["summary"]["status"] == "alarm"
+
+
+def _report_of(megabytes: float) -> str:
+    """A report page of about that size: plots embedded as base64, as the monitoring job writes them."""
+    plot = "A" * 60_000
+    count = int(megabytes * 1024 * 1024 / len(plot)) + 1
+    return "<html><body>" + "".join(f'<img src="data:image/png;base64,{plot}" alt="rate_{i}">' for i in range(count)) + "</body></html>"
+
+
 def test_a_report_too_large_for_a_lambda_answer_comes_as_a_short_lived_link(s3_store):
     from urllib.parse import parse_qs, urlparse
 
     page = _report_of(7)
     s3_store.put_object(Bucket="ivadas-artifacts", Key="monitoring/latest/report.html", Body=page.encode())
-    event = api_event("GET", "/monitoring/report", None)
-    event["headers"].update({"Accept": "application/json"})
-    response = predict_app.handler(event, Context())
+    response, _ = respond("GET", "/monitoring/report", {"Accept": "application/json"})
     assert response["statusCode"] == 200 and len(json.dumps(response)) < 6 * 1024 * 1024  # Lambda's limit
     answer = json.loads(response["body"])
     assert answer["expires_in"] == 300 and answer["bytes"] == len(page) and "html" not in answer
@@ -124,21 +120,15 @@ def test_a_report_too_large_for_a_lambda_answer_comes_as_a_short_lived_link(s3_s
     assert query["response-content-type"] == ["text/html; charset=utf-8"]
     assert boto3.client("s3", region_name="eu-west-1").get_object(  # the link names the object the report is
         Bucket=link.netloc.split(".")[0], Key=link.path[1:])["Body"].read() == page.encode()
-    status, _, body = call("GET", "/monitoring/report", {"Accept": "text/html,*/*"})
-    assert status == 303 and str(len(page)) in body
-    event = api_event("GET", "/monitoring/report", None)
-    event["headers"].update({"Accept": "text/html"})
-    response = predict_app.handler(event, Context())
-    headers = response.get("headers") or {k: v[0] for k, v in response.get("multiValueHeaders", {}).items()}
+    response, headers = respond("GET", "/monitoring/report", {"Accept": "text/html,*/*"})
+    assert response["statusCode"] == 303 and str(len(page)) in response["body"]
     assert urlparse(headers["Location"]).path == "/monitoring/latest/report.html"
 
 
 def test_a_report_that_fits_is_answered_whole_from_s3(s3_store):
     page = _report_of(4)
     s3_store.put_object(Bucket="ivadas-artifacts", Key="monitoring/latest/report.html", Body=page.encode())
-    event = api_event("GET", "/monitoring/report", None)
-    event["headers"].update({"Accept": "application/json"})
-    response = predict_app.handler(event, Context())
+    response, _ = respond("GET", "/monitoring/report", {"Accept": "application/json"})
     assert response["statusCode"] == 200 and json.loads(response["body"])["html"] == page
     assert len(json.dumps(response)) < 6 * 1024 * 1024
 
