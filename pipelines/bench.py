@@ -785,8 +785,6 @@ def _latency_taking_turns(bundles: dict[str, str], name: str, paths: list[str], 
     the whole measurement. Within IVADAS's turn its four ways (FP32 and INT8; verdict, and with heatmap
     PNG and regions) take turns on each query. `{"ivadas": p50/p95 per way, "anomalib": its training
     measurements and p50/p95}`."""
-    import numpy as np
-
     import inference  # noqa: F401
     from inference.model import load_model
 
@@ -804,10 +802,8 @@ def _latency_taking_turns(bundles: dict[str, str], name: str, paths: list[str], 
             for row in rows:
                 for key, (detector, outputs) in ways.items():
                     started = time.perf_counter()
-                    if outputs is None:
-                        detector.predict_bytes(payloads[row % len(payloads)], name)  # default outputs: heatmap and regions
-                    else:
-                        detector.predict_bytes(payloads[row % len(payloads)], name, outputs=outputs)
+                    # outputs None: the default ones, heatmap and regions
+                    detector.predict_bytes(payloads[row % len(payloads)], name, outputs=outputs)
                     if times is not None:
                         times[key].append((time.perf_counter() - started) * 1000)
 
@@ -822,10 +818,14 @@ def _latency_taking_turns(bundles: dict[str, str], name: str, paths: list[str], 
             time.sleep(TURN_PAUSE_S)
     result = {}
     for key, values in ours.items():
-        result[f"{key}_p50_ms"] = float(np.percentile(values, 50))
-        result[f"{key}_p95_ms"] = float(np.percentile(values, 95))
-    peer_latency = {"p50_ms": float(np.percentile(theirs, 50)), "p95_ms": float(np.percentile(theirs, 95)), "runs": len(theirs)}
-    return {"ivadas": result, "anomalib": {**trained, **peer_latency}}
+        result.update(_p50_p95(values, f"{key}_"))
+    return {"ivadas": result, "anomalib": {**trained, **_p50_p95(theirs), "runs": len(theirs)}}
+
+
+def _p50_p95(times_ms: list[float], prefix: str = "") -> dict:
+    import numpy as np
+
+    return {f"{prefix}p50_ms": float(np.percentile(times_ms, 50)), f"{prefix}p95_ms": float(np.percentile(times_ms, 95))}
 
 
 def _peer_section(args, workdir: Path, peer_python: Path) -> str:

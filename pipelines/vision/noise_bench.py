@@ -38,11 +38,12 @@ def _softpatch(patches, config, fit_samples, **settings) -> Removal:
     the two-fold image scores it leaves images out by, when it does."""
     from dataclasses import replace
 
-    from inference.kinds.patchcore.model import image_noise_scores, noise_filter
+    from inference.kinds.patchcore.model import filters_images, image_noise_scores, noise_filter
 
     softpatch = replace(config, kind="softpatch", **settings)
-    keep, weights = noise_filter(patches, softpatch)
-    scores = image_noise_scores(patches, softpatch) if softpatch.noise_images > 0 else None
+    patches.finish()
+    scores = image_noise_scores(patches, softpatch) if filters_images(softpatch, patches.views) else None
+    keep, weights = noise_filter(patches, softpatch, image_scores=scores)
     return Removal(keep, weights, scores)
 
 

@@ -91,8 +91,8 @@ def build_memory_bank(patches: PatchStore | np.ndarray, config: ModelConfig, pro
     return coreset_bank(patches, config, keep, weights, progress)
 
 
-def noise_filter(patches: PatchStore, config: ModelConfig, progress=None,
-                 image_of_view: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+def noise_filter(patches: PatchStore, config: ModelConfig, progress=None, image_of_view: np.ndarray | None = None,
+                 image_scores: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """SoftPatch's keep-mask and soft weights of every patch (None, None for PatchCore).
 
     Left out: the images `image_noise_scores` finds most anomalous (`noise_images`), and the patches
@@ -100,15 +100,16 @@ def noise_filter(patches: PatchStore, config: ModelConfig, progress=None,
     paper's outlier scores when `soft_weights` is on, else None. With both, the patch filter's τ is a
     share of every patch, those of the images left out included (the paper's SoftPatch alone:
     `noise_images=0`). `image_of_view` numbers the image each view came from (tiles: several views
-    per image; default: one each). `progress` counts the two half banks' entries and the views they
-    score, then positions."""
+    per image; default: one each). `image_scores`: `image_noise_scores` of these patches when the caller
+    has them already. `progress` counts the two half banks' entries and the views they score, then
+    positions."""
     patches.finish()
     if config.kind != "softpatch":
         return None, None
     keep, weights = np.ones(patches.rows, bool), None
     image_of_view = np.arange(patches.views) if image_of_view is None else np.asarray(image_of_view)
     if filters_images(config, images=len(np.unique(image_of_view))):
-        scores = image_noise_scores(patches, config, progress, image_of_view)
+        scores = image_noise_scores(patches, config, progress, image_of_view) if image_scores is None else image_scores
         kept_images = images_to_keep(scores, config.noise_images)
         keep &= np.repeat(kept_images[image_of_view], patches.positions)
     if filters_patches(config):
@@ -157,7 +158,7 @@ def image_noise_scores(patches: PatchStore, config: ModelConfig, progress=None,
     order = np.random.default_rng(config.seed).permutation(images)
     halves = (order[::2], order[1::2])
     plain = replace(config, kind="patchcore")
-    for bank_half, scored_half in (halves, halves[::-1]):
+    for bank_half in halves:
         in_bank = np.isin(image_of_view, bank_half)
         # the grid only places an anomaly map, and no map is made here
         model = ClassModel(coreset_bank(patches, plain, np.repeat(in_bank, positions), progress=progress), plain,
