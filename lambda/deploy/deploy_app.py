@@ -179,9 +179,6 @@ def reconcile(kind: str, c: Clients, s: Settings) -> dict:
         if endpoints.capture_key_changes(c.sagemaker, endpoint, s.hosting_of(kind)):
             # the same version again, on a config whose data capture names the deployment's key
             return {**result, **deploy(kind, target, endpoint, desired, c, s), "reason": "the data capture key changed"}
-        if endpoints.instance_type_changes(c.sagemaker, endpoint, s.hosting_of(kind)):
-            # the same version again, on the instance type the deployment now names for this kind
-            return {**result, **deploy(kind, target, endpoint, desired, c, s), "reason": "the instance type changed"}
         registered = endpoints.ensure_autoscaling(c.autoscaling, s.hosting_of(kind), target.endpoint)
         return {**result, "action": "none", "reason": "the endpoint serves the served version"
                 + ("; auto-scaling registered" if registered else "")}

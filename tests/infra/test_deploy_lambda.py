@@ -183,28 +183,6 @@ def test_an_instance_type_change_deregisters_autoscaling_and_registers_it_again(
     assert f"endpoint/{ENDPOINT}/variant/AllTraffic" in larger.fake.targets  # back once in service
 
 
-def test_a_kind_moved_to_another_instance_type_is_redeployed_without_a_new_approval(main_template_json, monkeypatch):
-    """endpointInstanceTypes changed and the stack deployed again: the endpoint's next pass puts the same
-    version on the new type (blue/green), auto-scaling registered again once it is in service."""
-    first = World(main_template_json, monkeypatch)
-    monkeypatch.setattr(registry_module, "now", lambda: first.fake.now().isoformat(timespec="milliseconds"))
-    register(first, 1)
-    registry(first).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
-    first.settle()
-    served = assert_agree(first)
-    moved = World(main_template_json, monkeypatch, fake=first.fake, env=hosted_on(main_template_json, "ml.c6i.2xlarge",
-                                                                               kinds=("patchcore",)))
-    moved.routed = first.routed
-    moved.run(16 * 60)  # the next scheduled pass (every 15 minutes)
-    moved.settle()
-    config = moved.fake.configs[moved.fake.endpoints[ENDPOINT]["EndpointConfigName"]]
-    assert config["ProductionVariants"][0]["InstanceType"] == "ml.c6i.2xlarge"
-    assert assert_agree(moved) == served and len(moved.fake.updates) == 1
-    assert f"endpoint/{ENDPOINT}/variant/AllTraffic" in moved.fake.targets
-    moved.run(3600)  # four more scheduled passes
-    assert len(moved.fake.updates) == 1  # in place: nothing more to do
-
-
 def test_targets_written_before_per_kind_types_keep_the_deployments_type(monkeypatch):
     import deploy_app
 
