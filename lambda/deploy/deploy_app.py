@@ -19,6 +19,10 @@ what the endpoint serves:
   serves a version the registry refused; `/predict` answers 503 `model_not_deployed` until an approval;
 - no endpoint: create it; another version: blue/green update with automatic rollback on the
   endpoint's alarms (canary with two instances or more, all at once with a bake time on one);
+- in sync, but the deployment now names another config for that version (another data capture key,
+  another instance type for the kind): blue/green onto it, once; if SageMaker rolls that move back, the
+  version keeps serving on its former config and the move is not tried again until the config it
+  would make changes (`DeploymentRolledBack`, version not rejected);
 - in sync: make sure auto-scaling is registered (it is deregistered before an instance-type change).
 Every pass emits `ServedVersionMismatch` (1 while registry and endpoint disagree); an alarm fires
 when they disagree for longer than a deployment takes.
@@ -35,6 +39,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, TypeAdapter
 
 import approvals
@@ -176,13 +181,34 @@ def reconcile(kind: str, c: Clients, s: Settings) -> dict:
         return {**result, **stop_serving(target, endpoint, c)}
     result["served_version"] = approvals.version_id(desired)
     if endpoint is not None and serving == desired["ModelPackageArn"]:
-        if endpoints.capture_key_changes(c.sagemaker, endpoint, s.hosting_of(kind)):
-            # the same version again, on a config whose data capture names the deployment's key
-            return {**result, **deploy(kind, target, endpoint, desired, c, s), "reason": "the data capture key changed"}
-        registered = endpoints.ensure_autoscaling(c.autoscaling, s.hosting_of(kind), target.endpoint)
-        return {**result, "action": "none", "reason": "the endpoint serves the served version"
-                + ("; auto-scaling registered" if registered else "")}
+        return {**result, **keep_or_move(kind, target, endpoint, desired, c, s, result.get("rolled_back_move"))}
     return {**result, **deploy(kind, target, endpoint, desired, c, s)}
+
+
+def keep_or_move(kind: str, target: Target, endpoint: dict, package: dict, c: Clients, s: Settings,
+                 just_rolled_back: str | None = None) -> dict:
+    """The endpoint serves the served version. Move it to the config of that version the deployment names
+    now (a new data capture key, another instance type for the kind), unless that very move was rolled
+    back already (`just_rolled_back` in this pass, or an earlier one): SageMaker returns a failed move to
+    the former config of the same version, and moving again at every pass would loop, with auto-scaling
+    deregistered for a type change."""
+    h = s.hosting_of(kind)
+    why = endpoints.hosting_move(c.sagemaker, endpoint, h)
+    if why:
+        request = prepare(kind, target, endpoint, package, c, s)
+        rolled_back = {just_rolled_back, endpoints.deployment_tags(c.sagemaker, endpoint).get(endpoints.ROLLED_BACK_MOVE_TAG)}
+        if request["EndpointConfigName"] == endpoint["EndpointConfigName"]:
+            why = f"{why}, but the endpoint is on the config the deployment names already"  # nothing would change
+            logger.error("move to the same config skipped", extra={"kind": kind, "reason": why})
+        elif endpoints.move_key(request) not in rolled_back:
+            return {**deploy(kind, target, endpoint, package, c, s, request), "reason": why}
+        else:
+            why = (f"{why}, but this move was rolled back: it is tried again when what it moves to changes (a new "
+                   f"version, instance type or key) or once the endpoint's {endpoints.ROLLED_BACK_MOVE_TAG} tag is deleted")
+            logger.warning("move not tried again", extra={"kind": kind, "reason": why})
+    registered = endpoints.ensure_autoscaling(c.autoscaling, h, target.endpoint)
+    return {"action": "none", "reason": (why or "the endpoint serves the served version")
+            + ("; auto-scaling registered" if registered else "")}
 
 
 def compare(kind: str, target: Target, endpoint: dict | None, c: Clients) -> tuple[dict | None, str | None]:
@@ -199,7 +225,8 @@ def settle_last_deployment(kind: str, target: Target, endpoint: dict, c: Clients
     A different version than the one deployed means SageMaker rolled the deployment back (an alarm
     fired during the canary or bake time, or the new fleet failed): the version is rejected with the
     reason, so the registry serves again what the endpoint serves."""
-    deploying = endpoints.deploying_package_arn(c.sagemaker, endpoint)
+    tags = endpoints.deployment_tags(c.sagemaker, endpoint)
+    deploying, config = tags.get(endpoints.DEPLOYING_TAG), tags.get(endpoints.DEPLOYING_CONFIG_TAG)
     if deploying is None:
         return {}
     serving = endpoints.serving_package_arn(c.sagemaker, endpoint)
@@ -211,6 +238,14 @@ def settle_last_deployment(kind: str, target: Target, endpoint: dict, c: Clients
         logger.error("deployment rolled back", extra={"kind": kind, "package": deploying, "reason": reason,
                                                       "rejected_in_registry": rejected})
         outcome = {"rolled_back": deploying, "rollback_reason": reason}
+    elif serving == deploying and config and endpoint["EndpointConfigName"] != config:
+        # the version's move to another config of its own failed: it serves on, from its former config
+        reason = rollback_reason(target, endpoint, c)
+        key = endpoints.record_rolled_back_move(c.sagemaker, endpoint, config)
+        count("DeploymentRolledBack", 1, kind, package=deploying, config=config, reason=reason)
+        logger.error("move to another config rolled back", extra={"kind": kind, "package": deploying,
+                                                                   "config": config, "reason": reason})
+        outcome = {"rolled_back_config": config, "rolled_back_move": key, "rollback_reason": reason}
     endpoints.clear_deploying(c.sagemaker, endpoint)  # after the registry was told: a retry repeats nothing
     return outcome
 
@@ -250,24 +285,39 @@ def stop_serving(target: Target, endpoint: dict | None, c: Clients) -> dict:
     return {"action": "stopped", "reason": reason}
 
 
-def deploy(kind: str, target: Target, endpoint: dict | None, package: dict, c: Clients, s: Settings) -> dict:
+def prepare(kind: str, target: Target, endpoint: dict | None, package: dict, c: Clients, s: Settings) -> dict:
+    """The CreateEndpointConfig request that serves `package` as the deployment names it, its model and
+    config made unless they exist."""
     h = s.hosting_of(kind)
     metrics = endpoints.evaluation_summary(package, c.s3, logger)
     model = endpoints.ensure_model(c.sagemaker, endpoints.model_request(h, kind, target.endpoint, package, metrics))
-    fleet = endpoints.fleet_size(h, endpoint)
-    config = endpoints.ensure_endpoint_config(
-        c.sagemaker, endpoints.endpoint_config_request(h, kind, target.endpoint, package, model, fleet))
+    request = endpoints.endpoint_config_request(h, kind, target.endpoint, package, model, endpoints.fleet_size(h, endpoint))
+    endpoints.ensure_endpoint_config(c.sagemaker, request)
+    return request
+
+
+def deploy(kind: str, target: Target, endpoint: dict | None, package: dict, c: Clients, s: Settings,
+           prepared: dict | None = None) -> dict:
+    h = s.hosting_of(kind)
+    request = prepared or prepare(kind, target, endpoint, package, c, s)
+    config, fleet = request["EndpointConfigName"], request["ProductionVariants"][0]["InitialInstanceCount"]
     arn = package["ModelPackageArn"]
     if endpoint is None:
         # auto-scaling is registered once the endpoint is in service (its state-change event)
         endpoints.create_endpoint(c.sagemaker, target.endpoint, config, kind, arn)
         return {"action": "created", "config": config, "fleet": fleet}
-    if endpoints.instance_type_changes(c.sagemaker, endpoint, h):
+    retyped = endpoints.instance_type_changes(c.sagemaker, endpoint, h)
+    if retyped:
         # SageMaker refuses an instance-type change on a variant registered for auto-scaling
         endpoints.deregister_autoscaling(c.autoscaling, target.endpoint)
-    request = endpoints.blue_green_request(h, target.endpoint, config, fleet, target.alarms)
-    endpoints.update_endpoint(c.sagemaker, request, endpoint["EndpointArn"], arn)
-    routing = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"]
+    update = endpoints.blue_green_request(h, target.endpoint, config, fleet, target.alarms)
+    try:
+        endpoints.update_endpoint(c.sagemaker, update, endpoint["EndpointArn"], arn)
+    except ClientError:
+        if retyped:  # refused (a quota of the new type, a type the region lacks): keep the old fleet scaling
+            endpoints.ensure_autoscaling(c.autoscaling, h, target.endpoint)
+        raise
+    routing = update["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"]
     return {"action": "updated", "config": config, "fleet": fleet, "traffic_routing": routing}
 
 

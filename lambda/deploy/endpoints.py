@@ -19,6 +19,9 @@ VARIANT = "AllTraffic"
 #: Statuses in which SageMaker refuses UpdateEndpoint and DeleteEndpoint: wait for the next one.
 BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 PACKAGE_TAG, DEPLOYING_TAG, KIND_TAG = "ivadas:model-package", "ivadas:deploying", "ivadas:model-kind"
+#: The endpoint config of the deployment in progress, and the `move_key` of the last move of the serving
+#: version onto another config of its own (a new capture key or instance type) that was rolled back.
+DEPLOYING_CONFIG_TAG, ROLLED_BACK_MOVE_TAG = "ivadas:deploying-config", "ivadas:rolled-back-move"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 # Limits of BlueGreenUpdatePolicy (UpdateEndpoint API reference).
 MAX_WAIT_SECONDS, MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS = 3600, 600, 28800
@@ -96,9 +99,10 @@ def serving_package_arn(sagemaker, endpoint: dict) -> str | None:
     return tags_of(sagemaker, config_of(sagemaker, endpoint)["EndpointConfigArn"]).get(PACKAGE_TAG)
 
 
-def deploying_package_arn(sagemaker, endpoint: dict) -> str | None:
-    """The package of the last deployment this Lambda started on the endpoint and has not seen finish."""
-    return tags_of(sagemaker, endpoint["EndpointArn"]).get(DEPLOYING_TAG)
+def deployment_tags(sagemaker, endpoint: dict) -> dict[str, str]:
+    """The endpoint's tags: the package and config of the last deployment this Lambda started on it and
+    has not seen finish (DEPLOYING_TAG, DEPLOYING_CONFIG_TAG), and ROLLED_BACK_CONFIG_TAG."""
+    return tags_of(sagemaker, endpoint["EndpointArn"])
 
 
 def current_fleet(endpoint: dict) -> int:
@@ -226,12 +230,29 @@ def update_endpoint(sagemaker, request: dict, endpoint_arn: str, package_arn: st
             raise EndpointBusy(error_message(exc)) from None
         raise
     # Recorded only once SageMaker accepted the update: an endpoint back in service on another
-    # version than this tag names was rolled back.
-    sagemaker.add_tags(ResourceArn=endpoint_arn, Tags=[{"Key": DEPLOYING_TAG, "Value": package_arn}])
+    # version or config than these tags name was rolled back.
+    sagemaker.add_tags(ResourceArn=endpoint_arn, Tags=[{"Key": DEPLOYING_TAG, "Value": package_arn},
+                                                       {"Key": DEPLOYING_CONFIG_TAG, "Value": request["EndpointConfigName"]}])
 
 
 def clear_deploying(sagemaker, endpoint: dict) -> None:
-    sagemaker.delete_tags(ResourceArn=endpoint["EndpointArn"], TagKeys=[DEPLOYING_TAG])
+    sagemaker.delete_tags(ResourceArn=endpoint["EndpointArn"], TagKeys=[DEPLOYING_TAG, DEPLOYING_CONFIG_TAG])
+
+
+def move_key(config: dict) -> str:
+    """What a move to `config` (a CreateEndpointConfig request or a described config) changes: model,
+    instance type and keys, not the fleet size, which auto-scaling changes on its own; a move that was
+    rolled back is not tried again only because the fleet has grown since."""
+    variant = config["ProductionVariants"][0]
+    return digest([variant["ModelName"], variant["InstanceType"],
+                   (config.get("DataCaptureConfig") or {}).get("KmsKeyId", ""), config.get("KmsKeyId", "")])
+
+
+def record_rolled_back_move(sagemaker, endpoint: dict, config_name: str) -> str:
+    """Remember the move to `config_name` as rolled back (its `move_key`, which the call returns)."""
+    key = move_key(sagemaker.describe_endpoint_config(EndpointConfigName=config_name))
+    sagemaker.add_tags(ResourceArn=endpoint["EndpointArn"], Tags=[{"Key": ROLLED_BACK_MOVE_TAG, "Value": key}])
+    return key
 
 
 def instance_type_changes(sagemaker, endpoint: dict, h: Hosting) -> bool:
@@ -247,6 +268,15 @@ def capture_key_changes(sagemaker, endpoint: dict, h: Hosting) -> bool:
         return False
     capture = config_of(sagemaker, endpoint).get("DataCaptureConfig") or {}
     return capture.get("KmsKeyId", "") != h.capture_kms_key
+
+
+def hosting_move(sagemaker, endpoint: dict, h: Hosting) -> str | None:
+    """Why the served version should move to another config of the same version (None: no reason)."""
+    if capture_key_changes(sagemaker, endpoint, h):
+        return "the data capture key changed"
+    if instance_type_changes(sagemaker, endpoint, h):
+        return f"the kind is hosted on {h.instance_type} now"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ auto-scaling

@@ -12,7 +12,11 @@ error codes and messages:
 - a blue/green CanarySize above 50 % of the new fleet: ValidationException;
 - an instance-type change on a variant registered for auto-scaling: ValidationException;
 - KmsKeyId on an instance type with local NVMe storage: ValidationException;
-- Describe* of something missing: ValidationException "Could not find ...".
+- Describe* of something missing: ValidationException "Could not find ...";
+- CreateEndpoint / UpdateEndpoint beyond an instance type's endpoint-usage quota (`quotas`; the
+  new fleet of a blue/green update counts beside the old one): ResourceLimitExceeded;
+- AddTags with a key or value of a length or character SageMaker refuses, or beyond 50 tags on a
+  resource: ValidationException.
 Endpoints move through Creating → InService, Updating → InService (new config) or, when a rollback
 alarm is in ALARM during the canary or bake time, back to InService on the old config; each change
 is published as the EventBridge event SageMaker sends. Time only moves when the test says so
@@ -24,6 +28,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field
 
 import boto3
@@ -35,6 +40,9 @@ PROVISION_SECONDS, DELETE_SECONDS = 480, 120
 #: Instance types with local NVMe storage, from the EC2 instance-store table (independent of IVADAS's own list).
 LOCAL_NVME = ("ml.g4dn.", "ml.g5.", "ml.g6.", "ml.m5d.", "ml.c5d.", "ml.r5d.", "ml.p4d.", "ml.m6gd.", "ml.c6gd.")
 PAGE = 2  # small pages, so that callers must follow NextToken
+#: SageMaker's tag constraints (AddTags API reference): key and value patterns and lengths, tags per resource.
+# ([\p{L}\p{Z}\p{N}_.:/=+\-@]*: Python's \w is Unicode letters, digits and _, with a space for \p{Z})
+TAG_PATTERN, MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS = re.compile(r"^[\w .:/=+\-@]*$"), 128, 256, 50
 
 
 class AwsError(Exception):
@@ -89,6 +97,7 @@ class StrictAws:
         self.authorizations: list[tuple[str, str, str]] = []
         self.broken_models: set[str] = set()  # ModelDataUrls whose containers never pass the health check
         self.updates: list[dict] = []  # every UpdateEndpoint request SageMaker accepted
+        self.quotas: dict[str, int] = {}  # instance type → the account's endpoint-usage quota (default: none)
         #: operation → exception raised once, before the operation does anything (a Lambda cut off mid-way)
         self.interrupt: dict[str, Exception] = {}
 
@@ -312,6 +321,8 @@ class StrictAws:
             raise validation(f'Cannot create already existing endpoint "{arn}".')
         if EndpointConfigName not in self.configs:
             raise validation(f'Could not find endpoint configuration "{EndpointConfigName}".')
+        config = self.configs[EndpointConfigName]
+        self._check_quota(config, config["ProductionVariants"][0]["InitialInstanceCount"])
         self.endpoints[EndpointName] = {
             "EndpointName": EndpointName, "EndpointArn": arn, "EndpointConfigName": EndpointConfigName,
             "EndpointStatus": "Creating", "CreationTime": self.now(), "LastModifiedTime": self.now(),
@@ -338,6 +349,7 @@ class StrictAws:
         fleet = (endpoint["ProductionVariants"][0]["DesiredInstanceCount"] if RetainAllVariantProperties
                  else new["ProductionVariants"][0]["InitialInstanceCount"])
         self._check_autoscaled_instance_type(EndpointName, old, new)
+        self._check_quota(new, fleet)  # blue/green: the green fleet runs beside the blue one
         policy = (DeploymentConfig or {}).get("BlueGreenUpdatePolicy", {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE"}})
         routing = policy["TrafficRoutingConfiguration"]
         self._check_routing(routing, fleet)
@@ -372,6 +384,20 @@ class StrictAws:
                 raise validation(f"The variant {before['VariantName']} is a scalable target of Application Auto Scaling; "
                                  f"deregister it before changing its instance type.")
 
+    def _check_quota(self, config: dict, fleet: int) -> None:
+        instance_type = config["ProductionVariants"][0]["InstanceType"]
+        if instance_type not in self.quotas:
+            return
+        in_use = sum(v.get("CurrentInstanceCount", 0) for e in self.endpoints.values()
+                     for v in e.get("ProductionVariants", [])
+                     if self.configs[e["EndpointConfigName"]]["ProductionVariants"][0]["InstanceType"] == instance_type)
+        if in_use + fleet > self.quotas[instance_type]:
+            raise AwsError("ResourceLimitExceeded", (
+                f"The account-level service limit '{instance_type} for endpoint usage' is {self.quotas[instance_type]} "
+                f"Instances, with current utilization of {in_use} Instances and a request delta of {fleet} Instances. "
+                "Please use AWS Service Quotas to request an increase for this quota. If AWS Service Quotas is not "
+                "available, contact AWS support to request an increase for this quota."))
+
     def op_DeleteEndpoint(self, EndpointName):
         endpoint = self._endpoint(EndpointName)
         if endpoint["EndpointStatus"] in ("Creating", "Updating", "Deleting", "SystemUpdating", "RollingBack"):
@@ -395,7 +421,15 @@ class StrictAws:
         return page
 
     def op_AddTags(self, ResourceArn, Tags):
-        self.tags.setdefault(ResourceArn, {}).update({t["Key"]: t["Value"] for t in Tags})
+        for tag in Tags:
+            if not (0 < len(tag["Key"]) <= MAX_TAG_KEY and len(tag["Value"]) <= MAX_TAG_VALUE
+                    and TAG_PATTERN.match(tag["Key"]) and TAG_PATTERN.match(tag["Value"])):
+                raise validation(f"1 validation error detected: Value '{tag}' at 'tags' failed to satisfy constraint: "
+                                 f"Member must satisfy the tag key and value constraints")
+        tags = {**self.tags.get(ResourceArn, {}), **{t["Key"]: t["Value"] for t in Tags}}
+        if len(tags) > MAX_TAGS:
+            raise validation(f"You have exceeded the number of tags allowed for resource {ResourceArn}: {MAX_TAGS}.")
+        self.tags[ResourceArn] = tags
         return {"Tags": Tags}
 
     def op_DeleteTags(self, ResourceArn, TagKeys):

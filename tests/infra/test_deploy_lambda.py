@@ -183,6 +183,90 @@ def test_an_instance_type_change_deregisters_autoscaling_and_registers_it_again(
     assert f"endpoint/{ENDPOINT}/variant/AllTraffic" in larger.fake.targets  # back once in service
 
 
+def moved_to(first: World, main_template_json, monkeypatch, instance_type: str) -> World:
+    """The same registry and endpoint after the stack was deployed again with the kind on `instance_type`."""
+    moved = World(main_template_json, monkeypatch, fake=first.fake,
+                  env=hosted_on(main_template_json, instance_type, kinds=("patchcore",)))
+    moved.routed = first.routed
+    return moved
+
+
+def test_a_kind_moved_to_another_instance_type_is_redeployed_without_a_new_approval(main_template_json, monkeypatch):
+    """endpointInstanceTypes changed and the stack deployed again: the endpoint's next pass puts the same
+    version on the new type (blue/green), auto-scaling registered again once it is in service."""
+    first = World(main_template_json, monkeypatch)
+    monkeypatch.setattr(registry_module, "now", lambda: first.fake.now().isoformat(timespec="milliseconds"))
+    register(first, 1)
+    registry(first).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
+    first.settle()
+    served = assert_agree(first)
+    moved = moved_to(first, main_template_json, monkeypatch, "ml.c6i.2xlarge")
+    moved.run(16 * 60)  # the next scheduled pass (every 15 minutes)
+    moved.settle()
+    config = moved.fake.configs[moved.fake.endpoints[ENDPOINT]["EndpointConfigName"]]
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.c6i.2xlarge"
+    assert assert_agree(moved) == served and len(moved.fake.updates) == 1
+    assert f"endpoint/{ENDPOINT}/variant/AllTraffic" in moved.fake.targets
+    moved.run(3600)  # four more scheduled passes
+    assert len(moved.fake.updates) == 1  # in place: nothing more to do
+
+
+def test_a_move_of_the_served_version_that_rolls_back_is_not_tried_again(main_template_json, monkeypatch, capsys):
+    """The move to the new type trips the endpoint's alarm and SageMaker rolls it back onto the former
+    config of the same version: the version keeps serving and stays approved, the rollback is counted
+    once, auto-scaling comes back, and later passes do not move again; a new approval deploys as usual."""
+    first = World(main_template_json, monkeypatch)
+    monkeypatch.setattr(registry_module, "now", lambda: first.fake.now().isoformat(timespec="milliseconds"))
+    register(first, 2)
+    registry(first).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
+    first.settle()
+    before = first.fake.endpoints[ENDPOINT]["EndpointConfigName"]
+    moved = moved_to(first, main_template_json, monkeypatch, "ml.c6i.2xlarge")
+    moved.run(16 * 60)
+    assert moved.fake.endpoints[ENDPOINT]["EndpointStatus"] == "Updating"
+    moved.fake.set_alarm(ALARM, "ALARM")
+    moved.settle()
+    moved.fake.set_alarm(ALARM, "OK")
+    assert moved.fake.endpoints[ENDPOINT]["EndpointConfigName"] == before
+    assert registry(moved).get(GROUP, 1).status == APPROVED and assert_agree(moved).endswith("/1")
+    [rolled_back] = emitted(capsys, "DeploymentRolledBack")
+    assert rolled_back["config"] == moved.fake.updates[0]["EndpointConfigName"] and ALARM in rolled_back["reason"]
+    assert f"endpoint/{ENDPOINT}/variant/AllTraffic" in moved.fake.targets  # registered again on the former type
+    # auto-scaling grows the fleet: the move would make another config, but not another move
+    moved.fake.endpoints[ENDPOINT]["ProductionVariants"][0].update(DesiredInstanceCount=2, CurrentInstanceCount=2)
+    moved.run(3600)  # four more scheduled passes: no second attempt
+    moved.settle()
+    assert len(moved.fake.updates) == 1 and moved.queue.dead_letters == []
+    registry(moved).set_status(GROUP, 2, APPROVED, "better", by="qa")  # a new version goes to the new type
+    moved.settle()
+    config = moved.fake.configs[moved.fake.endpoints[ENDPOINT]["EndpointConfigName"]]
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.c6i.2xlarge" and assert_agree(moved).endswith("/2")
+
+
+def test_a_move_refused_for_the_new_types_quota_keeps_the_old_fleet_scaling(main_template_json, monkeypatch, capsys):
+    """The account has no endpoint quota for the new type: UpdateEndpoint is refused after auto-scaling
+    was deregistered for the type change. The old fleet serves on with auto-scaling registered again,
+    and the refusal is counted with AWS's reason (an alarm); the move is tried at every pass, so it
+    happens once the quota is raised."""
+    first = World(main_template_json, monkeypatch)
+    monkeypatch.setattr(registry_module, "now", lambda: first.fake.now().isoformat(timespec="milliseconds"))
+    register(first, 1)
+    registry(first).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
+    first.settle()
+    first.fake.quotas["ml.c6i.2xlarge"] = 0
+    moved = moved_to(first, main_template_json, monkeypatch, "ml.c6i.2xlarge")
+    moved.run(16 * 60)  # the next scheduled pass, retried from the queue
+    assert moved.fake.updates == [] and moved.fake.endpoints[ENDPOINT]["EndpointStatus"] == "InService"
+    assert f"endpoint/{ENDPOINT}/variant/AllTraffic" in moved.fake.targets
+    assert assert_agree(moved).endswith("/1")
+    assert any("ResourceLimitExceeded" in e["error"] for e in emitted(capsys, "DeploymentErrors"))
+    del moved.fake.quotas["ml.c6i.2xlarge"]  # raised through Service Quotas
+    moved.run(15 * 60)
+    moved.settle()
+    config = moved.fake.configs[moved.fake.endpoints[ENDPOINT]["EndpointConfigName"]]
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.c6i.2xlarge" and assert_agree(moved).endswith("/1")
+
+
 def test_targets_written_before_per_kind_types_keep_the_deployments_type(monkeypatch):
     import deploy_app
 
