@@ -6,7 +6,7 @@ from pipelines.steps import conventions
 from pipelines.steps.conventions import StepFailed
 from inference.errors import UnknownModel
 from pipelines.kinds import TrainingJob, train
-from pipelines.kinds.patchcore.training import SettingError, model_config
+from pipelines.kinds.patchcore.training import SettingError, backbone_source, model_config
 
 
 def test_sagemaker_paths_and_environment_overrides(monkeypatch, tmp_path):
@@ -34,3 +34,12 @@ def test_string_hyperparameters_become_a_model_config(tmp_path):
         train(TrainingJob("magic", tmp_path, ["tiles"]))
     with pytest.raises(SettingError, match=r"patchcore has no setting\(s\) \['window'\]"):
         train(TrainingJob("patchcore", tmp_path, ["tiles"], {"window": "64"}))
+
+
+@pytest.mark.parametrize("key", ["soft_weights", "int8"])
+def test_a_yes_no_hyperparameter_that_is_neither_is_refused_not_read_as_false(key):
+    """`int8=yes` once trained an FP32 bundle without a word; both true/false settings now say what is wrong."""
+    read = (lambda hp: model_config("softpatch", hp).soft_weights) if key == "soft_weights" else (lambda hp: backbone_source(hp)[1])
+    assert read({key: "True"}) is True and read({key: "false"}) is False and read({}) is False
+    with pytest.raises(SettingError, match=f"hyperparameter {key}='yes' is not true or false"):
+        read({key: "yes"})

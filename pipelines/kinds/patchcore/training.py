@@ -226,10 +226,16 @@ def model_config(kind: str, hp: dict[str, str]) -> ModelConfig:
             values[key] = hp[key]
     for key in YES_NO_SETTINGS:
         if key in hp:
-            if hp[key].lower() not in ("true", "false"):
-                raise SettingError(f"hyperparameter {key}={hp[key]!r} is not true or false")
-            values[key] = hp[key].lower() == "true"
+            values[key] = yes_no(hp, key)
     return ModelConfig.from_dict(values)
+
+
+def yes_no(hp: dict[str, str], key: str) -> bool:
+    """A true/false hyperparameter (absent: false); anything else is refused rather than read as false."""
+    text = hp.get(key, "false")
+    if text.lower() not in ("true", "false"):
+        raise SettingError(f"hyperparameter {key}={text!r} is not true or false")
+    return text.lower() == "true"
 
 
 def backbone_source(hp: dict[str, str]) -> tuple[BackboneSource, bool]:
@@ -244,7 +250,7 @@ def backbone_source(hp: dict[str, str]) -> tuple[BackboneSource, bool]:
     if hp.get("layers"):
         extra["layers"] = tuple(layer for layer in hp["layers"].split(",") if layer)
     source = BackboneSource(hp.get("backbone", "wide_resnet50_2"), hp.get("weights", "auto"), **extra)
-    return source, hp.get("int8", "false").lower() == "true"
+    return source, yes_no(hp, "int8")
 
 
 def train(job: TrainingJob) -> TrainingReport:
