@@ -22,6 +22,8 @@ INSTANCE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 LOCAL_NVME_FAMILIES = frozenset({"g5", "g6", "g6e", "g7", "g7e", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200",
                                  "trn1", "trn1n", "trn2", "dl1"})
 STORAGE_D = re.compile(r"^[a-z]+\d+[a-z]*d[a-z]*$")
+#: Instance types whose endpoints SageMaker updates without deployment guardrails (their Exclusions page).
+NO_GUARDRAILS_PREFIX = "ml.inf1."
 #: SageMaker names (endpoints, configs, models, package groups) allow letters, digits and hyphens.
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 #: Room left in a 63-character SageMaker name after the endpoint name: `-v<version>-<8 hex>`.
@@ -193,6 +195,9 @@ class IvadasConfig(BaseModel):
     def hosting_instance_type(cls, value: str) -> str:
         if value not in hosting_instance_types():
             raise ValueError(f"{value!r} is not an instance type SageMaker real-time endpoints offer (e.g. ml.c6i.xlarge)")
+        if value.startswith(NO_GUARDRAILS_PREFIX):
+            raise ValueError(f"{value!r}: SageMaker's deployment guardrails exclude Inf1 endpoints (a new version would take "
+                             "all traffic at once, with no canary, bake time or alarm rollback); choose another type")
         return value
 
     @field_validator("endpoint_instance_types", mode="before")

@@ -129,6 +129,7 @@ def test_a_kind_can_have_an_instance_type_of_its_own(main_template_json, monkeyp
     ('["pca"]', "maps model kinds to instance types"),
     ("{pca: ml.m5.large}", "not JSON"),
     ('{"pca": ["ml.m5.large"]}', "needs an instance type like ml.m5.large"),
+    ('{"pca": "ml.inf1.xlarge"}', "deployment guardrails exclude Inf1 endpoints"),
 ])
 def test_a_wrong_instance_type_per_kind_stops_synth_with_the_reason(value, message):
     with pytest.raises(ValidationError, match=message):
