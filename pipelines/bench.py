@@ -10,6 +10,7 @@ in its own process so that peak memory is its own.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import platform
@@ -189,9 +190,9 @@ def _train_and_evaluate(data_root: str, classes: list[str], config_dict: dict, b
     from pipelines.kinds.patchcore.training import train_bundle
 
     config = ModelConfig.from_dict(config_dict)
-    discriminator = config.noise_method if config.kind == "softpatch" else None
-    label = "-".join(filter(None, [config.kind, discriminator, str(config.coreset_ratio), "int8" if int8 else "fp32",
-                                   f"seed{config.seed}"]))
+    # named by every setting, so that two variants of one kind never share a bundle or an evaluation folder
+    settings = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    label = f"{config.kind}-{settings}-{'int8' if int8 else 'fp32'}-seed{config.seed}"
     bundle = Path(workdir) / f"{label}.tar.gz"
     started = time.perf_counter()
     report = train_bundle(data_root, classes, config, BackboneSource(backbone), bundle, quantize=int8, quiet=True)

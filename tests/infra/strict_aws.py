@@ -38,7 +38,8 @@ START = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc)
 #: How long SageMaker takes, in the fake's clock (seconds).
 PROVISION_SECONDS, DELETE_SECONDS = 480, 120
 #: Instance types with local NVMe storage, from the EC2 instance-store table (independent of IVADAS's own list).
-LOCAL_NVME = ("ml.g4dn.", "ml.g5.", "ml.g6.", "ml.m5d.", "ml.c5d.", "ml.r5d.", "ml.p4d.", "ml.m6gd.", "ml.c6gd.")
+LOCAL_NVME = ("ml.g4dn.", "ml.g5.", "ml.g6.", "ml.g6e.", "ml.m5d.", "ml.c5d.", "ml.r5d.", "ml.p4d.", "ml.p5.", "ml.trn1.",
+              "ml.m6gd.", "ml.c6gd.")
 PAGE = 2  # small pages, so that callers must follow NextToken
 #: SageMaker's tag constraints (AddTags API reference): key and value patterns and lengths, tags per resource.
 # ([\p{L}\p{Z}\p{N}_.:/=+\-@]*: Python's \w is Unicode letters, digits and _, with a space for \p{Z})

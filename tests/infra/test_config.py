@@ -57,7 +57,7 @@ def test_the_default_kind_of_each_modality_and_the_feed_settings():
 
 
 @pytest.mark.parametrize("instance_type, nvme", [
-    ("ml.c6i.xlarge", False), ("ml.m5.xlarge", False), ("ml.c5.2xlarge", False), ("ml.inf1.xlarge", False),
+    ("ml.c6i.xlarge", False), ("ml.m5.xlarge", False), ("ml.c5.2xlarge", False), ("ml.inf2.xlarge", False),
     ("ml.g4dn.xlarge", True), ("ml.g5.2xlarge", True), ("ml.m5d.large", True), ("ml.c5d.xlarge", True),
     ("ml.r5d.large", True), ("ml.p4d.24xlarge", True), ("ml.c6gd.large", True), ("ml.g6e.xlarge", True),
 ])
