@@ -87,6 +87,13 @@ class IvadasConfig(BaseModel):
     #: a window with far less than a vision backbone needs):
     #: -c 'ivadas:endpointInstanceTypes={"pca": "ml.m5.large", "softpatch": "ml.c6i.2xlarge"}'
     endpoint_instance_types: dict[str, str] = Field(default_factory=dict)
+    #: Auto-scaling's target: invocations per instance and minute (SageMakerVariantInvocationsPerInstance)
+    #: that target tracking holds every endpoint at: a starting point; set it below what one instance of the
+    #: kind's type sustains, measured with `ivadas bench --suite load` on that type.
+    endpoint_invocations_per_instance: int = Field(default=600, ge=1, le=1_000_000)
+    #: Per model kind, another target (a sensor kind answers in milliseconds where a vision backbone takes
+    #: a hundred): -c 'ivadas:endpointInvocationsPerInstanceByKind={"pca": 6000}'
+    endpoint_invocations_per_instance_by_kind: dict[str, int] = Field(default_factory=dict)
     endpoint_min_instances: int = Field(default=1, ge=1, le=20)
     endpoint_max_instances: int = Field(default=4, ge=1, le=20)
     # Blue/green deployment of a newly approved version (deploy Lambda, UpdateEndpoint).
@@ -214,6 +221,20 @@ class IvadasConfig(BaseModel):
             cls.hosting_instance_type(instance_type)
         return value
 
+    @field_validator("endpoint_invocations_per_instance_by_kind", mode="before")
+    @classmethod
+    def invocations_per_kind(cls, value) -> dict:
+        name = "endpointInvocationsPerInstanceByKind"
+        value = _parsed(value, name)
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} maps model kinds to invocations per instance and minute, e.g. {{\"pca\": 6000}}")
+        for kind, target in value.items():
+            if kind not in MODEL_KINDS:
+                raise ValueError(f"{name}: {kind!r} is not a model kind; choose among {list(MODEL_KINDS)}")
+            if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= 1_000_000:
+                raise ValueError(f"{name}: {kind!r} needs a whole number of invocations from 1 to 1000000, got {target!r}")
+        return value
+
     @field_validator("alarm_email")
     @classmethod
     def email(cls, value: str) -> str:
@@ -265,6 +286,9 @@ class IvadasConfig(BaseModel):
 
     def endpoint_instance_type_of(self, kind: str) -> str:
         return self.endpoint_instance_types.get(kind, self.endpoint_instance_type)
+
+    def endpoint_invocations_per_instance_of(self, kind: str) -> int:
+        return self.endpoint_invocations_per_instance_by_kind.get(kind, self.endpoint_invocations_per_instance)
 
     def endpoint_volume_kms_supported(self, kind: str) -> bool:
         """Whether the kind's endpoint storage volume can take our KMS key (not on local-NVMe instance types)."""

@@ -23,7 +23,8 @@ what the endpoint serves:
   another instance type for the kind): blue/green onto it, once; if SageMaker rolls that move back, the
   version keeps serving on its former config and the move is not tried again until the config it
   would make changes (`DeploymentRolledBack`, version not rejected);
-- in sync: make sure auto-scaling is registered (it is deregistered before an instance-type change).
+- in sync: make sure auto-scaling is registered with the deployment's limits and target (it is
+  deregistered before an instance-type change).
 Every pass emits `ServedVersionMismatch` (1 while registry and endpoint disagree); an alarm fires
 when they disagree for longer than a deployment takes.
 """
@@ -70,6 +71,8 @@ class Target(BaseModel):
     instance_type: str | None = None
     #: whether that type takes a KMS key for its volume (not on local NVMe); None: wherever the key is given
     volume_key: bool | None = None
+    #: auto-scaling's target of invocations per instance and minute; None: TARGET_INVOCATIONS_PER_INSTANCE's
+    invocations_per_instance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,12 @@ class Settings:
     hosting: Hosting
 
     def hosting_of(self, kind: str) -> Hosting:
-        """How `kind` is hosted: its instance type, with the volume key only where that type takes one."""
+        """How `kind` is hosted: its instance type, with the volume key only where that type takes one, and
+        its auto-scaling target."""
         target = self.targets[kind]
         return replace(self.hosting, instance_type=target.instance_type or self.hosting.instance_type,
-                       volume_kms_key="" if target.volume_key is False else self.hosting.volume_kms_key)
+                       volume_kms_key="" if target.volume_key is False else self.hosting.volume_kms_key,
+                       invocations_per_instance=target.invocations_per_instance or self.hosting.invocations_per_instance)
 
     def kind_of_group(self, group: str) -> str | None:
         return next((kind for kind, t in self.targets.items() if t.group == group), None)

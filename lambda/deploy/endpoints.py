@@ -291,16 +291,30 @@ def scalable_target(autoscaling, endpoint: str) -> dict | None:
     return targets[0] if targets else None
 
 
+def policy_name(endpoint: str) -> str:
+    return f"{endpoint}-invocations"
+
+
+def scaling_target_value(autoscaling, endpoint: str) -> float | None:
+    """The invocations per instance the endpoint's target-tracking policy holds (None: no policy)."""
+    policies = autoscaling.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint), ScalableDimension=SCALABLE_DIMENSION,
+        PolicyNames=[policy_name(endpoint)])["ScalingPolicies"]
+    return policies[0]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] if policies else None
+
+
 def ensure_autoscaling(autoscaling, h: Hosting, endpoint: str) -> bool:
-    """Target tracking on invocations per instance; True when it had to be (re)registered."""
+    """Target tracking on invocations per instance, with the deployment's limits and target; True when
+    it had to be (re)registered or its target changed."""
     target = scalable_target(autoscaling, endpoint)
-    if target and (target["MinCapacity"], target["MaxCapacity"]) == (h.min_instances, h.max_instances):
+    if (target and (target["MinCapacity"], target["MaxCapacity"]) == (h.min_instances, h.max_instances)
+            and scaling_target_value(autoscaling, endpoint) == h.invocations_per_instance):
         return False
     autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint),
                                          ScalableDimension=SCALABLE_DIMENSION, MinCapacity=h.min_instances,
                                          MaxCapacity=h.max_instances)
     autoscaling.put_scaling_policy(
-        PolicyName=f"{endpoint}-invocations", ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint),
+        PolicyName=policy_name(endpoint), ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint),
         ScalableDimension=SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": h.invocations_per_instance,

@@ -91,6 +91,8 @@ class StrictAws:
         self.packages: dict[str, dict] = {}
         self.targets: dict[str, dict] = {}
         self.policies: dict[str, list[str]] = {}
+        #: (resource, policy name) → the policy as DescribeScalingPolicies returns it
+        self.policy_details: dict[tuple[str, str], dict] = {}
         self.alarms: dict[str, str] = {}
         self.events: list[dict] = []
         self.calls: list[str] = []
@@ -527,13 +529,25 @@ class StrictAws:
         self.policies.pop(ResourceId, None)
         return {}
 
-    def op_PutScalingPolicy(self, PolicyName, ServiceNamespace, ResourceId, **_):
+    def op_PutScalingPolicy(self, PolicyName, ServiceNamespace, ResourceId, ScalableDimension, PolicyType="StepScaling",
+                            TargetTrackingScalingPolicyConfiguration=None, **_):
         if ResourceId not in self.targets:
             raise AwsError("ObjectNotFoundException", f"No scalable target registered for {ResourceId}")
         self.policies.setdefault(ResourceId, [])
         if PolicyName not in self.policies[ResourceId]:
             self.policies[ResourceId].append(PolicyName)
-        return {"PolicyARN": f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:scalingPolicy:{PolicyName}", "Alarms": []}
+        arn = f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:scalingPolicy:{PolicyName}"
+        # a policy of the same name is replaced, as Application Auto Scaling does
+        self.policy_details[(ResourceId, PolicyName)] = {
+            "PolicyARN": arn, "PolicyName": PolicyName, "ServiceNamespace": ServiceNamespace, "ResourceId": ResourceId,
+            "ScalableDimension": ScalableDimension, "PolicyType": PolicyType, "CreationTime": self.now(),
+            "TargetTrackingScalingPolicyConfiguration": copy.deepcopy(TargetTrackingScalingPolicyConfiguration)}
+        return {"PolicyARN": arn, "Alarms": []}
+
+    def op_DescribeScalingPolicies(self, ServiceNamespace, ResourceId=None, PolicyNames=(), **_):
+        return {"ScalingPolicies": [policy for (resource, name), policy in self.policy_details.items()
+                                    if resource in self.targets and ResourceId in (None, resource)
+                                    and (not PolicyNames or name in PolicyNames)]}
 
     # ------------------------------------------------------------------ CloudWatch
 

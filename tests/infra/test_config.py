@@ -123,6 +123,16 @@ def test_a_kind_can_have_an_instance_type_of_its_own(main_template_json, monkeyp
     assert world.app.settings().hosting_of("pca").volume_kms_key == world.env["ENDPOINT_VOLUME_KMS_KEY_ID"]
 
 
+def test_a_kind_can_have_a_scaling_target_of_its_own():
+    """`endpointInvocationsPerInstanceByKind`: the sensor kind's target, the others the deployment's."""
+    config = IvadasConfig.from_context(_Context({"ivadas:account": "123456789012", "ivadas:endpointInvocationsPerInstance": 400,
+                                                 "ivadas:endpointInvocationsPerInstanceByKind": '{"pca": 6000}'}))
+    deploy = _deploy_environment(serving_template(config))
+    targets = json.loads(deploy["DEPLOY_TARGETS"])
+    assert (targets["pca"]["invocations_per_instance"], targets["patchcore"]["invocations_per_instance"]) == (6000, 400)
+    assert deploy["TARGET_INVOCATIONS_PER_INSTANCE"] == "400"
+
+
 @pytest.mark.parametrize("value, message", [
     ('{"resnet": "ml.m5.large"}', "'resnet' is not a model kind"),
     ('{"pca": "ml.m5.huge"}', "real-time endpoints offer"),
@@ -134,6 +144,18 @@ def test_a_kind_can_have_an_instance_type_of_its_own(main_template_json, monkeyp
 def test_a_wrong_instance_type_per_kind_stops_synth_with_the_reason(value, message):
     with pytest.raises(ValidationError, match=message):
         IvadasConfig.from_context(_Context({"ivadas:endpointInstanceTypes": value}))
+
+
+@pytest.mark.parametrize("value, message", [
+    ('{"resnet": 6000}', "'resnet' is not a model kind"),
+    ('{"pca": 0}', "needs a whole number of invocations from 1 to 1000000, got 0"),
+    ('{"pca": "6000"}', "needs a whole number"),
+    ('{"pca": true}', "needs a whole number"),
+    ("[6000]", "maps model kinds to invocations per instance"),
+])
+def test_a_wrong_scaling_target_per_kind_stops_synth_with_the_reason(value, message):
+    with pytest.raises(ValidationError, match=message):
+        IvadasConfig.from_context(_Context({"ivadas:endpointInvocationsPerInstanceByKind": value}))
 
 
 def test_the_volume_key_is_left_out_on_local_nvme_and_endpoints_still_come_up(main_template_json, monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 
 import pipelines.registry as registry_module
 from pipelines.registry import APPROVED, REJECTED, SageMakerRegistry
-from tests.infra.deployment_harness import World, allowed, hosted_on, role_statements
+from tests.infra.deployment_harness import World, allowed, hosted_on, lambda_environment, role_statements
 
 import approvals  # noqa: E402  (lambda/deploy, put on sys.path by the harness)
 
@@ -265,6 +265,33 @@ def test_a_move_refused_for_the_new_types_quota_keeps_the_old_fleet_scaling(main
     moved.settle()
     config = moved.fake.configs[moved.fake.endpoints[ENDPOINT]["EndpointConfigName"]]
     assert config["ProductionVariants"][0]["InstanceType"] == "ml.c6i.2xlarge" and assert_agree(moved).endswith("/1")
+
+
+def scaled_at(template: dict, invocations: int) -> dict:
+    """The deploy Lambda's environment with patchcore's auto-scaling target at `invocations`."""
+    targets = json.loads(lambda_environment(template, "deploy_app.handler")["DEPLOY_TARGETS"])
+    targets["patchcore"]["invocations_per_instance"] = invocations
+    return {"DEPLOY_TARGETS": json.dumps(targets)}
+
+
+def test_a_kinds_scaling_target_is_applied_and_a_changed_one_at_the_next_pass(main_template_json, monkeypatch):
+    first = World(main_template_json, monkeypatch, env=scaled_at(main_template_json, 2000))
+    monkeypatch.setattr(registry_module, "now", lambda: first.fake.now().isoformat(timespec="milliseconds"))
+    register(first, 1)
+    registry(first).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
+    first.settle()
+    resource = f"endpoint/{ENDPOINT}/variant/AllTraffic"
+
+    def target_value(world) -> float:
+        return world.fake.policy_details[(resource, f"{ENDPOINT}-invocations")]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]
+
+    assert target_value(first) == 2000
+    lower = World(main_template_json, monkeypatch, fake=first.fake, env=scaled_at(main_template_json, 500))
+    lower.routed = first.routed
+    lower.run(16 * 60)  # the next scheduled pass
+    lower.settle()
+    assert target_value(lower) == 500 and lower.fake.updates == []  # no redeployment for it
+    assert assert_agree(lower).endswith("/1")
 
 
 def test_targets_written_before_per_kind_types_keep_the_deployments_type(monkeypatch):

@@ -71,7 +71,8 @@ def test_nothing_is_deployed_before_approval_and_every_kind_has_its_triggers(mai
     targets = json.loads(deploy["Properties"]["Environment"]["Variables"]["DEPLOY_TARGETS"])
     assert targets["patchcore"] == {"group": "ivadas-dev-training-patchcore", "endpoint": "ivadas-dev-patchcore",
                                     "alarms": ["ivadas-dev-patchcore-5xx", "ivadas-dev-patchcore-model-latency"],
-                                    "instance_type": CONFIG.endpoint_instance_type, "volume_key": True}
+                                    "instance_type": CONFIG.endpoint_instance_type, "volume_key": True,
+                                    "invocations_per_instance": CONFIG.endpoint_invocations_per_instance}
     alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in resources(main_template, "AWS::CloudWatch::Alarm").values()
               if isinstance(a["Properties"].get("AlarmName"), str)}
     for kind, target in targets.items():

@@ -130,13 +130,15 @@ class Serving(Construct):
     def _deploy_function(self, config, storage, powertools_version: int) -> lambda_.Function:
         targets_env = {kind: {"group": config.model_package_group(kind), "endpoint": name,
                               "alarms": rollback_alarm_names(name), "instance_type": config.endpoint_instance_type_of(kind),
-                              "volume_key": config.endpoint_volume_kms_supported(kind)}
+                              "volume_key": config.endpoint_volume_kms_supported(kind),
+                              "invocations_per_instance": config.endpoint_invocations_per_instance_of(kind)}
                        for kind, name in self.endpoint_names.items()}
         environment = {
             "DEPLOY_TARGETS": json.dumps(targets_env, separators=(",", ":")),
             "SAGEMAKER_ROLE_ARN": self.model_role.role_arn, "ENDPOINT_INSTANCE_TYPE": config.endpoint_instance_type,
             "ENDPOINT_MIN_INSTANCES": str(config.endpoint_min_instances),
             "ENDPOINT_MAX_INSTANCES": str(config.endpoint_max_instances),
+            "TARGET_INVOCATIONS_PER_INSTANCE": str(config.endpoint_invocations_per_instance),
             "CANARY_PERCENT": str(config.canary_percent), "CANARY_WAIT_SECONDS": str(config.canary_wait_seconds),
             "BAKE_SECONDS": str(config.bake_seconds), "DEPLOYMENT_TIMEOUT_SECONDS": str(config.deployment_timeout_seconds),
             "DATA_CAPTURE_URI": f"s3://{storage.artifacts.bucket_name}/{DATA_CAPTURE_PREFIX.rstrip('/')}",
