@@ -221,6 +221,13 @@ class IvadasConfig(BaseModel):
             cls.hosting_instance_type(instance_type)
         return value
 
+    @field_validator("endpoint_invocations_per_instance", "endpoint_min_instances", "endpoint_max_instances", mode="before")
+    @classmethod
+    def count_not_boolean(cls, value):
+        if isinstance(value, bool):  # pydantic would read true as 1
+            raise ValueError(f"needs a whole number, got {value!r}")
+        return value
+
     @field_validator("endpoint_invocations_per_instance_by_kind", mode="before")
     @classmethod
     def invocations_per_kind(cls, value) -> dict:

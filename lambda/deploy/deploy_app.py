@@ -213,7 +213,7 @@ def keep_or_move(kind: str, target: Target, endpoint: dict, package: dict, c: Cl
             logger.warning("move not tried again", extra={"kind": kind, "reason": why})
     registered = endpoints.ensure_autoscaling(c.autoscaling, h, target.endpoint)
     return {"action": "none", "reason": (why or "the endpoint serves the served version")
-            + ("; auto-scaling registered" if registered else "")}
+            + ("; auto-scaling registered or its target updated" if registered else "")}
 
 
 def compare(kind: str, target: Target, endpoint: dict | None, c: Clients) -> tuple[dict | None, str | None]:

@@ -300,19 +300,20 @@ def scaling_target_value(autoscaling, endpoint: str) -> float | None:
     policies = autoscaling.describe_scaling_policies(
         ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint), ScalableDimension=SCALABLE_DIMENSION,
         PolicyNames=[policy_name(endpoint)])["ScalingPolicies"]
-    return policies[0]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] if policies else None
+    return policies[0].get("TargetTrackingScalingPolicyConfiguration", {}).get("TargetValue") if policies else None
 
 
 def ensure_autoscaling(autoscaling, h: Hosting, endpoint: str) -> bool:
     """Target tracking on invocations per instance, with the deployment's limits and target; True when
     it had to be (re)registered or its target changed."""
     target = scalable_target(autoscaling, endpoint)
-    if (target and (target["MinCapacity"], target["MaxCapacity"]) == (h.min_instances, h.max_instances)
-            and scaling_target_value(autoscaling, endpoint) == h.invocations_per_instance):
+    register = not (target and (target["MinCapacity"], target["MaxCapacity"]) == (h.min_instances, h.max_instances))
+    if not register and scaling_target_value(autoscaling, endpoint) == h.invocations_per_instance:
         return False
-    autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint),
-                                         ScalableDimension=SCALABLE_DIMENSION, MinCapacity=h.min_instances,
-                                         MaxCapacity=h.max_instances)
+    if register:
+        autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint),
+                                             ScalableDimension=SCALABLE_DIMENSION, MinCapacity=h.min_instances,
+                                             MaxCapacity=h.max_instances)
     autoscaling.put_scaling_policy(
         PolicyName=policy_name(endpoint), ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint),
         ScalableDimension=SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",

@@ -407,7 +407,7 @@ class StrictAws:
             raise validation(f'Cannot update in-progress endpoint "{endpoint["EndpointArn"]}".')
         for resource in [r for r in self.targets if r.startswith(f"endpoint/{EndpointName}/")]:
             del self.targets[resource]  # Application Auto Scaling deregisters silently on deletion
-            self.policies.pop(resource, None)
+            self._drop_policies(resource)
         endpoint.update(EndpointStatus="Deleting", _ready_at=self.clock + DELETE_SECONDS)
         return {}
 
@@ -526,8 +526,14 @@ class StrictAws:
         if ResourceId not in self.targets:
             raise AwsError("ObjectNotFoundException", f"No scalable target registered for {ResourceId}")
         del self.targets[ResourceId]
-        self.policies.pop(ResourceId, None)
+        self._drop_policies(ResourceId)
         return {}
+
+    def _drop_policies(self, resource: str) -> None:
+        """A deregistered target's scaling policies are deleted with it, as Application Auto Scaling does."""
+        self.policies.pop(resource, None)
+        for key in [k for k in self.policy_details if k[0] == resource]:
+            del self.policy_details[key]
 
     def op_PutScalingPolicy(self, PolicyName, ServiceNamespace, ResourceId, ScalableDimension, PolicyType="StepScaling",
                             TargetTrackingScalingPolicyConfiguration=None, **_):
@@ -546,8 +552,7 @@ class StrictAws:
 
     def op_DescribeScalingPolicies(self, ServiceNamespace, ResourceId=None, PolicyNames=(), **_):
         return {"ScalingPolicies": [policy for (resource, name), policy in self.policy_details.items()
-                                    if resource in self.targets and ResourceId in (None, resource)
-                                    and (not PolicyNames or name in PolicyNames)]}
+                                    if ResourceId in (None, resource) and (not PolicyNames or name in PolicyNames)]}
 
     # ------------------------------------------------------------------ CloudWatch
 

@@ -156,6 +156,8 @@ def test_a_wrong_instance_type_per_kind_stops_synth_with_the_reason(value, messa
 def test_a_wrong_scaling_target_per_kind_stops_synth_with_the_reason(value, message):
     with pytest.raises(ValidationError, match=message):
         IvadasConfig.from_context(_Context({"ivadas:endpointInvocationsPerInstanceByKind": value}))
+    with pytest.raises(ValidationError, match="needs a whole number, got True"):
+        IvadasConfig.from_context(_Context({"ivadas:endpointInvocationsPerInstance": True}))  # not 1 per minute
 
 
 def test_the_volume_key_is_left_out_on_local_nvme_and_endpoints_still_come_up(main_template_json, monkeypatch):

@@ -71,3 +71,33 @@ def test_missing_resources_are_validation_errors(sagemaker):
     refused(client, "describe_endpoint", 'Could not find endpoint "nope"', EndpointName="nope")
     refused(client, "describe_model", "Could not find model", ModelName="nope")
     refused(client, "describe_endpoint_config", "Could not find endpoint configuration", EndpointConfigName="nope")
+
+
+def test_tags_and_quotas_are_refused_as_sagemaker_refuses_them(sagemaker):
+    fake, client = sagemaker
+    fake.quotas["ml.c6i.xlarge"] = 2
+    with pytest.raises(client.exceptions.ResourceLimitExceeded, match="'ml.c6i.xlarge for endpoint usage' is 2 Instances"):
+        client.create_endpoint(EndpointName="big", EndpointConfigName="c3")
+    client.create_endpoint(EndpointName="e", EndpointConfigName="c1")
+    arn = client.describe_endpoint(EndpointName="e")["EndpointArn"]
+    refused(client, "add_tags", "tag key and value constraints", ResourceArn=arn, Tags=[{"Key": "k", "Value": "a,b"}])
+    refused(client, "add_tags", "tag key and value constraints", ResourceArn=arn, Tags=[{"Key": "k", "Value": "v" * 257}])
+    client.add_tags(ResourceArn=arn, Tags=[{"Key": f"k{n}", "Value": "v"} for n in range(49)])  # 50 with the fixture's none
+    refused(client, "add_tags", "exceeded the number of tags", ResourceArn=arn, Tags=[{"Key": "k49", "Value": "v"},
+                                                                                        {"Key": "k50", "Value": "v"}])
+
+
+def test_a_deregistered_targets_scaling_policy_goes_with_it(sagemaker):
+    fake, client = sagemaker
+    client.create_endpoint(EndpointName="e", EndpointConfigName="c1")
+    fake.advance(PROVISION_SECONDS)
+    scaling = fake.client("application-autoscaling")
+    target = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/e/variant/AllTraffic",
+              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    scaling.register_scalable_target(**target, MinCapacity=1, MaxCapacity=2)
+    scaling.put_scaling_policy(**target, PolicyName="p", PolicyType="TargetTrackingScaling",
+                               TargetTrackingScalingPolicyConfiguration={"TargetValue": 600.0})
+    assert [p["PolicyName"] for p in scaling.describe_scaling_policies(**target)["ScalingPolicies"]] == ["p"]
+    scaling.deregister_scalable_target(**target)
+    scaling.register_scalable_target(**target, MinCapacity=1, MaxCapacity=2)
+    assert scaling.describe_scaling_policies(**target)["ScalingPolicies"] == []
