@@ -21,8 +21,8 @@ what the endpoint serves:
   endpoint's alarms (canary with two instances or more, all at once with a bake time on one);
 - in sync, but the deployment now names another config for that version (another data capture key,
   another instance type for the kind): blue/green onto it, once; if SageMaker rolls that move back, the
-  version keeps serving on its former config and the move is not tried again until the config it
-  would make changes (`DeploymentRolledBack`, version not rejected);
+  version keeps serving on its former config and the move is not tried again until what it would
+  move to changes, fleet size aside (`DeploymentRolledBack`, version not rejected);
 - in sync: make sure auto-scaling is registered with the deployment's limits and target (it is
   deregistered before an instance-type change).
 Every pass emits `ServedVersionMismatch` (1 while registry and endpoint disagree); an alarm fires

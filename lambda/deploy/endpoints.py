@@ -101,7 +101,7 @@ def serving_package_arn(sagemaker, endpoint: dict) -> str | None:
 
 def deployment_tags(sagemaker, endpoint: dict) -> dict[str, str]:
     """The endpoint's tags: the package and config of the last deployment this Lambda started on it and
-    has not seen finish (DEPLOYING_TAG, DEPLOYING_CONFIG_TAG), and ROLLED_BACK_CONFIG_TAG."""
+    has not seen finish (DEPLOYING_TAG, DEPLOYING_CONFIG_TAG), and ROLLED_BACK_MOVE_TAG."""
     return tags_of(sagemaker, endpoint["EndpointArn"])
 
 
