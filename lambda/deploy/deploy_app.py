@@ -198,7 +198,7 @@ def keep_or_move(kind: str, target: Target, endpoint: dict, package: dict, c: Cl
     the former config of the same version, and moving again at every pass would loop, with auto-scaling
     deregistered for a type change."""
     h = s.hosting_of(kind)
-    why = endpoints.hosting_move(c.sagemaker, endpoint, h)
+    why = endpoints.hosting_move(endpoints.config_of(c.sagemaker, endpoint), h)
     if why:
         request = prepare(kind, target, endpoint, package, c, s)
         rolled_back = {just_rolled_back, endpoints.deployment_tags(c.sagemaker, endpoint).get(endpoints.ROLLED_BACK_MOVE_TAG)}
@@ -311,7 +311,7 @@ def deploy(kind: str, target: Target, endpoint: dict | None, package: dict, c: C
         # auto-scaling is registered once the endpoint is in service (its state-change event)
         endpoints.create_endpoint(c.sagemaker, target.endpoint, config, kind, arn)
         return {"action": "created", "config": config, "fleet": fleet}
-    retyped = endpoints.instance_type_changes(c.sagemaker, endpoint, h)
+    retyped = endpoints.instance_type_changes(endpoints.config_of(c.sagemaker, endpoint), h)
     if retyped:
         # SageMaker refuses an instance-type change on a variant registered for auto-scaling
         endpoints.deregister_autoscaling(c.autoscaling, target.endpoint)

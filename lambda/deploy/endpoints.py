@@ -255,26 +255,26 @@ def record_rolled_back_move(sagemaker, endpoint: dict, config_name: str) -> str:
     return key
 
 
-def instance_type_changes(sagemaker, endpoint: dict, h: Hosting) -> bool:
-    variants = config_of(sagemaker, endpoint)["ProductionVariants"]
-    return any(v.get("InstanceType") != h.instance_type for v in variants)
+def instance_type_changes(current: dict, h: Hosting) -> bool:
+    """Whether the endpoint's config (`current`, as described) is on another instance type than `h`."""
+    return any(v.get("InstanceType") != h.instance_type for v in current["ProductionVariants"])
 
 
-def capture_key_changes(sagemaker, endpoint: dict, h: Hosting) -> bool:
+def capture_key_changes(current: dict, h: Hosting) -> bool:
     """Whether the endpoint's data capture is written with another key than the deployment names
     (an endpoint deployed before the key changed): the artifacts bucket refuses captured requests
     under any key but the inspection key, so such an endpoint's capture would be lost."""
     if not h.capture_uri:
         return False
-    capture = config_of(sagemaker, endpoint).get("DataCaptureConfig") or {}
-    return capture.get("KmsKeyId", "") != h.capture_kms_key
+    return (current.get("DataCaptureConfig") or {}).get("KmsKeyId", "") != h.capture_kms_key
 
 
-def hosting_move(sagemaker, endpoint: dict, h: Hosting) -> str | None:
-    """Why the served version should move to another config of the same version (None: no reason)."""
-    if capture_key_changes(sagemaker, endpoint, h):
+def hosting_move(current: dict, h: Hosting) -> str | None:
+    """Why the served version should move from its config (`current`, as described) to another config of
+    the same version (None: no reason)."""
+    if capture_key_changes(current, h):
         return "the data capture key changed"
-    if instance_type_changes(sagemaker, endpoint, h):
+    if instance_type_changes(current, h):
         return f"the kind is hosted on {h.instance_type} now"
     return None
 
