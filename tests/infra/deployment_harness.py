@@ -86,13 +86,19 @@ def lambda_environment(template: dict, handler: str) -> dict[str, str]:
     return {k: resolve(v) for k, v in function["Properties"]["Environment"]["Variables"].items()}
 
 
+def targets_with(template: dict, kinds: tuple[str, ...] | None = None, **fields) -> dict:
+    """The deploy Lambda's environment with `fields` set on the targets of `kinds` (default: every kind),
+    as a per-kind setting of the CDK app would set them."""
+    targets = json.loads(lambda_environment(template, "deploy_app.handler")["DEPLOY_TARGETS"])
+    for kind in kinds or tuple(targets):
+        targets[kind].update(fields)
+    return {"DEPLOY_TARGETS": json.dumps(targets)}
+
+
 def hosted_on(template: dict, instance_type: str, volume_key: bool = True, kinds: tuple[str, ...] | None = None) -> dict:
     """The deploy Lambda's environment with `kinds` (default: every kind) on another instance type, as
     `endpointInstanceTypes` would set it."""
-    targets = json.loads(lambda_environment(template, "deploy_app.handler")["DEPLOY_TARGETS"])
-    for kind in kinds or tuple(targets):
-        targets[kind].update(instance_type=instance_type, volume_key=volume_key)
-    return {"DEPLOY_TARGETS": json.dumps(targets)}
+    return targets_with(template, kinds, instance_type=instance_type, volume_key=volume_key)
 
 
 def role_statements(template: dict, handler: str) -> list[dict]:
@@ -253,6 +259,13 @@ class World:
         for target in targets.values():
             if target["group"] not in self.fake.groups:  # CDK creates the groups
                 self.fake.op_CreateModelPackageGroup(ModelPackageGroupName=target["group"])
+
+    def redeployed(self, monkeypatch, env: dict) -> "World":
+        """The same account after the stack was deployed again with `env`: registry, endpoints and the
+        events routed so far carried over, the deploy Lambda running with its new environment."""
+        world = World(self.template, monkeypatch, fake=self.fake, env=env)
+        world.routed = self.routed
+        return world
 
     def route(self) -> None:
         for event in self.fake.events[self.routed:]:

@@ -90,7 +90,6 @@ class StrictAws:
         self.groups: dict[str, dict] = {}
         self.packages: dict[str, dict] = {}
         self.targets: dict[str, dict] = {}
-        self.policies: dict[str, list[str]] = {}
         #: (resource, policy name) → the policy as DescribeScalingPolicies returns it
         self.policy_details: dict[tuple[str, str], dict] = {}
         self.alarms: dict[str, str] = {}
@@ -531,17 +530,21 @@ class StrictAws:
 
     def _drop_policies(self, resource: str) -> None:
         """A deregistered target's scaling policies are deleted with it, as Application Auto Scaling does."""
-        self.policies.pop(resource, None)
         for key in [k for k in self.policy_details if k[0] == resource]:
             del self.policy_details[key]
+
+    @property
+    def policies(self) -> dict[str, list[str]]:
+        """Scalable target → the names of its scaling policies."""
+        names: dict[str, list[str]] = {}
+        for resource, name in self.policy_details:
+            names.setdefault(resource, []).append(name)
+        return names
 
     def op_PutScalingPolicy(self, PolicyName, ServiceNamespace, ResourceId, ScalableDimension, PolicyType="StepScaling",
                             TargetTrackingScalingPolicyConfiguration=None, **_):
         if ResourceId not in self.targets:
             raise AwsError("ObjectNotFoundException", f"No scalable target registered for {ResourceId}")
-        self.policies.setdefault(ResourceId, [])
-        if PolicyName not in self.policies[ResourceId]:
-            self.policies[ResourceId].append(PolicyName)
         arn = f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:scalingPolicy:{PolicyName}"
         # a policy of the same name is replaced, as Application Auto Scaling does
         self.policy_details[(ResourceId, PolicyName)] = {

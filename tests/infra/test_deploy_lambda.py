@@ -11,7 +11,7 @@ import pytest
 
 import pipelines.registry as registry_module
 from pipelines.registry import APPROVED, REJECTED, SageMakerRegistry
-from tests.infra.deployment_harness import World, allowed, hosted_on, lambda_environment, role_statements
+from tests.infra.deployment_harness import World, allowed, hosted_on, role_statements, targets_with
 
 import approvals  # noqa: E402  (lambda/deploy, put on sys.path by the harness)
 
@@ -173,8 +173,7 @@ def test_an_instance_type_change_deregisters_autoscaling_and_registers_it_again(
     registry(first).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
     first.settle()
     assert f"endpoint/{ENDPOINT}/variant/AllTraffic" in first.fake.targets
-    larger = World(main_template_json, monkeypatch, fake=first.fake, env=hosted_on(main_template_json, "ml.c6i.2xlarge"))
-    larger.routed = first.routed
+    larger = first.redeployed(monkeypatch, hosted_on(main_template_json, "ml.c6i.2xlarge"))
     registry(larger).set_status(GROUP, 2, APPROVED, "reviewed", by="qa")
     larger.settle()
     config = larger.fake.configs[larger.fake.endpoints[ENDPOINT]["EndpointConfigName"]]
@@ -185,10 +184,7 @@ def test_an_instance_type_change_deregisters_autoscaling_and_registers_it_again(
 
 def moved_to(first: World, main_template_json, monkeypatch, instance_type: str) -> World:
     """The same registry and endpoint after the stack was deployed again with the kind on `instance_type`."""
-    moved = World(main_template_json, monkeypatch, fake=first.fake,
-                  env=hosted_on(main_template_json, instance_type, kinds=("patchcore",)))
-    moved.routed = first.routed
-    return moved
+    return first.redeployed(monkeypatch, hosted_on(main_template_json, instance_type, kinds=("patchcore",)))
 
 
 def test_a_kind_moved_to_another_instance_type_is_redeployed_without_a_new_approval(main_template_json, monkeypatch):
@@ -267,15 +263,8 @@ def test_a_move_refused_for_the_new_types_quota_keeps_the_old_fleet_scaling(main
     assert config["ProductionVariants"][0]["InstanceType"] == "ml.c6i.2xlarge" and assert_agree(moved).endswith("/1")
 
 
-def scaled_at(template: dict, invocations: int) -> dict:
-    """The deploy Lambda's environment with patchcore's auto-scaling target at `invocations`."""
-    targets = json.loads(lambda_environment(template, "deploy_app.handler")["DEPLOY_TARGETS"])
-    targets["patchcore"]["invocations_per_instance"] = invocations
-    return {"DEPLOY_TARGETS": json.dumps(targets)}
-
-
 def test_a_kinds_scaling_target_is_applied_and_a_changed_one_at_the_next_pass(main_template_json, monkeypatch):
-    first = World(main_template_json, monkeypatch, env=scaled_at(main_template_json, 2000))
+    first = World(main_template_json, monkeypatch, env=targets_with(main_template_json, ("patchcore",), invocations_per_instance=2000))
     monkeypatch.setattr(registry_module, "now", lambda: first.fake.now().isoformat(timespec="milliseconds"))
     register(first, 1)
     registry(first).set_status(GROUP, 1, APPROVED, "reviewed", by="qa")
@@ -286,8 +275,7 @@ def test_a_kinds_scaling_target_is_applied_and_a_changed_one_at_the_next_pass(ma
         return world.fake.policy_details[(resource, f"{ENDPOINT}-invocations")]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]
 
     assert target_value(first) == 2000
-    lower = World(main_template_json, monkeypatch, fake=first.fake, env=scaled_at(main_template_json, 500))
-    lower.routed = first.routed
+    lower = first.redeployed(monkeypatch, targets_with(main_template_json, ("patchcore",), invocations_per_instance=500))
     lower.run(16 * 60)  # the next scheduled pass
     lower.settle()
     assert target_value(lower) == 500 and lower.fake.updates == []  # no redeployment for it
