@@ -22,6 +22,8 @@ INSTANCE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 LOCAL_NVME_FAMILIES = frozenset({"g5", "g6", "g6e", "g7", "g7e", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200",
                                  "trn1", "trn1n", "trn2", "dl1"})
 STORAGE_D = re.compile(r"^[a-z]+\d+[a-z]*d[a-z]*$")
+#: Bound of an auto-scaling target, invocations per instance and minute (global and per kind alike).
+MAX_INVOCATIONS_PER_INSTANCE = 1_000_000
 #: Instance types whose endpoints SageMaker updates without deployment guardrails (their Exclusions page).
 NO_GUARDRAILS_PREFIX = "ml.inf1."
 #: SageMaker names (endpoints, configs, models, package groups) allow letters, digits and hyphens.
@@ -90,7 +92,7 @@ class IvadasConfig(BaseModel):
     #: Auto-scaling's target: invocations per instance and minute (SageMakerVariantInvocationsPerInstance)
     #: that target tracking holds every endpoint at: a starting point; set it below what one instance of the
     #: kind's type sustains, measured with `ivadas bench --suite load` on that type.
-    endpoint_invocations_per_instance: int = Field(default=600, ge=1, le=1_000_000)
+    endpoint_invocations_per_instance: int = Field(default=600, ge=1, le=MAX_INVOCATIONS_PER_INSTANCE)
     #: Per model kind, another target (a sensor kind answers in milliseconds where a vision backbone takes
     #: a hundred): -c 'ivadas:endpointInvocationsPerInstanceByKind={"pca": 6000}'
     endpoint_invocations_per_instance_by_kind: dict[str, int] = Field(default_factory=dict)
@@ -238,8 +240,9 @@ class IvadasConfig(BaseModel):
         for kind, target in value.items():
             if kind not in MODEL_KINDS:
                 raise ValueError(f"{name}: {kind!r} is not a model kind; choose among {list(MODEL_KINDS)}")
-            if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= 1_000_000:
-                raise ValueError(f"{name}: {kind!r} needs a whole number of invocations from 1 to 1000000, got {target!r}")
+            if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= MAX_INVOCATIONS_PER_INSTANCE:
+                raise ValueError(f"{name}: {kind!r} needs a whole number of invocations from 1 to "
+                                 f"{MAX_INVOCATIONS_PER_INSTANCE}, got {target!r}")
         return value
 
     @field_validator("alarm_email")
