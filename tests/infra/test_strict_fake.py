@@ -82,7 +82,7 @@ def test_tags_and_quotas_are_refused_as_sagemaker_refuses_them(sagemaker):
     arn = client.describe_endpoint(EndpointName="e")["EndpointArn"]
     refused(client, "add_tags", "tag key and value constraints", ResourceArn=arn, Tags=[{"Key": "k", "Value": "a,b"}])
     refused(client, "add_tags", "tag key and value constraints", ResourceArn=arn, Tags=[{"Key": "k", "Value": "v" * 257}])
-    client.add_tags(ResourceArn=arn, Tags=[{"Key": f"k{n}", "Value": "v"} for n in range(49)])  # 50 with the fixture's none
+    client.add_tags(ResourceArn=arn, Tags=[{"Key": f"k{n}", "Value": "v"} for n in range(49)])  # 49 of the 50 allowed
     refused(client, "add_tags", "exceeded the number of tags", ResourceArn=arn, Tags=[{"Key": "k49", "Value": "v"},
                                                                                         {"Key": "k50", "Value": "v"}])
 
