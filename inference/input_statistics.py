@@ -52,6 +52,9 @@ def window_statistics(values: np.ndarray, sensors: list[str]) -> dict[str, dict[
         readings = values[:, column]
         readings = readings[np.isfinite(readings)]
         if readings.size:
-            found[name] = {"mean": round(float(readings.mean()), 6), "std": round(float(readings.std()), 6),
-                           "min": round(float(readings.min()), 6), "max": round(float(readings.max()), 6)}
+            with np.errstate(over="ignore", invalid="ignore"):
+                stats = {"mean": float(readings.mean()), "std": float(readings.std()),
+                         "min": float(readings.min()), "max": float(readings.max())}
+            if all(np.isfinite(value) for value in stats.values()):  # readings near 1e308 overflow the spread
+                found[name] = {key: round(value, 6) for key, value in stats.items()}
     return found

@@ -138,8 +138,10 @@ def check_threshold(threshold) -> float:
     """A request's override of the decision threshold on the normalised score (default 0.5)."""
     if threshold is None:
         return 0.5
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0.0 <= float(threshold) <= 1.0):
-        raise BadRequest(f"threshold must be a number in [0, 1], got {threshold!r}")
+    # compared before float(): an integer of 400 digits is refused, not an OverflowError
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0.0 <= threshold <= 1.0):
+        text = repr(threshold)
+        raise BadRequest(f"threshold must be a number in [0, 1], got {text if len(text) <= 24 else text[:12] + '...'}")
     return float(threshold)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -142,8 +143,10 @@ class InvocationsApp:
             request = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        except ValueError:  # an integer of more digits than Python converts (4,300)
+            raise BadRequest("the body holds a number with too many digits to read") from None
         if isinstance(request, dict) and request.get("describe") is True:
-            return self.holder.describe()
+            return _finite(self.holder.describe())  # a NaN metric in a manifest is unknown (null), not a failure
         if isinstance(request, dict) and "instances" in request:
             instances = request["instances"]
             if not isinstance(instances, list) or not instances:
@@ -155,7 +158,8 @@ class InvocationsApp:
 
     @staticmethod
     def _respond(start_response, status: int, payload: dict):
-        body = json.dumps(payload).encode()
+        # strict JSON: a NaN or infinity fails here (a logged 500), never reaching a client as `Infinity`
+        body = json.dumps(payload, allow_nan=False).encode()
         start_response(f"{status} {_REASONS.get(status, 'Error')}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
@@ -163,9 +167,25 @@ class InvocationsApp:
 def _result_or_error(model: ServedModel, instance) -> dict:
     """Batch items fail alone: one bad input does not lose the others' results."""
     try:
-        return model.predict(instance)
+        result = model.predict(instance)
+        json.dumps(result, allow_nan=False)  # a result that is not strict JSON fails alone too
+        return result
     except IvadasError as exc:
         return {**exc.to_dict(), "status": exc.status}
+    except ValueError:
+        log.exception("a batch item's result holds NaN or infinity")
+        return {"error": {"code": "internal_error", "message": "the model failed on this item"}, "status": 500}
+
+
+def _finite(value):
+    """`value` with every NaN or infinite float replaced by None (null)."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _read_body(environ) -> bytes:

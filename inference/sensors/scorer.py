@@ -29,6 +29,9 @@ CHUNK_WINDOWS = 4096
 SECONDS_PER_DAY = 86_400.0
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
 TIME_FEATURES = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+#: Training standard deviations from the mean beyond which a reading is no measurement but an error
+#: (a graph whose output overflows is the reading's fault only that far out).
+EXTREME_DEVIATION = 1e6
 
 
 class WindowTooShort(IvadasError):
@@ -77,13 +80,24 @@ class AssetSpec:
         return len(self.sensors) + (len(TIME_FEATURES) if self.time_features else 0)
 
     def inputs(self, values: np.ndarray, times: np.ndarray | None) -> np.ndarray:
-        """What the graph reads: readings standardised with the training scaler, then the time features."""
-        x = (np.asarray(values, np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
+        """What the graph reads: readings standardised with the training scaler, then the time features.
+
+        A reading that is finite in float64 but not once standardised in float32 (1e39, -1e39, 1e308,
+        or 3e38 over a scale below 1) cannot be scored: it is refused, naming its row and sensor."""
+        values = np.asarray(values, np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = ((values - np.asarray(self.mean)) / np.asarray(self.scale)).astype(np.float32)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            raise BadRequest(f"window row {row}, sensor {self.sensors[column]!r}: the reading {values[row, column]:g} "
+                             f"is out of range for this model (too far from the sensor's training range to score); "
+                             f"fix or drop it before sending ({int(bad.sum())} such reading(s))")
         if self.time_features:
             if times is None:
                 raise BadRequest("this model uses the time of day and week: send 'timestamps' with the window")
-            x = np.concatenate([x, time_features(times)], axis=1)
-        return x.astype(np.float32)
+            x = np.concatenate([x, time_features(times).astype(np.float32)], axis=1)
+        return x
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in self.__dict__.items()}
@@ -134,6 +148,7 @@ class SeriesScorer:
                                  f"needs at least {spec.min_rows} (context {spec.context}, smoothing {spec.smoothing})")
         inputs = spec.inputs(values, times)
         outputs = self.run(windows_of(inputs, spec.context))
+        self.check_finite(outputs, inputs, values)
         rows = values.shape[0]
         errors = None
         if spec.output == "errors":
@@ -152,6 +167,29 @@ class SeriesScorer:
         out = np.concatenate(parts).astype(np.float64)
         return out.reshape(len(windows), -1) if self.spec.output == "errors" else out.reshape(len(windows))
 
+    def check_finite(self, outputs: np.ndarray, inputs: np.ndarray, values: np.ndarray) -> None:
+        """Refuse a window whose graph output overflows (a NaN or infinite score would silently drop
+        that row and, through the smoothing, those after it, or reach the answer as `Infinity`).
+
+        With readings far outside the training range (`EXTREME_DEVIATION` training standard
+        deviations: no real measurement) the client is told which; otherwise the model failed."""
+        per_window = outputs.reshape(len(outputs), -1)
+        bad = ~np.isfinite(per_window).all(axis=1)
+        if not bad.any():
+            return
+        spec = self.spec
+        row = int(np.argmax(bad)) + spec.context - 1
+        first = row - spec.context + 1
+        deviations = np.abs(inputs[first:row + 1, :len(spec.sensors)].astype(np.float64))
+        at, column = np.unravel_index(int(np.argmax(deviations)), deviations.shape)
+        if deviations[at, column] >= EXTREME_DEVIATION:
+            raise BadRequest(f"window row {first + at}, sensor {spec.sensors[column]!r}: the reading "
+                             f"{values[first + at, column]:g} is out of range for this model ({deviations[at, column]:.3g} "
+                             f"standard deviations from the sensor's training mean: too far to score); fix or drop it "
+                             f"before sending")
+        raise BundleError(f"the model gave a non-finite score for window row {row} of ordinary readings; "
+                          "its graph cannot be served as it is")
+
     def occlusion(self, inputs: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """How much the raw score of each row drops when one sensor reads its training mean (0 once
         standardised) over the row's context: the sensors without which the row would look normal."""
@@ -164,7 +202,7 @@ class SeriesScorer:
                 batch[sensor + 1, :, sensor] = 0.0
             scores = self.run(batch)
             drops[i] = np.clip(scores[0] - scores[1:], 0.0, None)
-        return drops
+        return np.nan_to_num(drops, nan=0.0, posinf=0.0)  # a share is never NaN, whatever the graph does
 
 
 def windows_of(inputs: np.ndarray, context: int) -> np.ndarray:
@@ -177,7 +215,8 @@ def causal_mean(values: np.ndarray, length: int) -> np.ndarray:
     """Mean of each value and the `length - 1` before it; the first `length - 1` are NaN."""
     if length <= 1:
         return values
-    sums = np.cumsum(np.concatenate([[0.0], values]))
     out = np.full(values.shape, np.nan)
-    out[length - 1:] = (sums[length:] - sums[:-length]) / length
+    if len(values) >= length:  # each mean of its own rows: one huge score does not spoil the later means,
+        # as differences of a running sum would (1e24 - (1e24 - 3) is no longer 3 in float64)
+        out[length - 1:] = np.lib.stride_tricks.sliding_window_view(values, length).mean(axis=1)
     return out

@@ -3,8 +3,8 @@
 A window is rows × sensors, oldest row first, with the sensors' names (`sensors`) and optional
 `timestamps` (ISO 8601 text or epoch seconds, strictly increasing). Every problem a client can
 cause is a clear 4xx error: the wrong number of columns, unknown or duplicated sensor names,
-strings, booleans, NaN or infinite readings, an empty or over-long window, unsorted or duplicate
-timestamps.
+strings, booleans, NaN or infinite readings (and integers too large to be a float), an empty or
+over-long window, unsorted or duplicate timestamps, epoch timestamps outside the years 1-9999.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ IGNORED_COLUMNS = ("changepoint",)
 #: Most rows one window may hold: a day of 1 Hz data is 86,400; windows are minutes or hours.
 MAX_WINDOW_ROWS = 10_000
 MAX_SENSORS = 512
+#: Epoch seconds of 0001-01-01 and 9999-12-31T23:59:59 UTC: the dates ISO 8601 timestamps can name too.
+EARLIEST_EPOCH, LATEST_EPOCH = -62_135_596_800, 253_402_300_799
 
 
 @dataclass
@@ -99,7 +101,13 @@ def _matrix(rows: list) -> np.ndarray:
         for column, value in enumerate(row):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise BadRequest(f"window row {row_index}, column {column}: {value!r} is not a number")
-    values = np.asarray(rows, dtype=np.float64)
+    try:
+        values = np.asarray(rows, dtype=np.float64)
+    except OverflowError:  # a JSON integer beyond the float range (e.g. 400 digits)
+        row_index, column = next((r, c) for r, row in enumerate(rows) for c, value in enumerate(row)
+                                 if isinstance(value, int) and abs(value) > _FLOAT_MAX)
+        raise BadRequest(f"window row {row_index}, column {column}: {_brief(rows[row_index][column])} is too large "
+                         "to be a reading") from None
     bad = ~np.isfinite(values)
     if bad.any():
         row_index, column = (int(i) for i in np.argwhere(bad)[0])
@@ -126,8 +134,11 @@ def _epoch_seconds(value, index: int) -> float:
     if isinstance(value, bool):
         raise BadRequest(f"timestamp of row {index}: {value!r} is not a time")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise BadRequest(f"timestamp of row {index} is not finite")
+        if not EARLIEST_EPOCH <= value <= LATEST_EPOCH:  # exact for integers of any size
+            raise BadRequest(f"timestamp of row {index}: {_brief(value)} is not epoch seconds of a date in the years "
+                             "1-9999")
         return float(value)
     if isinstance(value, str):
         try:
@@ -138,3 +149,12 @@ def _epoch_seconds(value, index: int) -> float:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed.timestamp()
     raise BadRequest(f"timestamp of row {index}: {value!r} is neither ISO 8601 text nor epoch seconds")
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)  # a Python float: compared exactly with any int
+
+
+def _brief(value) -> str:
+    """A number as a message can quote it: a 400-digit integer is cut short."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text.lstrip('-'))} digits)"

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
+from decimal import Decimal
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from pydantic import BaseModel, ValidationError
 
 logger = Logger(service="ivadas-api")
@@ -25,6 +28,29 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+def strict_json(body) -> str:
+    """Every JSON answer of the API: strict JSON, never `NaN` or `Infinity` (which browsers' JSON.parse
+    refuses). A non-finite number (only an old stored record can hold one: verdicts with one are
+    refused before they are answered or logged) is answered as null, and logged."""
+    try:
+        return json.dumps(body, separators=(",", ":"), cls=Encoder, allow_nan=False)
+    except ValueError:
+        logger.warning("a NaN or infinite number in an answer was replaced by null")
+        return json.dumps(_finite(body), separators=(",", ":"), cls=Encoder, allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal) and not value.is_finite():
+        return None
+    return value
 
 
 def request_id(event) -> str:
@@ -48,6 +74,8 @@ def json_body(event) -> dict:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise ApiError(400, "bad_request", "the body holds a number with too many digits to read") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     return data

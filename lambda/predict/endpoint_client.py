@@ -121,7 +121,9 @@ def invoke(kind: str, payload: dict, record_errors: bool = True, request_id: str
         response = runtime(budget).invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
                                                    Accept="application/json", Body=json.dumps(payload),
                                                    InferenceId=inference_id(request_id))
-        return json.loads(response["Body"].read())
+        return json.loads(response["Body"].read(), parse_constant=_refuse_constant)
+    except NotStrictJson:  # never answered, logged or kept: a verdict with an infinite score is no verdict
+        error = ApiError(502, "model_error", f"the {kind} model answered with a NaN or infinite number")
     except ClientError as exc:
         error = endpoint_error(kind, endpoint, exc)
     except (ReadTimeoutError, ConnectTimeoutError):
@@ -133,6 +135,14 @@ def invoke(kind: str, payload: dict, record_errors: bool = True, request_id: str
     if record_errors:
         logger.warning("endpoint call failed", extra={"kind": kind, "endpoint": endpoint, "status": error.status, "code": error.code})
     raise error
+
+
+class NotStrictJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise NotStrictJson(f"{name} is not a JSON number")
 
 
 def endpoint_error(kind: str, endpoint: str, exc: ClientError) -> ApiError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -29,18 +30,21 @@ RETENTION_DAYS = 90
 
 
 def inspection_record(result: dict, request_id: str) -> dict:
+    """The log entry of a verdict; a NaN or infinite number in it is a ValueError, never a stored `Infinity`
+    that the history and monitoring would later serve."""
+    scores = {key: float(result[key]) for key in ("anomaly_score", "raw_score", "threshold")}
+    if not all(math.isfinite(value) for value in scores.values()):
+        raise ValueError(f"a verdict with a non-finite score is not recorded: {scores}")
     return {
         "request_id": request_id,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "class_name": result["class_name"],
         "model_kind": result["model"]["kind"],
         "model_version": result["model"]["version"],
-        "anomaly_score": float(result["anomaly_score"]),
-        "raw_score": float(result["raw_score"]),
-        "threshold": float(result["threshold"]),
+        **scores,
         "is_anomaly": bool(result["is_anomaly"]),
         "image_key": None,
-        "detail": json.dumps(_detail(result)) if _detail(result) else None,
+        "detail": json.dumps(_detail(result), allow_nan=False) if _detail(result) else None,
     }
 
 
@@ -153,7 +157,7 @@ class DynamoInspectionLog:
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=image, ServerSideEncryption="aws:kms", **key_id)
             record = {**record, "image_key": f"s3://{self.bucket}/{key}"}
         item = {k: v for k, v in record.items() if v is not None}
-        item = json.loads(json.dumps(item), parse_float=Decimal)
+        item = json.loads(json.dumps(item, allow_nan=False), parse_float=Decimal)
         item.update(day=day, sk=f"{record['timestamp']}#{record['request_id']}",
                     expires_at=int(time.time()) + RETENTION_DAYS * 86400)
         self.table.put_item(Item=item)

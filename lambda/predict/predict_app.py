@@ -28,10 +28,10 @@ import routes_monitoring
 import routes_predict
 import routes_sensors
 import routes_trainings
-from api_core import MAX_BODY_BYTES, ApiError, error_response, logger, metrics, request_id
+from api_core import MAX_BODY_BYTES, ApiError, error_response, logger, metrics, request_id, strict_json
 
 # the station API serves SigV4 callers under /iam (API Gateway sets one authorization type per method)
-app = APIGatewayRestResolver(strip_prefixes=[access.IAM_PREFIX])
+app = APIGatewayRestResolver(strip_prefixes=[access.IAM_PREFIX], serializer=strict_json)
 for routes in (routes_predict, routes_models, routes_inspections, routes_sensors, routes_datasets, routes_trainings,
                routes_monitoring):
     app.include_router(routes.router)

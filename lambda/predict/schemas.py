@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
@@ -14,6 +15,9 @@ Reading = Union[StrictInt, StrictFloat]
 #: The same limits as the endpoint's (`inference.sensors.window`); this asset ships without it.
 MAX_WINDOW_ROWS = 10_000
 MAX_SENSORS = 512
+#: Epoch seconds of 0001-01-01 and 9999-12-31T23:59:59 UTC (the endpoint's range, and ISO 8601's).
+EARLIEST_EPOCH, LATEST_EPOCH = -62_135_596_800, 253_402_300_799
+_FLOAT_MAX = sys.float_info.max
 
 
 class Inspectable(BaseModel):
@@ -51,12 +55,23 @@ def check_window(window: list[list], sensors: list[str] | None, timestamps: list
     width = widths.pop()
     if width > MAX_SENSORS:
         raise ValueError(f"window has {width} sensors; at most {MAX_SENSORS}")
-    if any(not math.isfinite(value) for row in window for value in row):
-        raise ValueError("window holds NaN or infinite readings; fill or drop them before sending")
+    for index, row in enumerate(window):
+        for column, value in enumerate(row):
+            if isinstance(value, int):  # math.isfinite would overflow on an integer of 400 digits
+                if abs(value) > _FLOAT_MAX:
+                    raise ValueError(f"window row {index}, column {column}: an integer of {len(str(abs(value)))} digits is "
+                                     "too large to be a reading")
+            elif not math.isfinite(value):
+                raise ValueError("window holds NaN or infinite readings; fill or drop them before sending")
     if sensors is not None and len(sensors) != width:
         raise ValueError(f"sensors names {len(sensors)} columns but each window row has {width}")
     if timestamps is not None and len(timestamps) != len(window):
         raise ValueError(f"timestamps has {len(timestamps)} entries for {len(window)} rows")
+    for index, stamp in enumerate(timestamps or ()):
+        # exact for integers of any size; NaN fails every comparison
+        if not isinstance(stamp, str) and not EARLIEST_EPOCH <= stamp <= LATEST_EPOCH:
+            shown = repr(stamp) if len(repr(stamp)) <= 24 else f"a number of {len(str(abs(stamp)))} digits"
+            raise ValueError(f"timestamp of row {index}: {shown} is not epoch seconds of a date in the years 1-9999")
 
 
 class PredictRequest(Inspectable):

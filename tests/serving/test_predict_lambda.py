@@ -214,3 +214,39 @@ def test_the_input_chooses_the_default_kind_and_a_kind_refuses_the_other_modalit
     got_status, got = call("POST", "/predict", nan)
     assert got_status == 400 and "NaN or infinite" in got["error"]["message"]
     assert len(asked) == count, "nothing refused may reach an endpoint"
+
+
+def test_a_verdict_with_nan_or_infinity_is_neither_answered_nor_logged(aws, monkeypatch):
+    class Answering:
+        def __init__(self, text):
+            self.text = text
+
+        def invoke_endpoint(self, **kwargs):
+            import io
+
+            return {"Body": io.BytesIO(self.text.encode())}
+
+    good = json.dumps(endpoint_result())
+    for bad in (good.replace("7.5", "Infinity"), good.replace("0.91", "NaN", 1), good.replace("7.5", "-Infinity")):
+        monkeypatch.setattr(endpoint_client, "_runtime", Answering(bad))
+        response = predict_app.handler(api_event("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE}), Context())
+        got = json.loads(response["body"], parse_constant=lambda name: pytest.fail(f"the answer holds {name}"))
+        assert response["statusCode"] == 502 and got["error"]["code"] == "model_error", got
+        assert "NaN or infinite" in got["error"]["message"]
+    assert boto3.resource("dynamodb").Table(TABLE).scan()["Items"] == []
+    monkeypatch.setattr(endpoint_client, "_runtime", Answering(good))
+    assert call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE})[0] == 200
+
+
+def test_an_integer_too_large_for_a_float_is_a_400(aws, monkeypatch):
+    monkeypatch.setattr(routes_predict, "invoke", lambda *a, **k: pytest.fail("the endpoint must not be called"))
+    huge = "9" * 400
+    window = '{"class_name": "pump-1", "window": [[1.0, READING], [1.5, 2]], "sensors": ["flow", "pressure"], "timestamps": [1, STAMP]}'
+    for reading, stamp, words in [(huge, "2", "window row 0, column 1"), ("-" + huge, "2", "window row 0, column 1"),
+                                  ("2", huge, "timestamp of row 1"), ("2", "-" + huge, "timestamp of row 1"),
+                                  ("2", "1e300", "timestamp of row 1"), ("9" * 5000, "2", "too many digits")]:
+        body = window.replace("READING", reading).replace("STAMP", stamp)
+        for path, text in (("/predict", body), ("/predict/batch", '{"items": [' + body + "]}")):
+            status, got = call("POST", path, text)
+            assert status == 400 and got["error"]["code"] == "bad_request" and words in got["error"]["message"], (path, got)
+            assert len(got["error"]["message"]) < 300

@@ -220,3 +220,85 @@ def test_the_feed_takes_epoch_seconds_as_the_api_does(api, sensor_data, tmp_path
     assert summary["assets"]["pump-1"] == {"scored": 1, "failed": 1, "waiting": 0}
     [result] = [json.loads(p.read_text()) for p in (tmp_path / "store/sensors/pump-1/results").iterdir()]
     assert result["timestamps"] == epochs and result["scores"][-1] is not None
+
+
+def strict_call(method, path, body=None, query=None):
+    """`call` with the body sent as given (text is sent verbatim) and the answer read as strict JSON."""
+    def refuse(name):
+        raise AssertionError(f"the answer holds {name}")
+
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    event = {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": {"Content-Type": "application/json"},
+             "multiValueHeaders": {}, "queryStringParameters": query, "multiValueQueryStringParameters": None,
+             "pathParameters": {"proxy": path[1:]}, "stageVariables": None, "isBase64Encoded": False, "body": text,
+             "requestContext": {"requestId": str(uuid.uuid4()), "stage": "prod", "path": path, "httpMethod": method,
+                                "resourcePath": "/{proxy+}", "identity": {"sourceIp": "10.0.0.1"}}}
+    response = predict_app.handler(event, Context())
+    return response["statusCode"], json.loads(response["body"], parse_constant=refuse)
+
+
+def test_an_out_of_range_reading_is_refused_and_never_logged(api, sensor_data, sensor_bundle):
+    columns, segment = pump_rows(sensor_data)
+    sensor = sensor_bundle[1].manifest["classes"]["pump-2"]["spec"]["sensors"][1]
+    good = {"class_name": "pump-2", "window": segment.values[600:661].tolist(), "sensors": columns,
+            "timestamps": segment.timestamps[600:661]}
+    status, reference = strict_call("POST", "/predict", good)
+    assert status == 200
+    for reading in (1e39, -1e39, 1e308, 3e38):
+        bad = {**good, "window": [list(row) for row in good["window"]]}
+        bad["window"][20][columns.index(sensor)] = reading
+        status, got = strict_call("POST", "/predict", bad)
+        assert status == 400 and got["error"]["code"] == "bad_request", (reading, got)
+        assert f"window row 20, sensor {sensor!r}" in got["error"]["message"] and "out of range" in got["error"]["message"]
+    status, history = strict_call("GET", "/inspections", query={"class_name": "pump-2"})
+    assert status == 200 and len(history["inspections"]) == 1  # the good window's verdict alone
+    assert {r["raw_score"] for r in history["inspections"]} == {reference["raw_score"]}
+
+
+def test_an_integer_too_large_for_a_float_is_refused_before_the_endpoint(api, sensor_data):
+    columns, segment = pump_rows(sensor_data)
+    good = {"class_name": "pump-2", "window": segment.values[600:661].tolist(), "sensors": columns,
+            "timestamps": segment.timestamps[600:661]}
+    good["window"][5][2], good["timestamps"][7] = 123456.75, "STAMP"
+    stamp = json.dumps(segment.timestamps[607])
+    text = json.dumps(good)
+    huge = "9" * 400
+    calls = api.calls
+    for body, words in [
+        (text.replace("123456.75", huge).replace('"STAMP"', stamp), "window row 5, column 2: an integer of 400 digits"),
+        (text.replace("123456.75", "-" + huge).replace('"STAMP"', stamp), "window row 5, column 2: an integer of 400 digits"),
+        (text.replace("123456.75", "1.5").replace('"STAMP"', huge), "timestamp of row 7: a number of 400 digits"),
+        (text.replace("123456.75", "1.5").replace('"STAMP"', "1e308"), "timestamp of row 7: 1e+308"),
+        (text.replace("123456.75", "9" * 5000).replace('"STAMP"', stamp), "too many digits"),
+    ]:
+        status, got = strict_call("POST", "/predict", body)
+        assert status == 400 and words in got["error"]["message"], (words, got)
+        status, got = strict_call("POST", "/predict/batch", '{"items": [' + body + "]}")
+        assert status == 400 and words in got["error"]["message"], (words, got)
+    assert api.calls == calls  # refused before any endpoint was called
+    ok = text.replace("123456.75", "1.5").replace('"STAMP"', stamp)
+    assert strict_call("POST", "/predict", ok)[0] == 200
+
+
+def test_stored_nan_or_infinity_is_answered_as_null(api, tmp_path, monkeypatch):
+    import inspection_log
+    import routes_monitoring
+
+    log = inspection_log.from_environment()
+    record = inspection_log.inspection_record({"class_name": "pump-2", "model": {"kind": "pca", "version": "1"},
+                                               "anomaly_score": 1.0, "raw_score": 2.0, "threshold": 0.5, "is_anomaly": True},
+                                              "old-record")
+    log.record({**record, "raw_score": float("inf"), "detail": '{"input_statistics": {"sensors": {"flow": {"std": Infinity}}}}'})
+    status, history = strict_call("GET", "/inspections")
+    assert status == 200 and history["inspections"][0]["raw_score"] is None
+    assert history["inspections"][0]["detail"]["input_statistics"]["sensors"]["flow"]["std"] is None
+    (tmp_path / "monitoring" / "latest").mkdir(parents=True)
+    (tmp_path / "monitoring" / "latest" / "summary.json").write_text('{"drift": {"flow": NaN}, "rate": 0.5}')
+    monkeypatch.setenv("MONITORING_STORE", str(tmp_path / "monitoring"))
+    monkeypatch.setattr(routes_monitoring, "_store", None)
+    status, summary = strict_call("GET", "/monitoring")
+    assert status == 200 and summary["summary"] == {"drift": {"flow": None}, "rate": 0.5}
+    with pytest.raises(ValueError):  # nor is a new one written
+        inspection_log.inspection_record({"class_name": "pump-2", "model": {"kind": "pca", "version": "1"},
+                                          "anomaly_score": 1.0, "raw_score": float("inf"), "threshold": 0.5,
+                                          "is_anomaly": True}, "new-record")

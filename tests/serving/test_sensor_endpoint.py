@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -125,3 +126,134 @@ def b64_png() -> str:
     import base64
 
     return base64.b64encode(png_bytes()).decode()
+
+
+def strict_invoke(url, body: bytes):
+    """POST /invocations, the answer read as strict JSON (NaN or Infinity in it fails the test)."""
+    import urllib.error
+    import urllib.request
+
+    def refuse(name):
+        raise AssertionError(f"the answer holds {name}")
+
+    request = urllib.request.Request(url + "/invocations", data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read(), parse_constant=refuse)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read(), parse_constant=refuse)
+
+
+HUGE = "9" * 400  # an integer no float holds
+
+
+def test_an_out_of_range_reading_is_refused_naming_its_row_and_sensor(sensor_endpoint, pump, sensor_bundle):
+    columns, segment = pump
+    spec = sensor_bundle[1].manifest["classes"]["pump-2"]["spec"]
+    good = window(pump, 600, 661)  # 61 rows
+    status, reference = strict_invoke(sensor_endpoint, json.dumps(good).encode())
+    assert status == 200 and reference["scored_rows"] == 61 - spec["context"] - spec["smoothing"] + 2
+    sensor = spec["sensors"][1]
+    for reading in (1e39, -1e39, 1e308, 3e38):
+        body = {**good, "window": [list(row) for row in good["window"]]}
+        body["window"][20][columns.index(sensor)] = reading
+        status, got = strict_invoke(sensor_endpoint, json.dumps(body).encode())
+        assert status == 400 and got["error"]["code"] == "bad_request", (reading, got)
+        assert f"window row 20, sensor {sensor!r}" in got["error"]["message"] and "out of range" in got["error"]["message"]
+        batch = {"instances": [good, body]}
+        status, got = strict_invoke(sensor_endpoint, json.dumps(batch).encode())
+        assert status == 200 and got["predictions"][0]["scored_rows"] == reference["scored_rows"]
+        assert got["predictions"][1]["status"] == 400 and "window row 20" in got["predictions"][1]["error"]["message"]
+    status, again = strict_invoke(sensor_endpoint, json.dumps(good).encode())
+    assert status == 200 and again["scores"] == reference["scores"]
+
+
+def test_an_integer_too_large_for_a_float_is_a_400_wherever_it_is(sensor_endpoint, pump):
+    good = window(pump, 600, 661)
+    marked = {**good, "window": [list(row) for row in good["window"]], "timestamps": list(good["timestamps"])}
+    marked["window"][5][2], marked["timestamps"][7] = 123456.75, "STAMP"
+
+    def body(reading=repr(good["window"][5][2]), stamp=json.dumps(good["timestamps"][7]), tail="") -> bytes:
+        text = json.dumps(marked).replace("123456.75", reading).replace('"STAMP"', stamp)
+        return (text[:-1] + tail + "}").encode()
+
+    assert json.loads(body()) == good
+    cases = [
+        (body(reading=HUGE), "window row 5, column 2"),
+        (body(reading="-" + HUGE), "window row 5, column 2"),
+        (body(stamp=HUGE), "timestamp of row 7"),
+        (body(stamp="1e308"), "timestamp of row 7"),
+        (body(tail=', "threshold": ' + HUGE), "threshold must be a number in [0, 1]"),
+        (body(reading="9" * 5000), "too many digits"),
+        (b'{"instances": [' + body(reading=HUGE) + b", " + body() + b"]}", "window row 5, column 2"),
+        (b'{"instances": [' + body(stamp=HUGE) + b", " + body() + b"]}", "timestamp of row 7"),
+    ]
+    for request, words in cases:
+        status, got = strict_invoke(sensor_endpoint, request)
+        if "predictions" in got:  # the bad item fails alone
+            assert status == 200 and got["predictions"][1]["rows"] == 61, got
+            status, got = got["predictions"][0]["status"], got["predictions"][0]
+        assert status == 400 and words in got["error"]["message"], (words, got)
+        assert len(got["error"]["message"]) < 300
+    assert strict_invoke(sensor_endpoint, body())[0] == 200
+
+
+def test_the_cli_refuses_an_out_of_range_reading_in_one_line(sensor_bundle, pump, tmp_path, capsys):
+    from infra.cli import main
+
+    columns, segment = pump
+    rows = segment.values[600:661].tolist()
+    rows[30][1] = 1e39
+    lines = [",".join(["datetime", *columns])] + [",".join([t, *map(repr, row)]) for t, row in zip(segment.timestamps[600:661], rows)]
+    huge = tmp_path / "huge.csv"
+    huge.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no numpy overflow warning on the way
+        assert main(["predict", str(huge), "--class", "pump-2", "--model", "pca", "--bundle", str(sensor_bundle[0]), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: window row 30, sensor ") and "out of range" in err
+
+
+def test_the_server_never_answers_nan_or_infinity():
+    """A model that yields a non-finite number fails with a logged 500 (its batch item alone), never an
+    answer with `Infinity`; a NaN in the bundle's describe metrics is unknown (null)."""
+    import io
+
+    from inference.server import InvocationsApp
+
+    class Model:
+        kind, modality = "pca", "sensors"
+
+        def predict(self, instance):
+            return {"class_name": instance["class_name"], "raw_score": float(instance["raw"])}
+
+    class Holder:
+        error = None
+
+        def get(self):
+            return Model()
+
+        def describe(self):
+            return {"kind": "pca", "metrics": {"auroc": float("nan"), "f1": 0.5}}
+
+    app = InvocationsApp(Holder())
+
+    def post(payload: dict):
+        body = json.dumps(payload).encode()
+        answer = {}
+
+        def start_response(status, headers):
+            answer["status"] = int(status.split()[0])
+
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": "application/json",
+                   "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+        text = b"".join(app(environ, start_response))
+        return answer["status"], json.loads(text, parse_constant=lambda name: pytest.fail(f"the answer holds {name}"))
+
+    assert post({"class_name": "pump-2", "raw": 1.5}) == (200, {"class_name": "pump-2", "raw_score": 1.5})
+    status, got = post({"class_name": "pump-2", "raw": "inf"})
+    assert status == 500 and got["error"]["code"] == "internal_error"
+    status, got = post({"instances": [{"class_name": "a", "raw": "nan"}, {"class_name": "b", "raw": 2}]})
+    assert status == 200 and got["predictions"][0]["status"] == 500 and got["predictions"][1] == {"class_name": "b", "raw_score": 2.0}
+    assert post({"describe": True}) == (200, {"kind": "pca", "metrics": {"auroc": None, "f1": 0.5}})
