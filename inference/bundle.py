@@ -106,6 +106,11 @@ def pack_bundle(directory: Path, output: Path) -> Path:
 # ----------------------------------------------------------------------------------- reading
 
 
+def _first_line(exc: Exception) -> str:
+    """tarfile's "r:*" lists every compression it tried, a line each: the first says what went wrong."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
+
+
 def extract_bundle(archive: str | Path, target: str | Path) -> Path:
     """Unpack `model.tar.gz` safely (no absolute paths, links or `..`)."""
     target = Path(target)
@@ -114,7 +119,7 @@ def extract_bundle(archive: str | Path, target: str | Path) -> Path:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(target, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{archive} is not a readable model.tar.gz: {exc}") from None
+        raise BundleError(f"{archive} is not a readable model.tar.gz: {_first_line(exc)}") from None
     return target
 
 
@@ -225,7 +230,7 @@ def manifest_of(archive: str | Path) -> dict:
             member = tar.extractfile(MANIFEST)
             data = member.read() if member else None
     except (tarfile.TarError, OSError, KeyError) as exc:
-        raise BundleError(f"{archive} has no readable {MANIFEST}: {exc}") from None
+        raise BundleError(f"{archive} has no readable {MANIFEST}: {_first_line(exc)}") from None
     if data is None:
         raise BundleError(f"{archive} has no {MANIFEST}")
     return parse_manifest(data)

@@ -9,6 +9,7 @@ import argparse
 import inference  # noqa: F401  (sets thread-pool defaults before numpy and faiss load)
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -33,10 +34,59 @@ def _csv(value: str) -> list[str]:
 
 
 def _floats3(value: str) -> tuple[float, float, float]:
-    parts = [float(v) for v in _csv(value)]
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError("expected three comma-separated numbers")
+    try:
+        parts = [float(v) for v in _csv(value)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not three comma-separated numbers") from None
+    if len(parts) != 3 or not all(math.isfinite(p) for p in parts):
+        raise argparse.ArgumentTypeError(f"{value!r} is not three comma-separated finite numbers")
     return tuple(parts)
+
+
+def _stds(value: str) -> tuple[float, float, float]:
+    parts = _floats3(value)
+    if min(parts) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: a standard deviation must be positive (the input is divided by it)")
+    return parts
+
+
+def _int_at_least(minimum: int):
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{number} is less than {minimum}")
+        return number
+    return parse
+
+
+def _port(value: str) -> int:
+    number = _int_at_least(1)(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"{number} is not a TCP port (1 to 65535)")
+    return number
+
+
+def _positive(value: str) -> float:
+    number = _float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return number
+
+
+def _unit_interval(value: str) -> float:
+    number = _float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1]")
+    return number
+
+
+def _png(value: str) -> str:
+    if Path(value).suffix.lower() != ".png" or Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a .png file name")
+    return value
 
 
 def _ratio(value: str) -> float:
@@ -49,10 +99,21 @@ def _ratio(value: str) -> float:
     return number
 
 
+def _names(value: str, what: str) -> list[str]:
+    """Comma-separated names that become file or folder names under --output (never a path)."""
+    names = _csv(value)
+    if not names:
+        raise ValueError(f"--{what}: no names given")
+    for name in names:
+        if name in (".", "..") or "/" in name or "\\" in name:
+            raise ValueError(f"--{what}: {name!r} is not a plain name (it becomes a file name under --output)")
+    return names
+
+
 def cmd_demo_sensors(args) -> int:
     from pipelines.sensors.synthetic import generate
 
-    root = generate(args.output, _csv(args.assets), args.rows, args.interval, args.seed)
+    root = generate(args.output, _names(args.assets, "assets"), args.rows, args.interval, args.seed)
     print(f"demo sensor data written to {root} (assets: {args.assets}; labelled faults in the second half)")
     return 0
 
@@ -60,7 +121,7 @@ def cmd_demo_sensors(args) -> int:
 def cmd_demo_data(args) -> int:
     from pipelines.vision.synthetic import generate
 
-    root = generate(args.output, _csv(args.classes), args.size, args.train_count, args.test_good_count,
+    root = generate(args.output, _names(args.classes, "classes"), args.size, args.train_count, args.test_good_count,
                     args.test_defect_count, args.contamination, args.seed)
     print(f"demo dataset written to {root} (classes: {args.classes})")
     return 0
@@ -98,6 +159,7 @@ def cmd_train(args) -> int:
     from pipelines.kinds import TrainingJob, train
 
     output = Path(args.output or default_bundle(args.model))
+    _check_output_file(output)
     job = TrainingJob(args.model, Path(args.data), _classes(args), _settings(args), output, quiet=args.quiet)
     run = _start_training_run(job)
     with run.failed_on_error():
@@ -116,6 +178,17 @@ def cmd_train(args) -> int:
               "Put ImageNet weights in the torch hub cache or pass --weights FILE.", file=sys.stderr)
     _finish_training_run(run, job, report, output)
     return 0
+
+
+def _check_output_file(output: Path) -> None:
+    """Refuse an output the bundle could not be written to before training, not after it."""
+    if output.is_dir():
+        raise ValueError(f"--output {output} is a folder; give the bundle's file name, e.g. {output / 'model.tar.gz'}")
+    folder = next((p for p in output.parents if p.exists()), Path("."))
+    if not folder.is_dir():
+        raise ValueError(f"--output {output}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--output {output}: {folder} is not writable")
 
 
 def _start_training_run(job):
@@ -209,11 +282,13 @@ def cmd_predict(args) -> int:
         return _predict_window(args)
     if args.url:
         return _predict_remote(args)
-    from inference.model import load_model
     from inference.vision.render import heatmap_overlay
 
-    detector = load_model(args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind))
+    bundle = args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind)
+    detector = _loaded(bundle, "image")
     detector.model_for(args.class_name)
+    if Path(args.image).is_dir():
+        raise ValueError(f"{args.image} is a folder; give one image file")
     image = detector.decode(Path(args.image).read_bytes(), args.class_name, max_bytes=1 << 62)
     if args.heatmap and "heatmap" not in detector.outputs:
         raise ValueError(f"--heatmap: the {detector.kind} model gives no heatmap")
@@ -224,6 +299,21 @@ def cmd_predict(args) -> int:
         heatmap_overlay(image, normalised_map).save(args.heatmap)
         print(f"heatmap written to {args.heatmap}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+#: What `ivadas predict` is given for each modality, for the refusal of the other.
+INPUT_OF_MODALITY = {"image": "an image file", "sensors": "a window of readings (.csv or .parquet)"}
+
+
+def _loaded(bundle, modality: str):
+    """The bundle's model, refused when it judges the other modality than the file given."""
+    from inference.model import load_model
+
+    model = load_model(bundle)
+    if model.modality != modality:
+        raise ValueError(f"{bundle} is a {model.kind} model of {model.modality}: give it "
+                         f"{INPUT_OF_MODALITY[model.modality]}, not {INPUT_OF_MODALITY[modality]}")
+    return model
 
 
 def _predict_remote(args) -> int:
@@ -263,9 +353,7 @@ def _predict_window(args) -> int:
 
         result = predict_window_remote(args.url, body, args.class_name, args.model, args.threshold)
     else:
-        from inference.model import load_model
-
-        model = load_model(args.bundle or default_bundle(args.model or DEFAULT_KINDS["sensors"]))
+        model = _loaded(args.bundle or default_bundle(args.model or DEFAULT_KINDS["sensors"]), "sensors")
         result = model.predict_window(model.csv_window(body, args.class_name), args.class_name, args.threshold)
     if not args.json:
         result.pop("scores", None)
@@ -289,9 +377,9 @@ def cmd_up(args) -> int:
     )
     try:
         return run_until_interrupted(settings)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # a port in use, a server that would not start: say so, as for any mistake
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
 
 
 def _print_verdict(result: dict, as_json: bool) -> None:
@@ -354,7 +442,7 @@ def cmd_pipeline_run(args) -> int:
     try:
         record = pipeline.run(params)
     except PipelineFailed as failed:
-        print(f"pipeline {failed.record['execution_id']} failed: {failed.record['failure_reason']}", file=sys.stderr)
+        print(f"error: pipeline {failed.record['execution_id']} failed: {failed.record['failure_reason']}", file=sys.stderr)
         return 1
     from pipelines.modalities import of_kind
 
@@ -462,19 +550,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-data", help="write the synthetic demo dataset (MVTec layout)")
     demo.add_argument("--output", default=str(home() / "demo-data"))
     demo.add_argument("--classes", default="tiles,fabric,wood")
-    demo.add_argument("--size", type=int, default=256)
-    demo.add_argument("--train-count", type=int, default=40)
-    demo.add_argument("--test-good-count", type=int, default=12)
-    demo.add_argument("--test-defect-count", type=int, default=6)
-    demo.add_argument("--contamination", type=float, default=0.0, help="fraction of defective images in train/good")
+    demo.add_argument("--size", type=_int_at_least(32), default=256)
+    demo.add_argument("--train-count", type=_int_at_least(1), default=40)
+    demo.add_argument("--test-good-count", type=_int_at_least(0), default=12)
+    demo.add_argument("--test-defect-count", type=_int_at_least(0), default=6)
+    demo.add_argument("--contamination", type=_unit_interval, default=0.0, help="fraction of defective images in train/good")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo_data)
 
     sensors = sub.add_parser("demo-sensors", help="write synthetic machine data: a pump's sensors with labelled faults")
     sensors.add_argument("--output", default=str(home() / "demo-sensors"))
     sensors.add_argument("--assets", default="pump-1")
-    sensors.add_argument("--rows", type=int, default=4032, help="readings per asset (default: a week)")
-    sensors.add_argument("--interval", type=float, default=150.0, help="seconds between readings")
+    sensors.add_argument("--rows", type=_int_at_least(2), default=4032, help="readings per asset (default: a week)")
+    sensors.add_argument("--interval", type=_positive, default=150.0, help="seconds between readings")
     sensors.add_argument("--seed", type=int, default=0)
     sensors.set_defaults(func=cmd_demo_sensors)
 
@@ -507,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--bundle", help="local model.tar.gz (default: the last one trained for --model)")
     predict.add_argument("--url", help="a running IVADAS API (`ivadas up`, or the AWS URL) instead of a local bundle")
     predict.add_argument("--threshold", type=float, help="override of the normalised threshold (0.5)")
-    predict.add_argument("--heatmap", help="write the heatmap overlay to this PNG")
+    predict.add_argument("--heatmap", type=_png, help="write the heatmap overlay to this PNG")
     predict.add_argument("--json", action="store_true", help="print the full JSON response")
     predict.set_defaults(func=cmd_predict)
 
@@ -524,9 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backbone", help="default: resnet18 for the demo, wide_resnet50_2 for --data")
     up.add_argument("--weights", help="default: auto-or-random for the demo, auto for --data")
     up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=int(os.environ.get("IVADAS_PORT", "8000")))
-    up.add_argument("--runtime-port", type=int, default=8090, help="the SageMaker-runtime-compatible route")
-    up.add_argument("--endpoint-port", type=int, default=8081, help="first endpoint port (one port per served model kind)")
+    up.add_argument("--port", type=_port, default=int(os.environ.get("IVADAS_PORT", "8000")))
+    up.add_argument("--runtime-port", type=_port, default=8090, help="the SageMaker-runtime-compatible route")
+    up.add_argument("--endpoint-port", type=_port, default=8081, help="first endpoint port (one port per served model kind)")
     up.add_argument("--auth", action="store_true",
                     help="require sign-in and station keys (users and keys: `ivadas users add`, `ivadas keys add`)")
     _add_model_choice(up)
@@ -561,7 +649,7 @@ def _add_pipeline_commands(sub) -> None:
     run.add_argument("--classes")
     _add_model_choice(run)
     _add_image_settings(run)
-    run.add_argument("--gate", type=_float, default=0.9, help="minimum mean image AUROC to register")
+    run.add_argument("--gate", type=_unit_interval, default=0.9, help="minimum mean image AUROC to register")
     run.add_argument("--approval", choices=("PendingManualApproval", "Approved"), default="PendingManualApproval")
     run.add_argument("--store", help="artifact store (default: $IVADAS_HOME/store)")
     _add_pipeline_identity(run)
@@ -577,7 +665,7 @@ def _add_pipeline_commands(sub) -> None:
     start.add_argument("--classes", required=True)
     _add_model_choice(start)
     start.add_argument("--data", help="s3:// dataset URI (default: the pipeline's)")
-    start.add_argument("--gate", type=_float)
+    start.add_argument("--gate", type=_unit_interval)
     _add_image_settings(start)
     start.set_defaults(func=cmd_pipeline_start)
 
@@ -630,7 +718,7 @@ def _add_image_settings(parser) -> None:
     parser.add_argument("--layers", type=lambda v: tuple(_csv(v)),
                         help="feature layers, default layer2,layer3 (output names of a custom ONNX backbone)")
     parser.add_argument("--mean", type=_floats3, help="normalisation mean of a custom backbone, e.g. 0.485,0.456,0.406")
-    parser.add_argument("--std", type=_floats3, help="normalisation std of a custom backbone")
+    parser.add_argument("--std", type=_stds, help="normalisation std of a custom backbone")
     parser.add_argument("--image-size", type=int)
     parser.add_argument("--coreset-ratio", type=_ratio)
     parser.add_argument("--noise-method", choices=NOISE_METHODS)
@@ -725,14 +813,24 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    # MLflow logs the creation of its tables at INFO on its own handler: only with --verbose, like ours
+    mlflow_level = "INFO" if args.verbose else "WARNING"
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", mlflow_level)  # read when mlflow is first imported
+    logging.getLogger("mlflow").setLevel(mlflow_level)  # and for an mlflow imported already
     from inference.errors import IvadasError
     from pipelines.vision.backbones.export import BackboneUnavailable
 
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return args.func(args)
-    except (IvadasError, BackboneUnavailable, FileNotFoundError, NotADirectoryError, ValueError) as exc:
-        # RegistryError is a ValueError: unknown versions and forbidden transitions land here too
+    except (IvadasError, BackboneUnavailable, OSError, ValueError) as exc:
+        # RegistryError is a ValueError: unknown versions and forbidden transitions land here too; OSError:
+        # a folder given for a file, a file for a folder, no permission, a full disk
         print(f"error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (BotoCoreError, ClientError) as exc:  # no region or credentials configured, access denied, no such pipeline
+        print(f"error: AWS: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from infra.cli import main
+from tests.conftest import SENSOR_ASSETS
 
 
 def run(*argv) -> int:
@@ -49,6 +50,61 @@ def test_user_errors_are_one_line(capsys, tmp_path, demo_data, patchcore_bundle)
     text.write_text("not an image")
     expect_error(capsys, "predict", text, "--class", "tiles", "--bundle", bundle, match="not an image")
     expect_error(capsys, "evaluate", "--data", tmp_path / "nowhere", "--bundle", bundle, match="does not exist")
+
+
+def test_files_of_the_wrong_kind_are_refused_before_any_work(capsys, monkeypatch, tmp_path, demo_data,
+                                                             patchcore_bundle, sensor_bundle, sensor_data):
+    """A folder for an image, an image for a sensor model and a window for an image model, a bad weights
+    file, an output that cannot be written (checked before training, not after it)."""
+    image, bundle = demo_data / "tiles/test/good/000.png", patchcore_bundle[0]
+    window = tmp_path / "window.csv"
+    window.write_text("".join((sensor_data / f"{SENSOR_ASSETS[0]}.csv").read_text().splitlines(keepends=True)[:80]))
+    expect_error(capsys, "predict", demo_data, "--class", "tiles", "--bundle", bundle, match="is a folder")
+    expect_error(capsys, "predict", image, "--class", SENSOR_ASSETS[0], "--bundle", sensor_bundle[0],
+                 match="is a pca model of sensors: give it a window")
+    expect_error(capsys, "predict", window, "--class", "tiles", "--bundle", bundle, match="of image: give it an image file")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a checkpoint")
+    train = ("train", "--data", demo_data, "--classes", "tiles", "--backbone", "resnet18", "--quiet")
+    expect_error(capsys, *train, "--weights", a_file, "--output", tmp_path / "w.tar.gz", match="is not a PyTorch checkpoint")
+    expect_error(capsys, *train, "--weights", "random", "--layers", "layer9", "--output", tmp_path / "l.tar.gz",
+                 match="has no feature layer(s) ['layer9']")
+    expect_error(capsys, *train, "--weights", "random", "--std", "0.2,0.2,0.2", "--output", tmp_path / "s.tar.gz",
+                 match="custom ONNX backbone only")
+    import pipelines.kinds
+
+    trained = []
+    monkeypatch.setattr(pipelines.kinds, "train", lambda job: trained.append(job))
+    for output, says in ((a_file / "m.tar.gz", "is a file, not a folder"), (tmp_path, "is a folder")):
+        expect_error(capsys, *train, "--weights", "random", "--output", output, match=says)
+    assert not trained  # refused before training, not after it
+    assert not list(tmp_path.glob("*.tar.gz"))
+    expect_error(capsys, "demo-sensors", "--output", tmp_path / "s", "--assets", "../outside", match="not a plain name")
+    assert not (tmp_path / "outside.csv").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (("demo-data", "--contamination", "2"), "not in [0, 1]"),
+    (("demo-sensors", "--rows", "0"), "less than 2"),
+    (("demo-sensors", "--interval", "0"), "not a positive number"),
+    (("up", "--port", "99999"), "not a TCP port"),
+    (("pipeline", "run", "--local", "--data", "x", "--gate", "5"), "not in [0, 1]"),
+    (("train", "--data", "x", "--backbone", "b.onnx", "--std", "0,0,0"), "must be positive"),
+    (("train", "--data", "x", "--backbone", "b.onnx", "--mean", "nan,0,0"), "finite"),
+    (("predict", "x.png", "--class", "tiles", "--heatmap", "heat"), "not a .png file name"),
+])
+def test_values_out_of_range_are_refused_with_usage(capsys, argv, says):
+    with pytest.raises(SystemExit) as exit_info:
+        run(*argv)
+    assert exit_info.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_aws_commands_without_a_configured_region_say_so(capsys, monkeypatch):
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    expect_error(capsys, "pipeline", "status", "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p/execution/x",
+                 match="AWS: You must specify a region")
 
 
 def test_argument_errors_exit_2_with_usage(capsys):

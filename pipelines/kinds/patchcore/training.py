@@ -250,6 +250,10 @@ def backbone_source(hp: dict[str, str]) -> tuple[BackboneSource, bool]:
     if hp.get("layers"):
         extra["layers"] = tuple(layer for layer in hp["layers"].split(",") if layer)
     source = BackboneSource(hp.get("backbone", "wide_resnet50_2"), hp.get("weights", "auto"), **extra)
+    given = [key for key in ("mean", "std") if key in extra]
+    if given and not source.is_custom_onnx:  # a built-in backbone normalises as it was trained, whatever is asked
+        raise SettingError(f"hyperparameter(s) {', '.join(given)} apply to a custom ONNX backbone only, "
+                           f"not to the built-in {source.name}")
     return source, yes_no(hp, "int8")
 
 

@@ -131,6 +131,21 @@ def _download(url: str, target: Path) -> Path:
     return target
 
 
+def _state_dict(checkpoint: Path) -> dict:
+    """The tensors of a torchvision-format checkpoint (optionally under "state_dict"), or a clear refusal."""
+    import torch
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any file torch cannot read back (a text file raises KeyError)
+        reason = "" if isinstance(exc, KeyError) else f" ({(str(exc).splitlines() or [''])[0][:120]})"
+        raise ValueError(f"weights file {checkpoint} is not a PyTorch checkpoint{reason}") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"weights file {checkpoint} holds no state dict of tensors (a torchvision checkpoint)")
+    return state
+
+
 def _export(source: BackboneSource, checkpoint: Path | None, target: Path) -> None:
     import torch
 
@@ -140,8 +155,7 @@ def _export(source: BackboneSource, checkpoint: Path | None, target: Path) -> No
     if checkpoint is None:
         resnet.random_init(model, source.seed)
     else:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        model.load_torchvision_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        model.load_torchvision_state_dict(_state_dict(checkpoint))
     target.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 3, 224, 224)
     axes = {"image": {0: "batch", 2: "height", 3: "width"}}

@@ -113,9 +113,16 @@ ARCHITECTURES = {
 
 
 
+#: The stages a built-in backbone can give features of (layer4 is not built: too coarse for patches).
+FEATURE_LAYERS = ("layer1", "layer2", "layer3")
+
+
 def build(name: str, layers=("layer2", "layer3")) -> ResNetFeatures:
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown backbone {name!r}; built-in backbones are {sorted(ARCHITECTURES)}")
+    unknown = [layer for layer in layers if layer not in FEATURE_LAYERS]
+    if unknown or not layers:
+        raise ValueError(f"{name} has no feature layer(s) {unknown or '(none given)'}; its layers are {', '.join(FEATURE_LAYERS)}")
     block, counts, width = ARCHITECTURES[name]
     model = ResNetFeatures(block, counts, width, layers)
     model.eval()
