@@ -285,7 +285,7 @@ def cmd_predict(args) -> int:
     from inference.vision.render import heatmap_overlay
 
     bundle = args.bundle or default_bundle(args.model or DEFAULT_CONFIG.kind)
-    detector = _loaded(bundle, "image")
+    detector = _loaded(bundle, "image", args.model)
     detector.model_for(args.class_name)
     if Path(args.image).is_dir():
         raise ValueError(f"{args.image} is a folder; give one image file")
@@ -305,14 +305,17 @@ def cmd_predict(args) -> int:
 INPUT_OF_MODALITY = {"image": "an image file", "sensors": "a window of readings (.csv or .parquet)"}
 
 
-def _loaded(bundle, modality: str):
-    """The bundle's model, refused when it judges the other modality than the file given."""
+def _loaded(bundle, modality: str, kind: str | None):
+    """The bundle's model, refused when it judges the other modality than the file given, or is not the
+    `--model` asked for."""
     from inference.model import load_model
 
     model = load_model(bundle)
     if model.modality != modality:
         raise ValueError(f"{bundle} is a {model.kind} model of {model.modality}: give it "
                          f"{INPUT_OF_MODALITY[model.modality]}, not {INPUT_OF_MODALITY[modality]}")
+    if kind and model.kind != kind:
+        raise ValueError(f"--model {kind}, but {bundle} is a {model.kind} model; drop --model or give a {kind} bundle")
     return model
 
 
@@ -347,13 +350,15 @@ def _predict_window(args) -> int:
     path = Path(args.image)
     if not path.is_file():
         raise FileNotFoundError(f"no sensor file at {path}")
+    if args.heatmap:
+        raise ValueError("--heatmap: a window of readings has no heatmap (the answer names the sensors and the event)")
     body = path.read_bytes() if path.suffix.lower() == ".csv" else _parquet_as_csv(path)
     if args.url:
         from infra.client import predict_window_remote
 
         result = predict_window_remote(args.url, body, args.class_name, args.model, args.threshold)
     else:
-        model = _loaded(args.bundle or default_bundle(args.model or DEFAULT_KINDS["sensors"]), "sensors")
+        model = _loaded(args.bundle or default_bundle(args.model or DEFAULT_KINDS["sensors"]), "sensors", args.model)
         result = model.predict_window(model.csv_window(body, args.class_name), args.class_name, args.threshold)
     if not args.json:
         result.pop("scores", None)

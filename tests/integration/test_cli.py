@@ -63,6 +63,10 @@ def test_files_of_the_wrong_kind_are_refused_before_any_work(capsys, monkeypatch
     expect_error(capsys, "predict", image, "--class", SENSOR_ASSETS[0], "--bundle", sensor_bundle[0],
                  match="is a pca model of sensors: give it a window")
     expect_error(capsys, "predict", window, "--class", "tiles", "--bundle", bundle, match="of image: give it an image file")
+    expect_error(capsys, "predict", image, "--class", "tiles", "--bundle", bundle, "--model", "softpatch",
+                 match="--model softpatch, but")
+    expect_error(capsys, "predict", window, "--class", SENSOR_ASSETS[0], "--bundle", sensor_bundle[0], "--heatmap",
+                 tmp_path / "h.png", match="has no heatmap")
     a_file = tmp_path / "notes.txt"
     a_file.write_text("not a checkpoint")
     train = ("train", "--data", demo_data, "--classes", "tiles", "--backbone", "resnet18", "--quiet")
