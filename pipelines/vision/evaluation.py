@@ -104,6 +104,8 @@ def _recorded(detector: ImageModel, name: str) -> dict:
 def evaluation_samples(detector: ImageModel, data: ClassData, name: str, split: str = "heldout") -> list[Sample]:
     """The test images of `split`; `heldout` needs the split the bundle recorded at training."""
     check_split(split)
+    if not data.test:  # said first: without test images no split is the problem
+        raise DatasetError(f"class {name!r} has no test images to evaluate in {data.root} (test/good, test/<defect>)")
     if split == "all":
         samples = list(data.test)
     else:
@@ -116,8 +118,8 @@ def evaluation_samples(detector: ImageModel, data: ClassData, name: str, split: 
         by_key = {s.key: s for s in data.test}
         missing = [key for key in recorded if key not in by_key]
         if missing:
-            raise DatasetError(f"class {name!r}: {len(missing)} image(s) of the recorded evaluation split are not "
-                               f"readable in {data.root}, e.g. {missing[0]}")
+            raise DatasetError(f"class {name!r}: {len(missing)} image(s) of the recorded evaluation split are missing "
+                               f"or not readable in {data.root}, e.g. {missing[0]}")
         samples = [by_key[key] for key in recorded]
     if not samples:
         raise DatasetError(f"class {name!r} has no test images to evaluate in {data.root}")

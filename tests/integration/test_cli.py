@@ -1,6 +1,7 @@
 """The `ivadas` command as a user runs it: demo → train → evaluate → predict, and its errors."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -50,6 +51,12 @@ def test_user_errors_are_one_line(capsys, tmp_path, demo_data, patchcore_bundle)
     text.write_text("not an image")
     expect_error(capsys, "predict", text, "--class", "tiles", "--bundle", bundle, match="not an image")
     expect_error(capsys, "evaluate", "--data", tmp_path / "nowhere", "--bundle", bundle, match="does not exist")
+    train_only = tmp_path / "train-only" / "tiles" / "train" / "good"
+    train_only.mkdir(parents=True)
+    for picture in sorted((demo_data / "tiles/train/good").iterdir())[:3]:
+        shutil.copy(picture, train_only)
+    expect_error(capsys, "evaluate", "--data", tmp_path / "train-only", "--bundle", bundle, "--classes", "tiles",
+                 match="class 'tiles' has no test images to evaluate")
 
 
 def test_files_of_the_wrong_kind_are_refused_before_any_work(capsys, monkeypatch, tmp_path, demo_data,
