@@ -45,9 +45,15 @@ def test_run_registers_a_version_with_metrics_and_lineage(store, demo_data):
     assert "binary_classification_metrics" in evaluation
 
 
-def test_unchanged_rerun_skips_finished_steps_and_gate_fails_registers_nothing(store, demo_data, capsys):
-    assert run_pipeline(demo_data, store, "--gate", "1.01") == 1
-    assert "is below the gate 1.01" in capsys.readouterr().err
+def test_unchanged_rerun_skips_finished_steps_and_gate_fails_registers_nothing(store, demo_data):
+    """The runner itself, with a gate no AUROC reaches (the command line refuses a gate above 1)."""
+    from pipelines.local_runner import LocalPipeline, PipelineFailed, RunParameters, source_revision
+
+    settings = {"backbone": "resnet18", "weights": "random", "image_size": "160"}  # what `run_pipeline` passes
+    params = RunParameters(str(demo_data.resolve()), ("tiles", "fabric"), "patchcore", settings, gate=1.01,
+                           source_revision=source_revision())
+    with pytest.raises(PipelineFailed, match="is below the gate 1.01"):
+        LocalPipeline(store, "ivadas-training").run(params)
     record = read_runs(store)[-1]
     assert record["status"] == "Failed" and "below the gate" in record["failure_reason"]
     assert [s.get("cached") for s in record["steps"][:3]] == [True, True, True]
