@@ -35,7 +35,7 @@ class Removal:
 
 def _softpatch(patches, config, fit_samples, **settings) -> Removal:
     """What SoftPatch's own filter (`noise_filter`, as training runs it) removes with `settings`, and
-    the two-fold image scores it leaves images out by, when it does."""
+    the image scores it leaves images out by, when it does."""
     from dataclasses import replace
 
     from inference.kinds.patchcore.model import filters_images, image_noise_scores, noise_filter
@@ -75,7 +75,9 @@ def _oracle(patches, config, fit_samples) -> Removal:
 REFERENCE = "PatchCore (nothing removed)"
 RULES: dict[str, tuple[Callable, bool]] = {  # label: (rule, only on contaminated data)
     REFERENCE: (lambda patches, config, fit: Removal(None), False),
-    "SoftPatch defaults (two-fold image filter, 20 % of the images)": (_softpatch, False),
+    "SoftPatch defaults (image support filter, 20 % of the images)": (_softpatch, False),
+    "SoftPatch, two-fold image filter (20 % of the images; the former default)": (
+        partial(_softpatch, noise_image_rule="two_fold"), False),
     "SoftPatch's former defaults (Gaussian patch filter, τ = 0.15, soft weights)": (
         partial(_softpatch, noise_images=0.0, noise_method="gaussian", noise_fraction=0.15, soft_weights=True), False),
     "Gaussian patch scores, nothing removed": (_gaussian_scores, True),

@@ -20,23 +20,38 @@ class Sample:
     is_anomaly: bool = False
 
 
-def _embeddings(rng, count, defect=False):
+def _embeddings(rng, count, defect=False, recurring=False):
+    """Random patches; `recurring`: normal appearance recurs from part to part instead (each position
+    shows one of three looks, with a little noise), as on real parts."""
     images = rng.normal(size=(count, POSITIONS, DIM)).astype(np.float32)
+    if recurring:
+        looks = np.random.default_rng(99).normal(size=(3, POSITIONS, DIM)).astype(np.float32) * 3
+        images = looks[rng.integers(3, size=count)] + images * 0.05
     if defect:  # every defect a different, far-away patch
         for i in range(count):
             images[i, rng.integers(POSITIONS)] += rng.normal(size=DIM).astype(np.float32) * 4 + 8
     return images
 
 
-@pytest.fixture(scope="module")
-def contaminated():
+def _contaminated(recurring):
     rng = np.random.default_rng(0)
-    fit = np.concatenate([_embeddings(rng, IMAGES - MOVED), _embeddings(rng, MOVED, defect=True)])
+    fit = np.concatenate([_embeddings(rng, IMAGES - MOVED, recurring=recurring),
+                          _embeddings(rng, MOVED, defect=True, recurring=recurring)])
     samples = [Sample(Path(f"good-{i}.png")) for i in range(IMAGES - MOVED)]
     samples += [Sample(Path(f"{MOVED_PREFIX}crack-{i}.png"), True) for i in range(MOVED)]
-    tests = np.concatenate([_embeddings(rng, 10), _embeddings(rng, 10, defect=True)])
+    tests = np.concatenate([_embeddings(rng, 10, recurring=recurring), _embeddings(rng, 10, defect=True, recurring=recurring)])
     test_samples = [Sample(Path(f"t{i}.png"), i >= 10) for i in range(20)]
     return fit, samples, {"evaluation": (tests, test_samples)}
+
+
+@pytest.fixture(scope="module")
+def contaminated():
+    return _contaminated(recurring=False)
+
+
+@pytest.fixture(scope="module")
+def recurring():
+    return _contaminated(recurring=True)
 
 
 def _rule(label_start):
@@ -54,12 +69,19 @@ def test_the_oracle_leaves_out_exactly_the_moved_images(contaminated):
     assert row["detection_auroc"] == 1.0
 
 
-def test_softpatch_defaults_find_the_moved_images_and_leave_out_their_share(contaminated):
-    fit, samples, parts = contaminated
+def test_softpatch_defaults_find_the_moved_images_and_leave_out_their_share(recurring):
+    fit, samples, parts = recurring
     row = measure_rule(_rule("SoftPatch defaults"), fit, samples, parts, CONFIG)
-    assert row["detection_auroc"] == 1.0  # each moved defect is unlike anything in the other half
+    assert row["detection_auroc"] == 1.0  # each moved defect is unlike any other image's patches
     assert row["removed"] == int(DEFAULT_CONFIG.noise_images * IMAGES) / IMAGES
     assert row["moved_rows_removed"] == 1.0
+
+
+def test_the_former_two_fold_filter_is_measured_beside_the_defaults(contaminated):
+    fit, samples, parts = contaminated
+    row = measure_rule(_rule("SoftPatch, two-fold"), fit, samples, parts, CONFIG)
+    assert row["detection_auroc"] == 1.0  # each moved defect is unlike anything in the other half
+    assert row["moved_rows_removed"] == 1.0 and row["evaluation"] is not None
 
 
 def test_softpatch_former_defaults_remove_their_fixed_fraction_with_soft_weights(contaminated):

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.neighbors import LocalOutlierFactor
@@ -90,15 +92,58 @@ def _config(**settings):
     return ModelConfig(**{"kind": "softpatch", "coreset_ratio": 0.2, "coreset_projection_dim": 8, **settings})
 
 
+def _with_recurring_normals(images=30, positions=9, dim=8, defects=(4, 21), seed=5):
+    """Normal appearance recurs from part to part: each position shows one of three looks, with a little
+    noise; each defect is unlike anything else."""
+    rng = np.random.default_rng(seed)
+    looks = rng.normal(size=(3, positions, dim)).astype(np.float32) * 3
+    embeddings = looks[rng.integers(3, size=images)] + rng.normal(size=(images, positions, dim)).astype(np.float32) * 0.05
+    for image, position in zip(defects, (2, 7)):
+        embeddings[image, position] += rng.normal(size=dim).astype(np.float32) * 3 + 10 * (1 + image % 2)
+    return embeddings
+
+
 def test_images_the_other_half_finds_unlike_it_score_highest():
     from inference.kinds.patchcore.model import image_noise_scores
     from inference.kinds.patchcore.patch_store import store_of
 
     embeddings = _with_defect_images()
-    scores = image_noise_scores(store_of(embeddings, 8, 0), _config())
+    scores = image_noise_scores(store_of(embeddings, 8, 0), _config(noise_image_rule="two_fold"))
     assert set(np.argsort(-scores)[:2].tolist()) == {4, 21}
-    again = image_noise_scores(store_of(embeddings, 8, 0), _config())
+    again = image_noise_scores(store_of(embeddings, 8, 0), _config(noise_image_rule="two_fold"))
     assert np.array_equal(scores, again)  # the halves are drawn with the seed
+
+
+def test_images_with_patches_no_other_image_shares_score_highest():
+    from inference.kinds.patchcore.model import image_noise_scores
+    from inference.kinds.patchcore.patch_store import store_of
+
+    scores = image_noise_scores(store_of(_with_recurring_normals(), 8, 0), _config(noise_image_rule="support"))
+    assert scores.shape == (30,)
+    assert np.flatnonzero(scores).tolist() == [4, 21]  # the defects' cells are their own; every look is shared
+    assert scores[21] > scores[4]  # the farther defect (see `_with_recurring_normals`)
+
+
+def test_cell_support_counts_the_images_that_reach_each_cell():
+    from inference.kinds.softpatch.noise import cell_support
+
+    # three images of four patches; cell 0 reached by all, cell 1 by images 0 and 1, cell 2 by image 2 alone
+    cell_of_row = np.array([0, 0, 1, 1, 0, 1, 1, 1, 0, 2, 2, 0])
+    assert cell_support(cell_of_row, np.repeat([0, 1, 2], 4), 3, 4).tolist() == [3, 2, 1, 0]
+
+
+def test_an_image_scores_as_its_worst_view_by_the_mean_excess_of_its_patches():
+    from inference.kinds.softpatch.noise import unshared_image_scores
+
+    excess = np.array([0, 0, 0, 0,  0, 0, 0, 4.0,  0, 0, 0, 0])  # three views of four patches, two of image 1
+    scores = unshared_image_scores(excess, 4, np.array([0, 1, 1]), 2)
+    assert scores.tolist() == [0.0, 1.0]  # image 1: its worst view's mean (4 / 4), not the mean of its views (0.5)
+
+
+@pytest.mark.parametrize("settings", [{"noise_support": 1}, {"noise_image_rule": "nearest"}])
+def test_an_unknown_image_rule_or_a_support_below_two_is_refused(settings):
+    with pytest.raises(ValueError, match=next(iter(settings))):
+        _config(**settings)
 
 
 def test_images_to_keep_leaves_out_the_highest_scores_of_their_share():
@@ -114,8 +159,8 @@ def test_softpatch_defaults_leave_out_the_defect_images_and_keep_no_weights():
     from inference.kinds.patchcore.patch_store import store_of
 
     embeddings = _with_defect_images()
-    keep, weights = noise_filter(store_of(embeddings, 8, 0), _config(noise_images=0.1))  # 3 of 30 images
-    kept_images = keep.reshape(30, 9).all(axis=1)
+    keep, weights = noise_filter(store_of(embeddings, 8, 0), _config(noise_images=0.1, noise_image_rule="two_fold"))
+    kept_images = keep.reshape(30, 9).all(axis=1)  # 3 of 30 images left out
     assert keep.reshape(30, 9).all(axis=1).tolist() == keep.reshape(30, 9).any(axis=1).tolist()  # whole images
     assert not kept_images[4] and not kept_images[21] and kept_images.sum() == 27
     assert weights is None
@@ -149,21 +194,25 @@ def test_soft_weights_and_noise_images_are_hyperparameters():
         model_config("softpatch", {"soft_weights": "yes"})
 
 
-def test_tiles_of_one_image_are_scored_and_left_out_together():
-    """With tiles, an image is several views: the halves split images (an overlapping tile of the same
-    defect in the other half would hide it), an image scores as its worst tile, and all its tiles go."""
+@pytest.mark.parametrize("rule", ["support", "two_fold"])
+def test_tiles_of_one_image_are_scored_and_left_out_together(rule):
+    """With tiles, an image is several views: the two-fold halves split images (an overlapping tile of
+    the same defect in the other half would hide it), the support of a cell counts images, not tiles,
+    an image scores as a whole, and all its tiles go."""
     from inference.kinds.patchcore.model import image_noise_scores, noise_filter
     from inference.kinds.patchcore.patch_store import store_of
 
-    rng = np.random.default_rng(3)
     image_of_view = np.repeat(np.arange(12), 3)  # 12 images of 3 tiles
-    embeddings = rng.normal(size=(36, 9, 8)).astype(np.float32)
+    embeddings = _with_recurring_normals(images=36, defects=())
     embeddings[3 * 7 + 1, 4] += 12.0  # a defect in the middle tile of image 7
+    embeddings[3 * 5 + 2, 6] = embeddings[3 * 5 + 0, 6] + 20.0  # twice in image 5, unlike any other image
+    embeddings[3 * 5 + 0, 6] += 20.0
     store = store_of(embeddings, 8, 0)
-    scores = image_noise_scores(store, _config(), image_of_view=image_of_view)
-    assert scores.shape == (12,) and int(np.argmax(scores)) == 7
-    keep, _ = noise_filter(store, _config(noise_images=0.1), image_of_view=image_of_view)  # 1 of 12 images
+    config = _config(noise_image_rule=rule, noise_support=2)
+    scores = image_noise_scores(store, config, image_of_view=image_of_view)
+    assert scores.shape == (12,) and set(np.argsort(-scores)[:2].tolist()) == {5, 7}
+    keep, _ = noise_filter(store, replace(config, noise_images=0.2), image_of_view=image_of_view)  # 2 of 12 images
     kept_views = keep.reshape(36, 9).all(axis=1)
-    assert np.flatnonzero(~kept_views).tolist() == [21, 22, 23]
+    assert np.flatnonzero(~kept_views).tolist() == [15, 16, 17, 21, 22, 23]
     with pytest.raises(ValueError, match="views numbered"):
-        image_noise_scores(store, _config(), image_of_view=np.arange(10))
+        image_noise_scores(store, config, image_of_view=np.arange(10))

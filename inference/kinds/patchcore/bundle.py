@@ -118,8 +118,9 @@ class PatchScorer:
 
 
 #: What a bundle trained before a setting was stored was made with, whatever the default is now:
-#: every image resized; SoftPatch with the paper's soft weights and no image filter.
-SETTINGS_OF_OLDER_BUNDLES = {"preprocessing": "resize", "soft_weights": True, "noise_images": 0.0}
+#: every image resized; SoftPatch with the paper's soft weights and no image filter (later the two-fold one).
+SETTINGS_OF_OLDER_BUNDLES = {"preprocessing": "resize", "soft_weights": True, "noise_images": 0.0,
+                             "noise_image_rule": "two_fold"}
 
 
 def load(root: Path, manifest: dict, threads: int | None = None) -> ImageModel:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 
 MODEL_KINDS = ("patchcore", "softpatch")  # the kinds this configuration describes
 NOISE_METHODS = ("lof", "gaussian", "nearest")
+NOISE_IMAGE_RULES = ("support", "two_fold")
 INDEX_KINDS = ("flat", "ivf")
 PREPROCESSING_MODES = ("resize", "letterbox", "tile")
 #: Most tiles one image is cut into: bounds the work of one request (256 tiles of wide_resnet50_2 at
@@ -61,15 +62,23 @@ class ModelConfig:
     anomaly_map_sigma: float = 4.0
     #: Nearest-neighbour index: exact L2 ("flat") or approximate ("ivf", for very large banks).
     index: str = "flat"
-    #: SoftPatch: share of the training images left out before the coreset: each half of the images
-    #: is scored by a PatchCore bank of the other half, and the most anomalous share goes. A defect
-    #: among the "good" images is unlike anything in the other half, as a test defect is unlike the
-    #: bank. On contaminated solar cells (`ivadas bench --suite noise`, 3 seeds, pipelines/BENCHMARKS.md)
-    #: it leaves out 72–75 % of the moved anomalies' patches, where the paper's patch filters below
-    #: find 9 % (LOF beyond a fence) or 15 % (Gaussian, τ = 0.15, i.e. by chance): +2.26 points of
-    #: image AUROC over PatchCore at 10 % contamination, +0.47 at 5 % (a perfect filter: +3.19 and
-    #: +0.92), −0.25 on clean data, the price of the normal images it leaves out. 0 turns it off.
+    #: SoftPatch: share of the training images left out before the coreset, those `noise_image_rule`
+    #: finds most likely to be defects. On contaminated solar cells (`ivadas bench --suite noise`, 3
+    #: seeds, pipelines/BENCHMARKS.md, "What the noise filters find") a fixed share beyond the
+    #: contamination pays better than leaving out only the clear outliers: a test defect is hidden by any
+    #: similar defect left in the bank. 0 turns the image filter off.
     noise_images: float = 0.2
+    #: SoftPatch: how the images to leave out are found. "support": by how much of an image no other
+    #: training image shares. Normal appearance recurs from part to part; a defect is one part's own.
+    #: The patches are cut into cells (a fine greedy coreset, `SUPPORT_CELL_RATIO` in model.py); a cell
+    #: fewer than `noise_support` images reach is unshared, and its patches count by their distance to
+    #: the nearest shared cell. "two_fold": the image's PatchCore score against a bank of the other half
+    #: of the images (the default before "support", which finds more of the moved anomalies and leaves
+    #: out fewer rare normal images; bench above).
+    noise_image_rule: str = "support"
+    #: SoftPatch, "support" rule: the fewest training images that must reach a cell for its patches to
+    #: count as shared. 3, not 2: the same defect in two parts (a recurring tool mark) stays unshared.
+    noise_support: int = 3
     #: SoftPatch: noise discriminator across images at every patch position, for `noise_fraction` and
     #: `soft_weights` (the paper's filter). "lof" is the paper's; "gaussian" (Mahalanobis) lost less on
     #: clean images when its 15 % were removed, but neither finds the moved anomalies of the noise bench.
@@ -140,6 +149,10 @@ def _config_problems(cfg: ModelConfig):
         yield f"noise_fraction must be in [0, 1), got {cfg.noise_fraction}"
     if not (0.0 <= cfg.noise_images <= 0.5):
         yield f"noise_images must be in [0, 0.5] (each half of the images scores the other), got {cfg.noise_images}"
+    if cfg.noise_image_rule not in NOISE_IMAGE_RULES:
+        yield f"noise_image_rule must be one of {NOISE_IMAGE_RULES}, got {cfg.noise_image_rule!r}"
+    if cfg.noise_support < 2:
+        yield f"noise_support must be at least 2 (a cell one image reaches is always its own), got {cfg.noise_support}"
     if not (0.5 <= cfg.normal_quantile < 1.0):
         yield f"normal_quantile must be in [0.5, 1), got {cfg.normal_quantile}"
     if cfg.lof_k < 1:
@@ -165,4 +178,4 @@ def preprocessing_of(cfg: ModelConfig, mean) -> "Preprocessing":
                          MAX_TILES_PER_IMAGE)
 
 
-__all__ = ["ModelConfig", "DEFAULT_CONFIG", "MODEL_KINDS", "NOISE_METHODS", "PREPROCESSING_MODES", "preprocessing_of"]
+__all__ = ["ModelConfig", "DEFAULT_CONFIG", "MODEL_KINDS", "NOISE_METHODS", "NOISE_IMAGE_RULES", "PREPROCESSING_MODES", "preprocessing_of"]

@@ -16,11 +16,22 @@ from inference.calibration import Calibration
 from inference.kinds.patchcore.config import ModelConfig
 from inference.kinds.patchcore.memory_bank import MemoryBank
 from inference.kinds.patchcore.patch_store import PatchStore, store_of
-from inference.kinds.patchcore.sampler import select_coreset
+from inference.kinds.patchcore.sampler import coreset_size, select_coreset
 from inference.kinds.softpatch.noise import (POSITION_CHUNK, noise_mask_and_weights, outlier_factors,
-                                             positions_per_chunk, relative_to_image)
+                                             positions_per_chunk, relative_to_image, cell_support,
+                                             unshared_image_scores)
 from inference.vision.image_model import RawResult
 from inference.vision.preprocessing import Layout
+
+#: SoftPatch's "support" rule: its cells are a greedy coreset of this share of the training patches
+#: (10 %: about ten patches a cell, fine enough that a defect's patches get cells of their own, as
+#: the greedy choice reaches the outliers first; chosen on the noise bench's exploring seed)...
+SUPPORT_CELL_RATIO = 0.1
+#: ...but at most this many cells: the greedy choice costs cells × patches, and beyond about 200
+#: images (157,000 patches at 224 px) more images only add support to the cells there are.
+SUPPORT_CELL_LIMIT = 16384
+#: Patches assigned to their cells at a time (8 MB of projected rows at 128 dimensions).
+ASSIGN_CHUNK = 16384
 
 
 class ClassModel:
@@ -101,8 +112,7 @@ def noise_filter(patches: PatchStore, config: ModelConfig, progress=None, image_
     share of every patch, those of the images left out included (the paper's SoftPatch alone:
     `noise_images=0`). `image_of_view` numbers the image each view came from (tiles: several views
     per image; default: one each). `image_scores`: `image_noise_scores` of these patches when the caller
-    has them already. `progress` counts the two half banks' entries and the views they score, then
-    positions."""
+    has them already. `progress` counts `noise_image_steps`, then positions."""
     patches.finish()
     if config.kind != "softpatch":
         return None, None
@@ -143,15 +153,88 @@ def patch_noise(patches: PatchStore, config: ModelConfig, progress=None) -> tupl
 
 def image_noise_scores(patches: PatchStore, config: ModelConfig, progress=None,
                        image_of_view: np.ndarray | None = None) -> np.ndarray:
+    """How likely every training image is to be a defect, by `config.noise_image_rule`: higher is more
+    likely. `image_of_view`: see `noise_filter`; `progress` counts `noise_image_steps`."""
+    if config.noise_image_rule == "two_fold":
+        return two_fold_scores(patches, config, progress, image_of_view)
+    return support_scores(patches, config, progress, image_of_view)
+
+
+def noise_image_steps(config: ModelConfig, patches: PatchStore) -> int:
+    """What `image_noise_scores` counts: the entries of the coreset(s) it chooses, then the views it scores."""
+    if config.noise_image_rule == "two_fold":
+        return 2 * coreset_size(patches.rows, config.coreset_ratio) + patches.views
+    return coreset_size(patches.rows, _support_cell_ratio(patches.rows)) + patches.views
+
+
+def _support_cell_ratio(rows: int) -> float:
+    return min(SUPPORT_CELL_RATIO, SUPPORT_CELL_LIMIT / max(1, rows))
+
+
+def _numbered_views(patches: PatchStore, image_of_view: np.ndarray | None) -> tuple[np.ndarray, int]:
+    image_of_view = np.arange(patches.views) if image_of_view is None else np.asarray(image_of_view)
+    if len(image_of_view) != patches.views:
+        raise ValueError(f"{len(image_of_view)} views numbered for a store of {patches.views}")
+    return image_of_view, int(image_of_view.max()) + 1 if patches.views else 0
+
+
+def support_scores(patches: PatchStore, config: ModelConfig, progress=None,
+                   image_of_view: np.ndarray | None = None) -> np.ndarray:
+    """Every training image's score by how much of it no other image shares (`unshared_image_scores`).
+
+    Cells are a greedy coreset of the projected patches, each patch assigned to its nearest centre; a
+    cell fewer than `noise_support` images reach is unshared, and each of its patches counts by its
+    distance to the nearest shared centre, so that a far defect outweighs the slight oddities every
+    image has (where normal appearance hardly recurs, as on random textures, those are many)."""
+    image_of_view, images = _numbered_views(patches, image_of_view)
+    if images < 2:
+        return np.zeros(images)
+    rows = patches.projected_rows()
+    try:
+        centres = rows.take(select_coreset(rows, _support_cell_ratio(patches.rows), config.seed, progress=progress))
+        cell_of_row, _ = _nearest(rows, np.arange(patches.rows), centres, patches.positions, progress)
+        support = cell_support(cell_of_row, np.repeat(image_of_view, patches.positions), images, len(centres))
+        shared = support >= config.noise_support
+        excess = np.zeros(patches.rows, np.float32)
+        unshared_rows = np.flatnonzero(~shared[cell_of_row])
+        if shared.any() and len(unshared_rows):
+            _, distances = _nearest(rows, unshared_rows, centres[shared])
+            excess[unshared_rows] = np.sqrt(np.maximum(distances, 0.0))
+    finally:
+        if hasattr(rows, "close"):
+            rows.close()
+    return unshared_image_scores(excess, patches.positions, image_of_view, images)
+
+
+def _nearest(rows, which: np.ndarray, centres: np.ndarray, positions: int | None = None,
+             progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest centre, squared distance to it) of the projected `rows[which]`, `ASSIGN_CHUNK` rows at a
+    time; `progress`, with `positions`, counts whole views done."""
+    import faiss
+
+    index = faiss.IndexFlatL2(centres.shape[1])
+    index.add(np.ascontiguousarray(centres, np.float32))
+    nearest, distances = np.empty(len(which), np.int64), np.empty(len(which), np.float32)
+    done = 0
+    for start in range(0, len(which), ASSIGN_CHUNK):
+        part = which[start : start + ASSIGN_CHUNK]
+        found_distances, found = index.search(np.ascontiguousarray(rows.take(part), np.float32), 1)
+        nearest[start : start + len(part)], distances[start : start + len(part)] = found[:, 0], found_distances[:, 0]
+        if progress is not None and positions:
+            views = (start + len(part)) // positions
+            progress(views - done)
+            done = views
+    return nearest, distances
+
+
+def two_fold_scores(patches: PatchStore, config: ModelConfig, progress=None,
+                    image_of_view: np.ndarray | None = None) -> np.ndarray:
     """Every training image's PatchCore score against a bank of the other half of the images (halves
     drawn with the seed; an image's score is its worst view's, as in serving): a defect among the
     "good" images is unlike the other half, as a test defect is unlike the bank. Each half's bank is
     the coreset of its own patches, at the size of the whole. `image_of_view`: see `noise_filter`."""
-    views, positions = patches.views, patches.positions
-    image_of_view = np.arange(views) if image_of_view is None else np.asarray(image_of_view)
-    if len(image_of_view) != views:
-        raise ValueError(f"{len(image_of_view)} views numbered for a store of {views}")
-    images = int(image_of_view.max()) + 1 if views else 0
+    positions = patches.positions
+    image_of_view, images = _numbered_views(patches, image_of_view)
     scores = np.zeros(images)
     if images < 2:
         return scores

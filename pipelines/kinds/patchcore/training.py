@@ -23,7 +23,7 @@ from inference.kinds.patchcore.bundle import PatchScorer, TrainedClass, contents
 from inference.kinds.patchcore.config import DEFAULT_CONFIG, ModelConfig, preprocessing_of
 from inference.kinds.patchcore.extractor import FeatureExtractor
 from inference.kinds.patchcore.model import (ClassModel, coreset_bank, filters_images, filters_patches,
-                                             memory_limit_bytes, noise_filter)
+                                             memory_limit_bytes, noise_filter, noise_image_steps)
 from inference.kinds.patchcore.patch_store import PatchStore
 from inference.kinds.patchcore.sampler import coreset_size
 from inference.vision.backbone import BackboneSpec, OnnxBackbone
@@ -109,10 +109,9 @@ def train_class(extractor: FeatureExtractor, data: ClassData, split: ClassSplit,
 
 
 def _noise_steps(config: ModelConfig, store: PatchStore, images: int) -> int:
-    """What SoftPatch's noise filter counts: the entries of the two half banks and the views each half's
-    bank scores, then positions."""
-    halves = 2 * coreset_size(store.rows, config.coreset_ratio) + store.views if filters_images(config, images) else 0
-    return halves + (store.positions if filters_patches(config) else 0)
+    """What SoftPatch's noise filter counts: the image filter's steps, then positions."""
+    image_steps = noise_image_steps(config, store) if filters_images(config, images) else 0
+    return image_steps + (store.positions if filters_patches(config) else 0)
 
 
 def _grid(extractor: FeatureExtractor) -> tuple[int, int]:
@@ -200,8 +199,8 @@ def train_bundle(
 
 
 FLOAT_SETTINGS = ("coreset_ratio", "noise_fraction", "noise_images", "normal_quantile", "tile_overlap")
-INT_SETTINGS = ("image_size", "seed", "tile_size", "memory_limit_mb")
-TEXT_SETTINGS = ("noise_method", "preprocessing")
+INT_SETTINGS = ("image_size", "seed", "tile_size", "memory_limit_mb", "noise_support")
+TEXT_SETTINGS = ("noise_method", "noise_image_rule", "preprocessing")
 YES_NO_SETTINGS = ("soft_weights",)
 #: Hyperparameters that choose the backbone rather than the model (see `backbone_source`).
 BACKBONE_SETTINGS = ("backbone", "weights", "layers", "mean", "std", "int8")
