@@ -86,10 +86,43 @@ def validated(model: type[BaseModel], data: dict):
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
+        where = place(first["loc"])
+        # a check of the whole request (a model validator) says what is wrong in its own words:
+        # without pydantic's "Value error, " and without a place ("body") that tells the user nothing
+        own_words = first["type"] == "value_error" and "error" in first.get("ctx", {})
+        message = str(first["ctx"]["error"]) if own_words else first["msg"]
+        message = f"{where}: {message}" if where else message
         if first["type"] == "too_long" and first["loc"][:1] in (("window",), ("items",)):
-            raise ApiError(413, "payload_too_large", f"{where}: {first['msg']}") from None
-        raise ApiError(400, "bad_request", f"{where}: {first['msg']}") from None
+            raise ApiError(413, "payload_too_large", message) from None
+        raise ApiError(400, "bad_request", message) from None
+
+
+def shown(value) -> str:
+    """A value the request sent, as a message quotes it: JSON's null, true and false, other values as
+    Python writes them ('abc', 2.5), cut short when long."""
+    text = "null" if value is None else "true" if value is True else "false" if value is False else repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def place(loc: tuple) -> str:
+    """Where in the request an error is, in the user's words: "window row 5, column 0",
+    "timestamp of row 3", "item 1, window row 0, column 2"; other fields as pydantic names them
+    ("settings.image_size"). Empty for the request as a whole."""
+    words, rest = [], list(loc)
+    while rest:
+        part = rest.pop(0)
+        if part == "items" and rest and isinstance(rest[0], int):
+            words.append(f"item {rest.pop(0)}")
+        elif part == "window" and len(rest) >= 2 and isinstance(rest[0], int) and isinstance(rest[1], int):
+            words.append(f"window row {rest.pop(0)}, column {rest.pop(0)}")
+        elif part == "window" and rest and isinstance(rest[0], int):
+            words.append(f"window row {rest.pop(0)}")
+        elif part == "timestamps" and rest and isinstance(rest[0], int):
+            words.append(f"timestamp of row {rest.pop(0)}")
+        else:
+            words.append(".".join(str(p) for p in [part, *rest]))
+            break
+    return ", ".join(words)
 
 
 def count_verdict(class_name: str, kind: str, is_anomaly: bool) -> None:

@@ -14,7 +14,7 @@ import binascii
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
@@ -24,6 +24,7 @@ import model_versions
 from api_core import ApiError, json_body, logger, validated
 from class_datasets import MIN_GOOD_IMAGES, check_name, checked_image
 from endpoint_client import model_kinds, modality_of
+from kind_settings import checked_settings
 from routes_datasets import dataset_store
 from trainings import ACTIVE, TrainingRecords, launcher_from_environment, with_plain_steps
 from trials import MAX_TRIAL_IMAGES, Trials
@@ -56,7 +57,8 @@ class TrainingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     classes: list[str] = Field(min_length=1, max_length=20)
     kind: str = Field(default="patchcore", min_length=1, max_length=40)
-    settings: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=30)
+    #: each value judged against the kind's settings (kind_settings.py): text, a number or true/false
+    settings: dict[str, Any] = Field(default_factory=dict, max_length=30)
     gate: float | None = Field(default=None, ge=0, le=1, description="the quality gate (the kind's gate metric, e.g. "
                                                                      "mean image AUROC); unset: the pipeline's default")
 
@@ -76,6 +78,7 @@ def start_training():
     kind = check_image_kind(request.kind)
     for key in request.settings:
         check_name(key, "setting")
+    settings = checked_settings(kind, request.settings)  # before anything is looked at or started
     data = dataset_store()
     known = set(data.classes())
     for name in request.classes:
@@ -104,7 +107,7 @@ def start_training():
                                                         "wait for it to end")
     snapshot = data.snapshot(request.classes)
     launcher = launcher_from_environment()
-    record = store.new(request.classes, kind, {k: str(v) for k, v in request.settings.items()}, snapshot, launcher.backend)
+    record = store.new(request.classes, kind, settings, snapshot, launcher.backend)
     if request.gate is not None:
         record["gate"] = request.gate
     record = store.save(launcher.start(record))

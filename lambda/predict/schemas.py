@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic_core import PydanticCustomError
+
+from api_core import shown
 
 Output = Literal["heatmap", "regions", "contributions", "events", "scores", "detections"]
+
+
+def _a_number(value):
+    """A reading must be a JSON number: text, null or true/false is refused in the user's words
+    (pydantic's own message names its first union branch: "window.5.0.int: Input should be a valid integer")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError("not_a_number", "{value} is not a number", {"value": shown(value)})
+    return value
+
+
+def _a_time(value):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise PydanticCustomError("not_a_time", "{value} is neither ISO 8601 text nor epoch seconds", {"value": shown(value)})
+    return value
+
+
 #: A sensor reading: a JSON number (strings are refused, not parsed); NaN and infinity are refused.
-Reading = Union[StrictInt, StrictFloat]
+Reading = Annotated[Union[StrictInt, StrictFloat], BeforeValidator(_a_number)]
+#: A row's time: ISO 8601 text or epoch seconds.
+Timestamp = Annotated[Union[str, StrictInt, StrictFloat], BeforeValidator(_a_time)]
 #: Most rows one window may hold (a day of 1 Hz data is 86,400; windows are minutes, not days).
 #: The same limits as the endpoint's (`inference.sensors.window`); this asset ships without it.
 MAX_WINDOW_ROWS = 10_000
@@ -31,7 +52,7 @@ class Inspectable(BaseModel):
                                                description="rows × sensors, oldest row first")
     sensors: list[str] | None = Field(default=None, min_length=1, max_length=MAX_SENSORS,
                                       description="the window's column names (the model's sensor names)")
-    timestamps: list[str | StrictInt | StrictFloat] | None = Field(default=None, description="one per row (ISO 8601 or epoch seconds)")
+    timestamps: list[Timestamp] | None = Field(default=None, description="one per row (ISO 8601 or epoch seconds)")
 
     @model_validator(mode="after")
     def one_input(self):

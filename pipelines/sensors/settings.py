@@ -73,12 +73,20 @@ def parse(cls, hyperparameters: dict[str, str]):
         try:
             values[item.name] = _convert(text, item.type)
         except ValueError:
-            raise SettingError(f"setting {item.name}={text!r} is not a {item.type}") from None
+            raise SettingError(f"setting {item.name}={text!r} is not {_WANTED.get(_type_name(item.type), 'valid')}") from None
     return cls(**values)
 
 
+#: What a value of each setting type must be, in the words of the messages.
+_WANTED = {"bool": "true or false", "int": "a whole number", "float": "a number"}
+
+
+def _type_name(kind) -> str:
+    return kind if isinstance(kind, str) else kind.__name__
+
+
 def _convert(text: str, kind):
-    kind = kind if isinstance(kind, str) else kind.__name__
+    kind = _type_name(kind)
     if kind == "bool":
         if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError(text)

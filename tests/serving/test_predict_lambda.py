@@ -250,3 +250,37 @@ def test_an_integer_too_large_for_a_float_is_a_400(aws, monkeypatch):
             status, got = call("POST", path, text)
             assert status == 400 and got["error"]["code"] == "bad_request" and words in got["error"]["message"], (path, got)
             assert len(got["error"]["message"]) < 300
+
+
+def test_a_reading_or_timestamp_that_is_not_a_number_is_refused_in_the_user_s_words(aws, monkeypatch):
+    monkeypatch.setattr(routes_predict, "invoke", lambda *a, **k: pytest.fail("the endpoint must not be called"))
+    rows = [[1.0, 2.0] for _ in range(6)]
+    for reading, shown in (("abc", "'abc'"), (None, "null"), (True, "true"), ([1], "[1]")):
+        window = [list(row) for row in rows]
+        window[5][0] = reading
+        single = {"class_name": "pump-1", "window": window, "sensors": ["flow", "pressure"]}
+        for path, body, where in (("/predict", single, ""), ("/predict/batch", {"items": [single, single]}, "item 0, ")):
+            status, got = call("POST", path, body)
+            assert (status, got["error"]["code"]) == (400, "bad_request"), got
+            assert got["error"]["message"] == f"{where}window row 5, column 0: {shown} is not a number", got
+    status, got = call("POST", "/predict", {"class_name": "pump-1", "window": [[1.0], 2.0]})
+    assert status == 400 and got["error"]["message"].startswith("window row 1: "), got
+    stamps = {"class_name": "pump-1", "window": rows[:2], "sensors": ["flow", "pressure"], "timestamps": [1, None]}
+    status, got = call("POST", "/predict", stamps)
+    assert status == 400 and got["error"]["message"] == "timestamp of row 1: null is neither ISO 8601 text nor epoch seconds"
+
+
+def test_a_check_of_the_whole_request_answers_its_own_words_without_pydantic_s_prefix(aws):
+    image = {"class_name": "tiles", "image_base64": IMAGE}
+    for path, body, message in [
+        ("/predict", {"class_name": "pump-1"}, "send exactly one of image_base64 (an image) or window (sensor readings)"),
+        ("/predict", {"class_name": "pump-1", "window": [[1.0], [1.0, 2.0]]},
+         "every row of window must hold the same number of readings, at least one"),
+        ("/predict", {**image, "sensors": ["a"]}, "sensors and timestamps belong to a window, not an image"),
+        ("/predict/batch", {"items": [image, {"class_name": "pump-1", "window": [[1.0]]}]}, "a batch holds images or windows, not both"),
+        ("/predict/batch", {"items": [image, {"class_name": "tiles"}]},
+         "item 1: send exactly one of image_base64 (an image) or window (sensor readings)"),
+    ]:
+        status, got = call("POST", path, body)
+        assert status == 400 and got["error"]["message"] == message, (body, got)
+        assert "Value error" not in got["error"]["message"] and not got["error"]["message"].startswith("body")

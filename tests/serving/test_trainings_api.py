@@ -158,6 +158,35 @@ def test_training_requests_that_are_refused(lifecycle):
     assert lifecycle.call("GET", "/trainings/bad%2F..id")[0] in (400, 404)
 
 
+def test_settings_the_kind_does_not_know_or_cannot_read_are_refused_before_anything_starts(lifecycle, monkeypatch):
+    """The command line refuses them at once; so does the API: a 400 naming the setting, not a 201
+    and a training that fails at its Train step."""
+    monkeypatch.setenv("ENDPOINT_NAMES", json.dumps({kind: f"ivadas-{kind}" for kind in ("patchcore", "softpatch", "autoencoder",
+                                                                                         "detector", "pca")}))
+    monkeypatch.setenv("MODEL_MODALITIES", json.dumps({"pca": "sensors"}))
+    before = len(lifecycle.call("GET", "/trainings")[1]["trainings"])
+    cases = [
+        ({"kind": "patchcore", "settings": {**SETTINGS, "epochs": "3"}}, "unknown_setting",
+         "the patchcore model has no setting(s) epochs; its settings are backbone, coreset_ratio, image_size, int8, "),
+        ({"kind": "softpatch", "settings": {"imagesize": 64}}, "unknown_setting", "softpatch model has no setting(s) imagesize"),
+        ({"kind": "autoencoder", "settings": {"backbone": "resnet18"}}, "unknown_setting",
+         "the autoencoder model has no setting(s) backbone; its settings are base_channels, batch_size, epochs, "),
+        ({"settings": {**SETTINGS, "image_size": "big"}}, "bad_setting", "setting image_size='big' is not a whole number"),
+        ({"settings": {**SETTINGS, "image_size": 64.5}}, "bad_setting", "setting image_size=64.5 is not a whole number"),
+        ({"settings": {**SETTINGS, "coreset_ratio": None}}, "bad_setting", "setting coreset_ratio=null is not a number"),
+        ({"settings": {**SETTINGS, "int8": "yes"}}, "bad_setting", "setting int8='yes' is not true or false"),
+        ({"kind": "detector", "settings": {}}, "bad_request", "the detector model cannot be trained here"),
+        ({"kind": "pca", "settings": {"window": 30}}, "bad_request", "pca is a sensor model"),
+    ]
+    for request, code, words in cases:
+        # with a class that does not exist too: the settings are judged first, before anything is looked up
+        for classes in (["tiles"], ["nothing"]):
+            status, body = lifecycle.call("POST", "/trainings", {"classes": classes, **request})
+            assert (status, body["error"]["code"]) == (400, code), (request, body)
+            assert words in body["error"]["message"], (request, body)
+    assert len(lifecycle.call("GET", "/trainings")[1]["trainings"]) == before, "a refused training must not be started"
+
+
 def zip_folder_of(files: dict[str, int]) -> bytes:
     from tests.serving.conftest import png_bytes
 
