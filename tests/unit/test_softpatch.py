@@ -152,6 +152,19 @@ def test_images_to_keep_leaves_out_the_highest_scores_of_their_share():
     scores = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.5, 0.4, 0.6, 0.7, 0.0])
     assert np.flatnonzero(~images_to_keep(scores, 0.2)).tolist() == [1, 3]
     assert images_to_keep(scores, 0.05).all()  # less than one image of ten: none left out
+    # an image with nothing unlike the others (score 0) is never left out, whatever the share
+    assert np.flatnonzero(~images_to_keep(np.array([0.0, 0.3, 0.0, 0.0, 0.0]), 0.4)).tolist() == [1]
+    assert images_to_keep(np.zeros(10), 0.2).all()
+
+
+def test_a_support_no_class_reaches_leaves_nothing_out():
+    """With fewer images than `noise_support`, no cell is shared: no image has anything to be judged by."""
+    from inference.kinds.patchcore.model import noise_filter
+    from inference.kinds.patchcore.patch_store import store_of
+
+    keep, _ = noise_filter(store_of(_with_recurring_normals(images=10, defects=(4,)), 8, 0),
+                           _config(noise_images=0.2, noise_support=20))
+    assert keep.all()
 
 
 def test_softpatch_defaults_leave_out_the_defect_images_and_keep_no_weights():

@@ -73,8 +73,8 @@ class ModelConfig:
     #: The patches are cut into cells (a fine greedy coreset, `SUPPORT_CELL_RATIO` in model.py); a cell
     #: fewer than `noise_support` images reach is unshared, and its patches count by their distance to
     #: the nearest shared cell. "two_fold": the image's PatchCore score against a bank of the other half
-    #: of the images (the default before "support", which finds more of the moved anomalies and leaves
-    #: out fewer rare normal images; bench above).
+    #: of the images (the default before "support", which ranks the moved anomalies a little better and
+    #: leaves out fewer rare normal images; bench above).
     noise_image_rule: str = "support"
     #: SoftPatch, "support" rule: the fewest training images that must reach a cell for its patches to
     #: count as shared. 3, not 2: the same defect in two parts (a recurring tool mark) stays unshared.
@@ -148,7 +148,7 @@ def _config_problems(cfg: ModelConfig):
     if not (0.0 <= cfg.noise_fraction < 1.0):
         yield f"noise_fraction must be in [0, 1), got {cfg.noise_fraction}"
     if not (0.0 <= cfg.noise_images <= 0.5):
-        yield f"noise_images must be in [0, 0.5] (each half of the images scores the other), got {cfg.noise_images}"
+        yield f"noise_images must be in [0, 0.5] (a share of the training images), got {cfg.noise_images}"
     if cfg.noise_image_rule not in NOISE_IMAGE_RULES:
         yield f"noise_image_rule must be one of {NOISE_IMAGE_RULES}, got {cfg.noise_image_rule!r}"
     if cfg.noise_support < 2:

@@ -130,7 +130,7 @@ def noise_filter(patches: PatchStore, config: ModelConfig, progress=None, image_
 
 
 def filters_images(config: ModelConfig, images: int) -> bool:
-    """Whether SoftPatch's image filter runs: asked for, and at least two images to split in halves."""
+    """Whether SoftPatch's image filter runs: asked for, and at least two images to compare."""
     return config.kind == "softpatch" and config.noise_images > 0 and images >= 2
 
 
@@ -192,8 +192,10 @@ def support_scores(patches: PatchStore, config: ModelConfig, progress=None,
     rows = patches.projected_rows()
     try:
         centres = rows.take(select_coreset(rows, _support_cell_ratio(patches.rows), config.seed, progress=progress))
-        cell_of_row, _ = _nearest(rows, np.arange(patches.rows), centres, patches.positions, progress)
-        support = cell_support(cell_of_row, np.repeat(image_of_view, patches.positions), images, len(centres))
+        cell_of_row, _ = _nearest(rows, None, centres, patches.positions, progress)
+        image_of_row = np.repeat(image_of_view.astype(np.int32), patches.positions)
+        support = cell_support(cell_of_row, image_of_row, images, len(centres))
+        del image_of_row
         shared = support >= config.noise_support
         excess = np.zeros(patches.rows, np.float32)
         unshared_rows = np.flatnonzero(~shared[cell_of_row])
@@ -206,22 +208,25 @@ def support_scores(patches: PatchStore, config: ModelConfig, progress=None,
     return unshared_image_scores(excess, patches.positions, image_of_view, images)
 
 
-def _nearest(rows, which: np.ndarray, centres: np.ndarray, positions: int | None = None,
+def _nearest(rows, which: np.ndarray | None, centres: np.ndarray, positions: int | None = None,
              progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """(nearest centre, squared distance to it) of the projected `rows[which]`, `ASSIGN_CHUNK` rows at a
-    time; `progress`, with `positions`, counts whole views done."""
+    """(nearest centre, squared distance to it) of the projected `rows[which]` (None: every row, read in
+    order), `ASSIGN_CHUNK` rows at a time; `progress`, with `positions`, counts whole views done."""
     import faiss
 
     index = faiss.IndexFlatL2(centres.shape[1])
     index.add(np.ascontiguousarray(centres, np.float32))
-    nearest, distances = np.empty(len(which), np.int64), np.empty(len(which), np.float32)
+    count = len(rows) if which is None else len(which)
+    # cells are at most SUPPORT_CELL_LIMIT + 1: int32 halves what is kept per training patch
+    nearest, distances = np.empty(count, np.int32), np.empty(count, np.float32)
     done = 0
-    for start in range(0, len(which), ASSIGN_CHUNK):
-        part = which[start : start + ASSIGN_CHUNK]
-        found_distances, found = index.search(np.ascontiguousarray(rows.take(part), np.float32), 1)
-        nearest[start : start + len(part)], distances[start : start + len(part)] = found[:, 0], found_distances[:, 0]
+    for start in range(0, count, ASSIGN_CHUNK):
+        stop = min(count, start + ASSIGN_CHUNK)
+        part = rows.slice(start, stop) if which is None else rows.take(which[start:stop])
+        found_distances, found = index.search(np.ascontiguousarray(part, np.float32), 1)
+        nearest[start:stop], distances[start:stop] = found[:, 0], found_distances[:, 0]
         if progress is not None and positions:
-            views = (start + len(part)) // positions
+            views = stop // positions
             progress(views - done)
             done = views
     return nearest, distances
@@ -257,9 +262,11 @@ def two_fold_scores(patches: PatchStore, config: ModelConfig, progress=None,
 
 
 def images_to_keep(scores: np.ndarray, share: float) -> np.ndarray:
-    """Keep-mask of the images but the `floor(share × images)` with the highest scores."""
+    """Keep-mask of the images but the `floor(share × images)` with the highest scores. An image scoring 0
+    (nothing in it unlike the other images) is never left out: which of several such images went would
+    be the order of the files, not anything in them."""
     keep = np.ones(len(scores), bool)
-    left_out = int(share * len(scores))
+    left_out = min(int(share * len(scores)), int(np.count_nonzero(np.asarray(scores) > 0)))
     if left_out:
         keep[np.argsort(-scores, kind="stable")[:left_out]] = False
     return keep

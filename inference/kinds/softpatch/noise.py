@@ -155,8 +155,7 @@ def _gaussian(chunk: np.ndarray, k: int) -> np.ndarray:
 def cell_support(cell_of_row: np.ndarray, image_of_row: np.ndarray, images: int, cells: int) -> np.ndarray:
     """How many distinct images have a patch in each cell. `cell_of_row`: the cell (nearest centre of a
     fine coreset) of every training patch; `image_of_row`: the image it came from."""
-    cell_of_row, image_of_row = np.asarray(cell_of_row, np.int64), np.asarray(image_of_row, np.int64)
-    reached = np.unique(cell_of_row * images + image_of_row)  # one entry per (cell, image) pair
+    reached = np.unique(np.asarray(cell_of_row, np.int64) * images + image_of_row)  # one per (cell, image) pair
     return np.bincount(reached // images, minlength=cells)
 
 
@@ -164,7 +163,7 @@ def unshared_image_scores(excess_of_row: np.ndarray, positions: int, image_of_vi
                           images: int) -> np.ndarray:
     """Every image's score: of its views, the highest mean over the view's patches of their excess (how
     far a patch no other image shares lies from the nearest shared cell; 0 for a shared patch)."""
-    per_view = np.asarray(excess_of_row, np.float64).reshape(-1, positions).mean(axis=1)
+    per_view = np.asarray(excess_of_row).reshape(-1, positions).mean(axis=1, dtype=np.float64)
     scores = np.zeros(images)
     np.maximum.at(scores, np.asarray(image_of_view), per_view)
     return scores
