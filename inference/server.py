@@ -172,8 +172,8 @@ def _result_or_error(model: ServedModel, instance) -> dict:
         return result
     except IvadasError as exc:
         return {**exc.to_dict(), "status": exc.status}
-    except ValueError:
-        log.exception("a batch item's result holds NaN or infinity")
+    except ValueError:  # the model's own, or the check's: a result holding NaN or infinity
+        log.exception("a batch item failed: the model raised, or its result holds NaN or infinity")
         return {"error": {"code": "internal_error", "message": "the model failed on this item"}, "status": 500}
 
 

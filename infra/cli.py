@@ -90,10 +90,7 @@ def _png(value: str) -> str:
 
 
 def _ratio(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    number = _float(value)
     if not 0.0 < number <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
     return number

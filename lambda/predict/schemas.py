@@ -91,8 +91,8 @@ def check_window(window: list[list], sensors: list[str] | None, timestamps: list
     for index, stamp in enumerate(timestamps or ()):
         # exact for integers of any size; NaN fails every comparison
         if not isinstance(stamp, str) and not EARLIEST_EPOCH <= stamp <= LATEST_EPOCH:
-            shown = repr(stamp) if len(repr(stamp)) <= 24 else f"a number of {len(str(abs(stamp)))} digits"
-            raise ValueError(f"timestamp of row {index}: {shown} is not epoch seconds of a date in the years 1-9999")
+            quoted = repr(stamp) if len(repr(stamp)) <= 24 else f"a number of {len(str(abs(stamp)))} digits"
+            raise ValueError(f"timestamp of row {index}: {quoted} is not epoch seconds of a date in the years 1-9999")
 
 
 class PredictRequest(Inspectable):
