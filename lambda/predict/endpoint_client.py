@@ -8,6 +8,7 @@ gets). Endpoint failures become the API's 502/503/504/429; the model's own 4xx p
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -110,7 +111,11 @@ def inference_id(request_id: str | None) -> str:
     return (API_INFERENCE_PREFIX + (request_id or uuid.uuid4().hex))[:INFERENCE_ID_LENGTH]
 
 
-def invoke(kind: str, payload: dict, record_errors: bool = True, request_id: str | None = None) -> dict:
+def invoke(kind: str, payload: dict, record_errors: bool = True, request_id: str | None = None,
+           strict: bool = True) -> dict:
+    """The endpoint's answer to `payload`. `strict` (verdicts): a NaN or infinite number in it is a 502,
+    never answered, logged or kept; otherwise (a description) such a number is read as null, as the
+    endpoint itself now writes it (older endpoint images wrote NaN there)."""
     endpoint = endpoint_names().get(kind)
     if not endpoint:
         raise ApiError(503, "model_unavailable", f"no endpoint is configured for {kind}")
@@ -121,9 +126,11 @@ def invoke(kind: str, payload: dict, record_errors: bool = True, request_id: str
         response = runtime(budget).invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
                                                    Accept="application/json", Body=json.dumps(payload),
                                                    InferenceId=inference_id(request_id))
-        return json.loads(response["Body"].read(), parse_constant=_refuse_constant)
+        return _parsed(response["Body"].read(), strict)
     except NotStrictJson:  # never answered, logged or kept: a verdict with an infinite score is no verdict
         error = ApiError(502, "model_error", f"the {kind} model answered with a NaN or infinite number")
+    except ValueError:  # not JSON at all (an error page, an empty body), or a number of thousands of digits
+        error = ApiError(502, "model_error", f"the {kind} model's answer is not JSON")
     except ClientError as exc:
         error = endpoint_error(kind, endpoint, exc)
     except (ReadTimeoutError, ConnectTimeoutError):
@@ -141,8 +148,19 @@ class NotStrictJson(ValueError):
     pass
 
 
-def _refuse_constant(name: str):
-    raise NotStrictJson(f"{name} is not a JSON number")
+def _parsed(body: bytes, strict: bool):
+    """`body` as JSON; its NaN, Infinity and numbers beyond a float (1e999) refused (`strict`) or read as None."""
+
+    def non_finite(text: str):
+        if strict:
+            raise NotStrictJson(f"{text} is not a finite JSON number")
+        return None
+
+    def number(text: str):
+        value = float(text)
+        return value if math.isfinite(value) else non_finite(text)
+
+    return json.loads(body, parse_constant=non_finite, parse_float=number)
 
 
 def endpoint_error(kind: str, endpoint: str, exc: ClientError) -> ApiError:
@@ -154,6 +172,8 @@ def endpoint_error(kind: str, endpoint: str, exc: ClientError) -> ApiError:
         try:
             original = json.loads(exc.response.get("OriginalMessage") or "{}").get("error", {})
         except (json.JSONDecodeError, AttributeError):
+            original = {}
+        if not isinstance(original, dict):  # {"error": "text"}: no code to pass on
             original = {}
         if 400 <= original_status < 500 and original.get("code"):
             return ApiError(original_status, original["code"], original.get("message", "rejected by the model"))
@@ -176,7 +196,7 @@ def describe_all() -> dict[str, dict | ApiError]:
 
     def describe(kind):
         try:
-            return invoke(kind, {"describe": True}, record_errors=False)
+            return invoke(kind, {"describe": True}, record_errors=False, strict=False)
         except ApiError as exc:
             return exc
 

@@ -213,7 +213,7 @@ _min_rows: dict[tuple[str, str], int] = {}
 def min_rows(kind: str, asset: str) -> int:
     """Fewest rows the asset's model scores (its context): asked of the endpoint once per process."""
     if (kind, asset) not in _min_rows:
-        described = invoke(kind, {"describe": True})
+        described = invoke(kind, {"describe": True}, strict=False)
         entry = described.get("classes", {}).get(asset)
         if entry is None:
             raise FileRejected(f"no {kind} model serves asset {asset!r}; it serves {sorted(described.get('classes', {}))}")

@@ -227,7 +227,8 @@ def test_a_verdict_with_nan_or_infinity_is_neither_answered_nor_logged(aws, monk
             return {"Body": io.BytesIO(self.text.encode())}
 
     good = json.dumps(endpoint_result())
-    for bad in (good.replace("7.5", "Infinity"), good.replace("0.91", "NaN", 1), good.replace("7.5", "-Infinity")):
+    for bad in (good.replace("7.5", "Infinity"), good.replace("0.91", "NaN", 1), good.replace("7.5", "-Infinity"),
+                good.replace("7.5", "1e999")):  # a number beyond a float is read as infinity, no constant involved
         monkeypatch.setattr(endpoint_client, "_runtime", Answering(bad))
         response = predict_app.handler(api_event("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE}), Context())
         got = json.loads(response["body"], parse_constant=lambda name: pytest.fail(f"the answer holds {name}"))
@@ -236,6 +237,35 @@ def test_a_verdict_with_nan_or_infinity_is_neither_answered_nor_logged(aws, monk
     assert boto3.resource("dynamodb").Table(TABLE).scan()["Items"] == []
     monkeypatch.setattr(endpoint_client, "_runtime", Answering(good))
     assert call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE})[0] == 200
+
+
+def test_an_answer_that_is_not_json_is_a_model_error_and_a_describe_reads_nan_as_null(aws, monkeypatch):
+    """A 200 whose body is no JSON (an error page) is the model's failure, not the API's (502, not 500). An
+    endpoint image from before strict JSON writes an unknown metric of its description as NaN: the kind
+    is still up, the metric null."""
+    import io
+
+    described = '{"kind": "patchcore", "version": "v3", "classes": {"tiles": {"threshold": 0.5}}, "metrics": {"f1": NaN, "x": 1e999}}'
+
+    class Answering:
+        def invoke_endpoint(self, Body, **kwargs):
+            return {"Body": io.BytesIO((described if '"describe"' in Body else "<html>bad gateway</html>").encode())}
+
+    monkeypatch.setattr(endpoint_client, "_runtime", Answering())
+    status, body = call("POST", "/predict", {"class_name": "tiles", "image_base64": IMAGE})
+    assert (status, body["error"]["code"]) == (502, "model_error") and "not JSON" in body["error"]["message"]
+    status, health = call("GET", "/health")
+    assert status == 200 and health["models"]["patchcore"] == {"available": True, "deployed": True, "version": "v3"}
+    status, listing = call("GET", "/models")
+    patchcore = next(m for m in listing["models"] if m["kind"] == "patchcore")
+    assert patchcore["metrics"] == {"f1": None, "x": None}
+
+
+def test_a_model_error_whose_error_is_text_is_passed_on_as_the_models_failure():
+    error = ClientError({"Error": {"Code": "ModelError"}, "OriginalStatusCode": 400, "OriginalMessage": '{"error": "bad"}'},
+                        "InvokeEndpoint")
+    got = endpoint_client.endpoint_error("patchcore", "ivadas-patchcore", error)
+    assert (got.status, got.code) == (502, "model_error")
 
 
 def test_an_integer_too_large_for_a_float_is_a_400(aws, monkeypatch):
