@@ -10,6 +10,8 @@ Ranges and combinations (e.g. `mean`/`std` only with a custom ONNX backbone) sta
 
 from __future__ import annotations
 
+import math
+
 from api_core import ApiError, shown
 
 #: The types of setting values, in the words of the messages ("... is not a whole number").
@@ -78,10 +80,10 @@ def _text(name: str, value, wanted: str) -> str:
     try:
         if wanted == WHOLE:
             int(text)
-        elif wanted == NUMBER:
-            float(text)
-        elif wanted == NUMBERS:
-            [float(part) for part in text.split(",")]
+        elif wanted in (NUMBER, NUMBERS):
+            numbers = [float(part) for part in text.split(",")] if wanted == NUMBERS else [float(text)]
+            if not all(math.isfinite(number) for number in numbers):  # NaN, Infinity, 1e999, 400 digits
+                raise ValueError(text)
     except ValueError:
         raise _wrong(name, value, wanted) from None
     return text
